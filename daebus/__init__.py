@@ -1,0 +1,52 @@
+"""Daebus: Flask-like background services that talk over Redis pub/sub.
+
+Example::
+
+    from daebus import Daebus, request, response
+
+    app = Daebus(__name__)
+
+    @app.action("hello")
+    def hello():
+        return response.success({"message": f"Hello, {request.payload.get('name', 'World')}!"})
+
+    if __name__ == "__main__":
+        app.run(service="hello-service")
+"""
+
+__version__ = "0.1.0"
+
+from .app import Daebus
+from .blueprint import Blueprint
+from .caller import DaebusCaller
+from .context import (
+    OutsideContextError,
+    broadcast,
+    cache,
+    direct_logger,
+    get_daemon,
+    logger,
+    request,
+    response,
+)
+from .errors import (
+    ActionNotFound,
+    BadRequest,
+    ConfigError,
+    ConnectionLost,
+    DaebusError,
+    RemoteError,
+    RequestTimeout,
+    ServiceBusy,
+    ServiceUnavailable,
+)
+from .pubsub import Broadcaster, PubSubRequest, PubSubResponse
+from .registry import list_services
+
+__all__ = [
+    "ActionNotFound", "BadRequest", "Blueprint", "Broadcaster", "ConfigError", "ConnectionLost",
+    "Daebus", "DaebusCaller", "DaebusError", "OutsideContextError", "PubSubRequest",
+    "PubSubResponse", "RemoteError", "RequestTimeout", "ServiceBusy", "ServiceUnavailable",
+    "broadcast", "cache", "direct_logger", "get_daemon", "list_services", "logger", "request",
+    "response",
+]

@@ -1,0 +1,182 @@
+"""Registration: the decorators shared by :class:`Daebus` and :class:`Blueprint`.
+
+Decorators only record what they are given and return the function
+unchanged, so handlers stay plain functions that tests can call directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+F = Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class BackgroundTask:
+    name: str
+    fn: Callable[[], object]
+    interval: float | None
+    cron: str | None
+    run_at_start: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadSpec:
+    name: str
+    fn: Callable[[Callable[[], bool]], object]
+    auto_start: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    path: str
+    methods: tuple[str, ...]
+    fn: Callable
+
+
+def _check_name(kind: str, name) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{kind} name must be a non-empty string, got {name!r}")
+
+
+class Scaffold:
+    """What an app or a blueprint can declare."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.actions: dict[str, Callable] = {}
+        self.listeners: dict[str, list[Callable]] = {}
+        self.tasks: dict[str, BackgroundTask] = {}
+        self.threads: dict[str, ThreadSpec] = {}
+        self.start_hooks: list[Callable] = []
+        self.routes: list[Route] = []
+
+    def action(self, name: str) -> Callable[[F], F]:
+        """Handle requests for ``name`` on the service channel.
+
+        Example::
+
+            @app.action("get_status")
+            def get_status():
+                return {"uptime": 3600}          # sent as the success reply
+        """
+        _check_name("action", name)
+
+        def decorator(fn: F) -> F:
+            existing = self.actions.get(name)
+            if existing is not None and existing is not fn:
+                raise ValueError(f"action {name!r} is already handled by {existing.__qualname__}")
+            self.actions[name] = fn
+            return fn
+        return decorator
+
+    def listen(self, channel: str) -> Callable[[F], F]:
+        """Call the function with each JSON object broadcast on ``channel``.
+
+        Example::
+
+            @app.listen("notifications")
+            def on_notification(payload):
+                logger.info("got %s", payload)
+        """
+        _check_name("channel", channel)
+
+        def decorator(fn: F) -> F:
+            handlers = self.listeners.setdefault(channel, [])
+            if fn not in handlers:
+                handlers.append(fn)
+            return fn
+        return decorator
+
+    def background(self, name: str, interval: float | None = None, *, cron: str | None = None,
+                   run_at_start: bool = False) -> Callable[[F], F]:
+        """Run the function every ``interval`` seconds, or on a ``cron``
+        schedule ("*/5 * * * *"); a run never overlaps the previous one.
+
+        Example::
+
+            @app.background("health_check", 30, run_at_start=True)
+            def health_check():
+                broadcast.send("system_status", {"status": "healthy"})
+        """
+        _check_name("background task", name)
+        if (interval is None) == (cron is None):
+            raise ValueError(f"background task {name!r}: give either an interval or cron=, not both")
+        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int | float)
+                                     or interval <= 0):
+            raise ValueError(f"background task {name!r}: interval must be a positive number of seconds")
+        if cron is not None and (not isinstance(cron, str) or len(cron.split()) != 5):
+            raise ValueError(f"background task {name!r}: cron must have five fields, got {cron!r}")
+
+        def decorator(fn: F) -> F:
+            if name in self.tasks:
+                raise ValueError(f"background task {name!r} is already registered")
+            self.tasks[name] = BackgroundTask(name, fn, interval, cron, run_at_start)
+            return fn
+        return decorator
+
+    def thread(self, name: str, auto_start: bool = True) -> Callable[[F], F]:
+        """Run ``fn(running)`` in its own thread; loop while ``running()``.
+
+        Example::
+
+            @app.thread("poller")
+            def poll(running):
+                while running():
+                    read_sensor()
+        """
+        _check_name("thread", name)
+
+        def decorator(fn: F) -> F:
+            if name in self.threads:
+                raise ValueError(f"thread {name!r} is already registered")
+            self.threads[name] = ThreadSpec(name, fn, auto_start)
+            return fn
+        return decorator
+
+    def on_start(self) -> Callable[[F], F]:
+        """Run the function once Redis is connected, before the service is
+        reported ready. An exception stops the service."""
+        def decorator(fn: F) -> F:
+            self.start_hooks.append(fn)
+            return fn
+        return decorator
+
+    def route(self, path: str, methods=None) -> Callable[[F], F]:
+        """Serve ``path`` on the attached :class:`DaebusHttp`; the handler is
+        called as ``fn(req, **params)``.
+
+        Example::
+
+            @app.route("/devices/<int:device_id>", methods=["GET"])
+            def get_device(req, device_id):
+                return {"id": device_id}
+        """
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"route path must start with '/', got {path!r}")
+        verbs = tuple(m.upper() for m in (methods or ["GET"]))
+
+        def decorator(fn: F) -> F:
+            self.routes.append(Route(path, verbs, fn))
+            return fn
+        return decorator
+
+
+class Blueprint(Scaffold):
+    """A group of handlers to register on an app, possibly under a URL prefix.
+
+    Example::
+
+        bp = Blueprint("display")
+
+        @bp.action("set_brightness")
+        def set_brightness():
+            ...
+
+        app.register_blueprint(bp)
+    """
+
+    def __init__(self, name: str, url_prefix: str | None = None):
+        super().__init__(name)
+        self.url_prefix = url_prefix

@@ -1,0 +1,106 @@
+"""Logging set-up for services: journald-aware, and only when the app hasn't.
+
+Importing daebus configures nothing. ``Daebus.run()`` calls :func:`setup`,
+which leaves logging alone if the root logger already has handlers. Under
+systemd (``JOURNAL_STREAM`` names our stderr) each line carries a syslog
+priority prefix, ``<3>sensors: Redis connection lost``, that journald turns
+into the entry's PRIORITY, and no timestamp since the journal has its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+_PRIORITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
+             (logging.INFO, 6))
+
+HUMAN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+_LEVELS = {"critical": logging.CRITICAL, "error": logging.ERROR, "warning": logging.WARNING,
+           "warn": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
+
+
+def syslog_priority(levelno: int) -> int:
+    for threshold, priority in _PRIORITY:
+        if levelno >= threshold:
+            return priority
+    return 7
+
+
+class JournalFormatter(logging.Formatter):
+    """``<priority>logger: message``, with the prefix on every line so that
+    a traceback stays one priority and one unit in the journal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        prefix = f"<{syslog_priority(record.levelno)}>{record.name}: "
+        return "\n".join(prefix + line for line in text.splitlines() or [""])
+
+
+def under_journal(stream=None) -> bool:
+    """True when ``stream`` (stderr) is connected to journald."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    if not value:
+        return False
+    stream = stream or sys.stderr
+    try:
+        st = os.fstat(stream.fileno())
+        device, inode = value.split(":", 1)
+        return (st.st_dev, st.st_ino) == (int(device), int(inode))
+    except (ValueError, OSError, AttributeError):
+        # A wrapped stderr (pytest, a supervisor) can't be checked; trust the variable.
+        return True
+
+
+def parse_level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    try:
+        return _LEVELS[str(level).strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}") from None
+
+
+def setup(level: str | int = "info", debug: bool = False) -> bool:
+    """Configure the root logger for a service unless the app already did.
+
+    Returns True when a handler was installed.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return False
+    handler = logging.StreamHandler(sys.stderr)
+    if under_journal(sys.stderr):
+        handler.setFormatter(JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter(HUMAN_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else parse_level(level))
+    # APScheduler logs every run at INFO; that is noise on a device's journal.
+    if not debug:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return True
+
+
+class StateLog:
+    """Logs a condition when it changes, not on every retry.
+
+    Example::
+
+        state = StateLog(log)
+        state.set("down", logging.ERROR, "Redis unreachable: %s", err)  # logged
+        state.set("down", logging.ERROR, "Redis unreachable: %s", err)  # silent
+    """
+
+    def __init__(self, log: logging.Logger):
+        self.log = log
+        self.state: str | None = None
+
+    def set(self, state: str, level: int, msg: str, *args) -> bool:
+        if state == self.state:
+            return False
+        self.state = state
+        self.log.log(level, msg, *args)
+        return True

@@ -1,0 +1,155 @@
+"""The Redis wire format (version 1, compatible with Daebus 0.0.x).
+
+A request is published on the channel named exactly as the service::
+
+    {"action": "get_status", "payload": {...}, "reply_to": "caller:<uuid>",
+     "request_id": "<uuid>", "service": "<target>", "timeout_ms": 5000}
+
+and answered on ``reply_to`` with::
+
+    {"status": "success" | "error", "payload": ..., "request_id": "<uuid>", "final": true}
+
+Broadcasts are the bare JSON payload on their channel.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import uuid
+from pathlib import PurePath
+from typing import Any, NamedTuple
+
+# Error codes carried in ``payload["code"]`` of error replies.
+ACTION_NOT_FOUND = "action_not_found"
+HANDLER_ERROR = "handler_error"
+BAD_REQUEST = "bad_request"
+BUSY = "busy"
+
+SUCCESS = "success"
+ERROR = "error"
+
+REPLY_PREFIX = "caller:"
+REGISTRY_PREFIX = "daebus:service:"
+
+# Envelope keys; a message on the service channel without "payload" (the old
+# send_to_service) carries its data beside these.
+ENVELOPE_KEYS = frozenset({"action", "payload", "reply_to", "request_id", "service", "timeout_ms"})
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be understood; ``reply_to``/``request_id`` are
+    set when known so the sender can still be told."""
+
+    def __init__(self, message: str, reply_to: str | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.reply_to = reply_to
+        self.request_id = request_id
+
+
+class Request(NamedTuple):
+    action: str
+    payload: Any
+    reply_to: str | None
+    request_id: str | None
+    service: str | None
+    timeout_ms: int | None
+    raw: dict
+
+
+def _default(obj: Any) -> Any:
+    # Mirrors what users expect from Flask's JSON provider, with ISO 8601
+    # dates because kiosk pages parse them with Date().
+    if isinstance(obj, datetime.datetime | datetime.date | datetime.time):
+        return obj.isoformat()
+    if isinstance(obj, decimal.Decimal):
+        return str(obj)
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    if isinstance(obj, bytes | bytearray | memoryview):
+        data = bytes(obj)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(data).decode("ascii")
+    if isinstance(obj, uuid.UUID | PurePath):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "__json__"):
+        return obj.__json__()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def dumps(obj: Any) -> str:
+    """Encode ``obj`` as compact JSON, converting dates, decimals, sets, bytes,
+    UUIDs, enums and dataclasses; raises ``TypeError`` for anything else."""
+    return json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(data: str | bytes) -> Any:
+    return json.loads(data)
+
+
+def decode_object(data: str | bytes, max_bytes: int) -> dict:
+    """Parse one pub/sub message that must be a JSON object."""
+    if len(data) > max_bytes:
+        raise ProtocolError(f"message of {len(data)} bytes exceeds the {max_bytes} byte limit")
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def parse_request(obj: dict) -> Request:
+    """Validate a decoded request envelope."""
+    reply_to = obj.get("reply_to")
+    request_id = obj.get("request_id")
+    reply_to = reply_to if isinstance(reply_to, str) and reply_to else None
+    request_id = request_id if isinstance(request_id, str | int) else None
+    action = obj.get("action")
+    if not isinstance(action, str) or not action:
+        raise ProtocolError("missing or invalid 'action'", reply_to, request_id)
+    if "payload" in obj:
+        payload = obj["payload"]
+        if isinstance(payload, str):
+            # Daebus 0.0.x accepted a JSON-encoded string payload.
+            try:
+                payload = json.loads(payload)
+            except ValueError:
+                pass
+    else:
+        payload = {k: v for k, v in obj.items() if k not in ENVELOPE_KEYS}
+    timeout_ms = obj.get("timeout_ms")
+    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float) or timeout_ms <= 0:
+        timeout_ms = None
+    service = obj.get("service")
+    return Request(action, payload, reply_to, request_id,
+                   service if isinstance(service, str) else None,
+                   timeout_ms, obj)
+
+
+def request_envelope(action: str, payload: Any, reply_to: str, request_id: str,
+                     service: str, timeout_ms: int | None) -> dict:
+    msg = {"action": action, "payload": payload, "reply_to": reply_to,
+           "request_id": request_id, "service": service}
+    if timeout_ms is not None:
+        msg["timeout_ms"] = timeout_ms
+    return msg
+
+
+def reply_envelope(request_id, status: str, payload: Any, final: bool = True) -> dict:
+    return {"status": status, "payload": payload, "request_id": request_id, "final": final}
+
+
+def error_payload(message: str, code: str) -> dict:
+    return {"error": message, "code": code}

@@ -1,0 +1,286 @@
+"""The container that runs an app: Redis loop, worker pool, scheduler,
+threads, components, signals, systemd notify, registry and shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+
+from . import __version__, config, logs, protocol, registry
+from .context import app_context, set_running_app
+from .dispatch import run_action, run_listener
+from .pool import WorkerPool
+from .pubsub import Broadcaster
+from .scheduler import TaskScheduler
+from .systemd import Notifier
+from .threads import ManagedThread
+from .transport import REDIS_ERRORS, Subscriber, connect, redact
+
+log = logging.getLogger("daebus.runtime")
+
+_SETTING_NAMES = {f for f in config.Settings.__dataclass_fields__ if f != "sections"}
+
+
+class Runtime:
+    def __init__(self, app, *, debug: bool = False, redis_host=None, redis_port=None, redis_url=None,
+                 **overrides):
+        unknown = set(overrides) - _SETTING_NAMES
+        if unknown:
+            raise TypeError(f"run() got unknown setting(s): {', '.join(sorted(unknown))}")
+        self.app = app
+        self.service: str = app.service
+        self.debug = debug
+        self.settings = config.load(redis_url=config.redis_url_from(redis_url, redis_host, redis_port),
+                                    **overrides)
+        self.ready = app._ready
+        self.running = False
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self.notifier = Notifier.from_env()
+        self.client = None
+        self.broadcaster: Broadcaster | None = None
+        self.subscriber: Subscriber | None = None
+        self.pool = WorkerPool(app.max_workers, self.settings.queue_size, name=f"daebus-{self.service}")
+        self.scheduler = TaskScheduler(app, list(app.tasks.values()))
+        self.threads = {name: ManagedThread(app, spec) for name, spec in app.threads.items()}
+        self.started_at = time.time()
+        self._busy_log = logs.StateLog(log)
+        self._busy_log.state = "ok"
+        self._signals = _SignalWatcher(self)
+
+    # -- lifecycle ---------------------------------------------------------
+    def run(self) -> None:
+        logs.setup(self.settings.log_level, self.debug)
+        self.running = True
+        set_running_app(self.app)
+        self._signals.install()
+        try:
+            if self._start():
+                self._stop.wait()
+        finally:
+            self._shutdown()
+            self._signals.uninstall()
+            set_running_app(None)
+            self.running = False
+            self._stopped.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _start(self) -> bool:
+        url = self.settings.redis_url
+        log.info("starting service %r (daebus %s, Redis %s)", self.service, __version__, redact(url))
+        self.notifier.status("waiting for redis")
+        self.client = connect(url, socket_timeout=self.settings.socket_timeout)
+        self.broadcaster = Broadcaster(self.client.publish)
+        channels = [self.service, *self.app.listeners]
+        self.subscriber = Subscriber(
+            url, channels, self._on_message, name=self.service,
+            socket_timeout=self.settings.socket_timeout,
+            health_interval=self.settings.health_check_interval,
+            on_restored=self._on_restored, on_state=self.notifier.status).start()
+        self._supervisor = threading.Thread(target=self._supervise, name="daebus-supervisor", daemon=True)
+        self._supervisor.start()
+        while not self.subscriber.wait_ready(0.5):
+            if self._stop.is_set():
+                return False
+        for component in self.app.components:
+            start = getattr(component, "start", None)
+            if start is not None:
+                start(self.app)
+        with app_context(self.app):
+            for hook in self.app.start_hooks:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("on_start hook %s failed; stopping", getattr(hook, "__qualname__", hook))
+                    raise
+        self.scheduler.start()
+        for thread in self.threads.values():
+            if thread.spec.auto_start:
+                thread.start()
+        self._register("running")
+        status = (f"serving {len(self.app.actions)} action(s), "
+                  f"{len(self.app.listeners)} channel(s)")
+        self.ready.set()
+        self.notifier.ready(status)
+        log.info("service %r ready: %s", self.service, status)
+        return True
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        self.ready.clear()
+        self.notifier.stopping("stopping")
+        log.info("stopping service %r", self.service)
+        self._stop.set()
+        if self.subscriber is not None:
+            self.subscriber.stop()
+        self.scheduler.shutdown()
+        for thread in self.threads.values():
+            thread.stop(0)
+        for component in reversed(self.app.components):
+            stop = getattr(component, "stop", None)
+            if stop is not None:
+                try:
+                    stop()
+                except Exception:  # noqa: BLE001 - keep shutting the rest down
+                    log.exception("stopping %r failed", component)
+        self.pool.close()
+        if not self.pool.join(max(0.0, deadline - time.monotonic())):
+            log.warning("%d handler(s) still running after %.0f s; exiting without them",
+                        self.pool.unfinished, self.settings.shutdown_timeout)
+        for name, thread in self.threads.items():
+            if not thread.join(max(0.0, deadline - time.monotonic())):
+                log.warning("thread %r ignored the stop request; exiting without it", name)
+        if self.client is not None:
+            try:
+                registry.remove(self.client, self.service)
+            except REDIS_ERRORS:
+                pass
+            self.client.close()
+        self.notifier.close()
+        log.info("service %r stopped", self.service)
+
+    def thread(self, name: str) -> ManagedThread:
+        try:
+            return self.threads[name]
+        except KeyError:
+            raise KeyError(f"no thread named {name!r}; known: {', '.join(self.threads) or 'none'}") from None
+
+    # -- messages ------------------------------------------------------------
+    def _on_message(self, channel: str, data: bytes) -> None:
+        received = time.monotonic()
+        if channel == self.service:
+            self._on_request(data, received)
+        else:
+            self._on_event(channel, data)
+
+    def _on_request(self, data: bytes, received: float) -> None:
+        try:
+            message = protocol.parse_request(protocol.decode_object(data, self.settings.max_message_bytes))
+        except protocol.ProtocolError as exc:
+            log.warning("dropped malformed request on %r: %s", self.service, exc)
+            if exc.reply_to:
+                self._reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
+            return
+        if self.pool.submit(self._handle_request, message, received):
+            self._busy_log.set("ok", logging.INFO, "work queue accepting requests again")
+            return
+        self._busy_log.set("busy", logging.WARNING, "work queue full (%d workers, %d queued): "
+                           "answering 'busy'", self.app.max_workers, self.settings.queue_size)
+        if message.reply_to:
+            self._reply_error(message.reply_to, message.request_id,
+                              f"service {self.service!r} is busy", protocol.BUSY)
+
+    def _reply_error(self, reply_to: str, request_id, message: str, code: str) -> None:
+        envelope = protocol.reply_envelope(request_id, protocol.ERROR, protocol.error_payload(message, code))
+        try:
+            self.client.publish(reply_to, protocol.dumps(envelope))
+        except REDIS_ERRORS as exc:
+            log.error("could not send %s reply to %s: %s", code, reply_to, exc)
+
+    def _handle_request(self, message: protocol.Request, received: float) -> None:
+        if message.timeout_ms and (time.monotonic() - received) * 1000 > message.timeout_ms:
+            log.debug("skipped %r request %s: its caller gave up after %d ms",
+                      message.action, message.request_id, message.timeout_ms)
+            return
+        run_action(self.app, message, self.client.publish)
+
+    def _on_event(self, channel: str, data: bytes) -> None:
+        try:
+            payload = protocol.decode_object(data, self.settings.max_message_bytes)
+        except protocol.ProtocolError as exc:
+            log.warning("dropped malformed message on %r: %s", channel, exc)
+            return
+        for handler in self.app.listeners.get(channel, ()):
+            if not self.pool.submit(run_listener, self.app, handler, channel, payload):
+                log.warning("work queue full: dropped a message on %r", channel)
+
+    # -- supervision -----------------------------------------------------------
+    def _on_restored(self, outage: float) -> None:
+        self._register("running")
+        if self.ready.is_set():
+            self.notifier.status(f"serving (Redis restored after {outage:.1f} s)")
+
+    def _register(self, status: str) -> None:
+        try:
+            registry.publish(self.client, registry.record(
+                self.service, actions=self.app.actions, channels=self.app.listeners,
+                version=__version__, started_at=self.started_at, status=status),
+                self.settings.registry_ttl)
+        except REDIS_ERRORS as exc:
+            log.debug("registry update failed: %s", exc)
+
+    def _supervise(self) -> None:
+        watchdog = self.notifier.watchdog_interval
+        interval = min(watchdog or 3600.0, self.settings.registry_ttl / 3)
+        stuck = logs.StateLog(log)
+        while not self._stop.wait(interval):
+            if watchdog is not None:
+                # The reader proves liveness: it beats at least every second
+                # while healthy, so a wedged reader lets systemd's watchdog fire.
+                silent = time.monotonic() - self.subscriber.last_beat
+                if self.subscriber.alive and silent < watchdog * 2:
+                    stuck.set("ok", logging.INFO, "message reader alive again")
+                    self.notifier.watchdog()
+                else:
+                    stuck.set("stuck", logging.ERROR, "message reader silent for %.0f s: "
+                              "withholding the watchdog ping", silent)
+            if self.ready.is_set() and self.subscriber.connected:
+                self._register("running")
+
+
+class _SignalWatcher:
+    """SIGTERM/SIGINT stop the app; a second signal exits at once.
+
+    The handler only writes a byte to a pipe; a thread reads it and calls
+    ``stop()``, so no lock is ever taken inside a signal handler.
+    """
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.count = 0
+        self._previous: dict = {}
+        self._pipe: tuple[int, int] | None = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._pipe = os.pipe()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        threading.Thread(target=self._watch, name="daebus-signals", daemon=True).start()
+
+    def _handle(self, signum, frame) -> None:
+        self.count += 1
+        if self.count > 1:
+            os.write(2, b"daebus: second signal, exiting now\n")
+            os._exit(1)
+        os.write(self._pipe[1], bytes([signum]))
+
+    def _watch(self) -> None:
+        fd = self._pipe[0]
+        try:
+            data = os.read(fd, 1)
+        except OSError:
+            return
+        finally:
+            os.close(fd)
+        if data and data != b"\0":
+            log.info("received %s, shutting down", signal.Signals(data[0]).name)
+            self.runtime.stop()
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+        if self._pipe is not None:
+            try:
+                os.write(self._pipe[1], b"\0")  # ends the watcher if no signal came
+            except OSError:
+                pass
+            os.close(self._pipe[1])
+            self._pipe = None

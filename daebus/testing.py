@@ -1,0 +1,135 @@
+"""Test helpers: call an app's handlers in-process, without a Redis server.
+
+Example::
+
+    from daebus.testing import TestClient
+
+    def test_status():
+        client = TestClient(app)
+        assert client.call("get_status", {"detail_level": "full"})["status"] == "healthy"
+        client.publish("notifications", {"type": "alert"})
+        assert client.broadcasts == [("system_status", {"status": "healthy"})]
+
+``cache`` is a fakeredis client when fakeredis is installed, or the client
+you pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from typing import Any
+
+from . import protocol
+from .context import app_context
+from .dispatch import run_action, run_listener
+from .errors import remote_error
+from .pubsub import Broadcaster
+
+__test__ = False  # keep pytest from collecting TestClient as a test class
+
+
+@dataclasses.dataclass
+class Reply:
+    """Everything a handler sent for one request."""
+
+    status: str
+    payload: Any
+    progress: list
+
+    @property
+    def ok(self) -> bool:
+        return self.status == protocol.SUCCESS
+
+
+class _TestRuntime:
+    def __init__(self, client, broadcaster):
+        self.client = client
+        self.broadcaster = broadcaster
+        self.running = True
+        self.settings = type("Settings", (), {"redis_url": None})()
+
+
+class TestClient:
+    """Runs actions, listeners, tasks and threads of ``app`` in this thread."""
+
+    __test__ = False
+
+    def __init__(self, app, cache=None, service: str | None = None):
+        self.app = app
+        if service or not app.service:
+            app.service = service or app.name
+        if cache is None:
+            try:
+                import fakeredis
+            except ImportError:  # pragma: no cover - depends on the environment
+                cache = None
+            else:
+                cache = fakeredis.FakeRedis(decode_responses=True)
+        self.cache = cache
+        self.broadcasts: list[tuple[str, Any]] = []
+        self._replies: dict[str, list[dict]] = {}
+        self._previous = app._runtime
+        app._runtime = _TestRuntime(cache, Broadcaster(self._publish))
+
+    def _publish(self, channel: str, text: str) -> int:
+        data = json.loads(text)
+        if channel in self._replies:
+            self._replies[channel].append(data)
+        else:
+            self.broadcasts.append((channel, data))
+        return 1
+
+    def request(self, action: str, payload: Any = None) -> Reply:
+        """Run ``action`` as a request would; returns what it replied."""
+        reply_to = f"{protocol.REPLY_PREFIX}{uuid.uuid4()}"
+        self._replies[reply_to] = []
+        envelope = protocol.request_envelope(action, {} if payload is None else payload, reply_to,
+                                             uuid.uuid4().hex, self.app.service, None)
+        # Round-trip through JSON so handlers see what the wire would give them.
+        message = protocol.parse_request(json.loads(protocol.dumps(envelope)))
+        try:
+            run_action(self.app, message, self._publish)
+        finally:
+            sent = self._replies.pop(reply_to)
+        finals = [r for r in sent if r.get("final", True)]
+        if len(finals) != 1:
+            raise AssertionError(f"action {action!r} sent {len(finals)} final replies, expected 1")
+        progress = [r["payload"] for r in sent if not r.get("final", True)]
+        return Reply(finals[0]["status"], finals[0]["payload"], progress)
+
+    def call(self, action: str, payload: Any = None) -> Any:
+        """Like ``DaebusCaller.send_request``: the payload, or a raised
+        :class:`RemoteError`."""
+        reply = self.request(action, payload)
+        if not reply.ok:
+            raise remote_error(reply.payload, self.app.service)
+        return reply.payload
+
+    def publish(self, channel: str, payload: dict) -> int:
+        """Deliver a broadcast to the app's listeners on ``channel``."""
+        payload = json.loads(protocol.dumps(payload))
+        handlers = self.app.listeners.get(channel, [])
+        for handler in handlers:
+            run_listener(self.app, handler, channel, payload)
+        return len(handlers)
+
+    def run_task(self, name: str) -> None:
+        """Run a background task once (exceptions propagate)."""
+        with app_context(self.app):
+            self.app.tasks[name].fn()
+
+    def run_start_hooks(self) -> None:
+        with app_context(self.app):
+            for hook in self.app.start_hooks:
+                hook()
+
+    def close(self) -> None:
+        self.app._runtime = self._previous
+
+    def __enter__(self) -> TestClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,239 @@
+"""The one seam to Redis: client construction and a reconnecting subscriber.
+
+Commands (PUBLISH, HSET, ``cache``) go through :func:`connect`'s client, which
+retries a dropped pooled connection once. Subscriptions live in
+:class:`Subscriber`, which owns a reader thread, notices a dead or silent
+connection within seconds, reconnects with capped exponential backoff,
+resubscribes everything and reports the loss and the restoration once each.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
+
+from .logs import StateLog
+
+log = logging.getLogger("daebus.transport")
+
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _kwargs(url: str, socket_timeout: float) -> dict:
+    kwargs = {"socket_timeout": socket_timeout,
+              "socket_connect_timeout": min(socket_timeout, 3.0)}
+    if urlsplit(url).scheme in ("redis", "rediss"):
+        kwargs["socket_keepalive"] = True
+    return kwargs
+
+
+def connect(url: str, *, socket_timeout: float = 5.0, decode: bool = True) -> redis.Redis:
+    """A Redis client for commands; strings decoded unless ``decode=False``."""
+    return redis.Redis.from_url(
+        url, decode_responses=decode, health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        **_kwargs(url, socket_timeout))
+
+
+def _subscriber_client(url: str, socket_timeout: float) -> redis.Redis:
+    # No retries and no redis-py health checks: a failure must reach the
+    # subscriber loop so it can log it, fail waiters and resubscribe itself.
+    return redis.Redis.from_url(url, decode_responses=False, retry=Retry(NoBackoff(), 0),
+                                health_check_interval=0, **_kwargs(url, socket_timeout))
+
+
+class Backoff:
+    """Capped exponential delays: 0.1, 0.2, 0.4 ... ``cap`` seconds."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0):
+        self.first, self.cap, self.delay = first, cap, first
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+class Subscriber:
+    """Subscribes to channels in a reader thread and survives Redis restarts.
+
+    Example::
+
+        sub = Subscriber("redis://localhost", ["sensors"], lambda ch, data: print(ch, data))
+        sub.start()
+        sub.wait_ready(5)
+    """
+
+    def __init__(self, url: str, channels, on_message: MessageHandler, *, name: str = "subscriber",
+                 patterns=(), socket_timeout: float = 5.0, health_interval: float = 5.0,
+                 on_lost: Callable[[Exception], None] | None = None,
+                 on_restored: Callable[[float], None] | None = None,
+                 on_state: Callable[[str], None] | None = None):
+        self.url = url
+        self.channels = list(dict.fromkeys(channels))
+        self.patterns = list(dict.fromkeys(patterns))
+        self.on_message = on_message
+        self.name = name
+        self.health_interval = health_interval
+        self.on_lost, self.on_restored, self.on_state = on_lost, on_restored, on_state
+        self._client = _subscriber_client(url, socket_timeout)
+        self._commands = connect(url, socket_timeout=socket_timeout)
+        self._wake_channel = f"daebus:wake:{uuid.uuid4()}"
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state = StateLog(log)
+        self.connected = False
+        self._lost_at: float | None = None
+        self.last_beat = time.monotonic()
+
+    # -- lifecycle -----------------------------------------------------
+    def start(self) -> Subscriber:
+        self._thread = threading.Thread(target=self._run, name=f"daebus-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until every subscription is confirmed by Redis."""
+        return self._ready.wait(timeout)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        try:
+            # Wakes the reader at once instead of at its next poll timeout.
+            self._commands.publish(self._wake_channel, b"")
+        except REDIS_ERRORS:
+            pass
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._commands.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- reader --------------------------------------------------------
+    def _run(self) -> None:
+        backoff = Backoff()
+        while not self._stop.is_set():
+            self.last_beat = time.monotonic()
+            pubsub = self._client.pubsub()
+            try:
+                self._subscribe(pubsub)
+                self._read(pubsub, backoff)
+            except REDIS_ERRORS as exc:
+                if self._stop.is_set():
+                    break
+                self._failed(exc)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:  # noqa: BLE001 - closing a broken socket may fail any way
+                    pass
+            self._stop.wait(backoff.next())
+        self._ready.clear()
+        self.connected = False
+
+    def _failed(self, exc: Exception) -> None:
+        self._ready.clear()
+        reason = str(exc) or type(exc).__name__
+        if self.connected:
+            self.connected = False
+            self._lost_at = time.monotonic()
+            self._state.set("lost", logging.ERROR, "%s: lost connection to Redis at %s: %s",
+                            self.name, redact(self.url), reason)
+            self._emit_state("redis connection lost, reconnecting")
+            if self.on_lost:
+                self._call(self.on_lost, exc)
+        elif self._lost_at is None:
+            self._state.set("waiting", logging.WARNING, "%s: waiting for Redis at %s: %s",
+                            self.name, redact(self.url), reason)
+            self._emit_state("waiting for redis")
+
+    def _subscribe(self, pubsub) -> None:
+        pubsub.subscribe(self._wake_channel, *self.channels)
+        if self.patterns:
+            pubsub.psubscribe(*self.patterns)
+
+    def _read(self, pubsub, backoff: Backoff) -> None:
+        expected = 1 + len(self.channels) + len(self.patterns)
+        confirmed = 0
+        last_rx = time.monotonic()
+        ping_sent: float | None = None
+        while not self._stop.is_set():
+            now = self.last_beat = time.monotonic()
+            message = pubsub.get_message(timeout=1.0)
+            if message is None:
+                if ping_sent is not None and now - ping_sent > self.health_interval:
+                    raise redis.TimeoutError(f"no answer from Redis for {now - last_rx:.0f} s")
+                if ping_sent is None and now - last_rx >= self.health_interval:
+                    pubsub.ping()
+                    ping_sent = now
+                continue
+            last_rx, ping_sent = time.monotonic(), None
+            kind = message["type"]
+            if isinstance(kind, bytes):
+                kind = kind.decode()
+            if kind in ("message", "pmessage"):
+                channel = message["channel"]
+                channel = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel
+                if channel != self._wake_channel:
+                    self._call(self.on_message, channel, message["data"])
+            elif kind in ("subscribe", "psubscribe"):
+                confirmed += 1
+                if confirmed == expected:
+                    backoff.reset()
+                    self._confirmed()
+
+    def _confirmed(self) -> None:
+        self.connected = True
+        if self._lost_at is not None:
+            outage = time.monotonic() - self._lost_at
+            self._lost_at = None
+            self._state.set("up", logging.WARNING, "%s: Redis connection restored after %.1f s, "
+                            "%d channel(s) resubscribed", self.name, outage,
+                            len(self.channels) + len(self.patterns))
+            if self.on_restored:
+                self._call(self.on_restored, outage)
+        else:
+            level = logging.INFO if self._state.state == "waiting" else logging.DEBUG
+            self._state.set("up", level, "%s: connected to Redis at %s", self.name, redact(self.url))
+        self._ready.set()
+
+    def _emit_state(self, text: str) -> None:
+        if self.on_state:
+            self._call(self.on_state, text)
+
+    def _call(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a callback must never kill the reader
+            log.exception("%s: callback %r failed", self.name, fn)
