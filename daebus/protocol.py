@@ -114,8 +114,10 @@ def parse_request(obj: dict) -> Request:
     """Validate a decoded request envelope."""
     reply_to = obj.get("reply_to")
     request_id = obj.get("request_id")
-    reply_to = reply_to if isinstance(reply_to, str) and reply_to else None
-    request_id = request_id if isinstance(request_id, str | int) else None
+    if reply_to is not None and (not isinstance(reply_to, str) or not reply_to):
+        raise ProtocolError(f"'reply_to' must be a channel name, got {reply_to!r}")
+    if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, str | int)):
+        raise ProtocolError(f"'request_id' must be a string, got {type(request_id).__name__}", reply_to)
     action = obj.get("action")
     if not isinstance(action, str) or not action:
         raise ProtocolError("missing or invalid 'action'", reply_to, request_id)
@@ -130,8 +132,9 @@ def parse_request(obj: dict) -> Request:
     else:
         payload = {k: v for k, v in obj.items() if k not in ENVELOPE_KEYS}
     timeout_ms = obj.get("timeout_ms")
-    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float) or timeout_ms <= 0:
-        timeout_ms = None
+    if timeout_ms is not None and (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float)
+                                   or timeout_ms <= 0):
+        raise ProtocolError(f"'timeout_ms' must be a positive number, got {timeout_ms!r}", reply_to, request_id)
     service = obj.get("service")
     return Request(action, payload, reply_to, request_id,
                    service if isinstance(service, str) else None,

@@ -11,17 +11,39 @@ from .context import app_context
 log = logging.getLogger("daebus.threads")
 
 
+class Running:
+    """The ``running`` argument of a thread function: call it to ask whether
+    to go on; ``running.wait(seconds)`` sleeps but wakes at once on stop.
+
+    Example::
+
+        @app.thread("poller")
+        def poll(running):
+            while running():
+                read_sensor()
+                running.wait(5)
+    """
+
+    def __init__(self):
+        self._stopped = threading.Event()
+        self._stopped.set()
+
+    def __call__(self) -> bool:
+        return not self._stopped.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Sleep up to ``timeout``; True when the thread should stop."""
+        return self._stopped.wait(timeout)
+
+
 class ManagedThread:
     """Runs ``spec.fn(running)``; :meth:`stop` makes ``running()`` False."""
 
     def __init__(self, app, spec: ThreadSpec):
         self.app = app
         self.spec = spec
-        self._running = threading.Event()
+        self.running = Running()
         self._thread: threading.Thread | None = None
-
-    def running(self) -> bool:
-        return self._running.is_set()
 
     @property
     def alive(self) -> bool:
@@ -30,7 +52,7 @@ class ManagedThread:
     def start(self) -> bool:
         if self.alive:
             return False
-        self._running.set()
+        self.running._stopped.clear()
         self._thread = threading.Thread(target=self._run, name=f"daebus-thread-{self.spec.name}", daemon=True)
         self._thread.start()
         return True
@@ -42,11 +64,11 @@ class ManagedThread:
             except Exception:  # noqa: BLE001 - report, don't take the service down
                 log.exception("thread %r failed", self.spec.name)
             finally:
-                self._running.clear()
+                self.running._stopped.set()
 
     def stop(self, timeout: float | None = None) -> bool:
         """Ask the loop to end; True when it ended within ``timeout``."""
-        self._running.clear()
+        self.running._stopped.set()
         return self.join(timeout)
 
     def join(self, timeout: float | None = None) -> bool:

@@ -42,3 +42,33 @@ def service(redis_url):
     yield start
     for svc in started:
         svc.close()
+
+
+@pytest.fixture
+def run_app(redis_url):
+    """Run an app in a thread against the private Redis until the test ends."""
+    import threading
+
+    running = []
+
+    def start(app, service="inproc", **kwargs):
+        kwargs.setdefault("redis_url", redis_url)
+        errors = []
+
+        def target():
+            try:
+                app.run(service=service, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - surfaced by the test
+                errors.append(exc)
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        running.append((app, thread))
+        if not app.wait_ready(15):
+            raise AssertionError(f"app did not become ready: {errors}")
+        return thread
+
+    yield start
+    for app, thread in running:
+        app.stop()
+        thread.join(15)
