@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from .blueprint import Blueprint, Route, Scaffold
+from .errors import ConfigError
 
 
 class Daebus(Scaffold):
@@ -81,8 +82,13 @@ class Daebus(Scaffold):
             raise RuntimeError("this app is already running")
         self.service = service or self.service or _default_service_name(self.name)
         self.logger = logging.getLogger(self.service)
-        self._runtime = Runtime(self, debug=debug, redis_host=redis_host, redis_port=redis_port,
-                                redis_url=redis_url, **settings)
+        try:
+            self._runtime = Runtime(self, debug=debug, redis_host=redis_host, redis_port=redis_port,
+                                    redis_url=redis_url, **settings)
+        except ConfigError as exc:
+            # A daemon's bad config is one line in the journal and exit 2, not a traceback.
+            print(f"{self.service}: configuration error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         self._runtime.run()
 
     def stop(self) -> None:

@@ -44,14 +44,17 @@ def under_journal(stream=None) -> bool:
     value = os.environ.get("JOURNAL_STREAM", "")
     if not value:
         return False
+    try:
+        device, inode = (int(part) for part in value.split(":", 1))
+    except ValueError:
+        return False
     stream = stream or sys.stderr
     try:
         st = os.fstat(stream.fileno())
-        device, inode = value.split(":", 1)
-        return (st.st_dev, st.st_ino) == (int(device), int(inode))
-    except (ValueError, OSError, AttributeError):
-        # A wrapped stderr (pytest, a supervisor) can't be checked; trust the variable.
+    except (OSError, AttributeError, ValueError):
+        # A wrapped stderr can't be checked; trust the variable.
         return True
+    return (st.st_dev, st.st_ino) == (device, inode)
 
 
 def parse_level(level: str | int) -> int:

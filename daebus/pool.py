@@ -54,13 +54,17 @@ class WorkerPool:
                 return False
             self._queue.append((fn, args))
             self._unfinished += 1
-            if self._idle == 0 and len(self._threads) < self.max_workers:
+            if self._idle:
+                # Claim the idle thread here, not when it wakes: otherwise two
+                # quick submits both count the same thread and the second item
+                # waits behind the first however long that one runs.
+                self._idle -= 1
+                self._work.notify()
+            elif len(self._threads) < self.max_workers:
                 thread = threading.Thread(target=self._worker, daemon=True,
                                           name=f"{self.name}-{len(self._threads) + 1}")
                 self._threads.append(thread)
                 thread.start()
-            else:
-                self._work.notify()
         return True
 
     def _worker(self) -> None:
@@ -69,7 +73,6 @@ class WorkerPool:
                 while not self._queue and not self._closed:
                     self._idle += 1
                     self._work.wait()
-                    self._idle -= 1
                 if not self._queue:
                     return
                 fn, args = self._queue.popleft()

@@ -36,14 +36,16 @@ def redis_server_binary() -> str:
 class RedisServer:
     """A private redis-server on a free port, restartable on the same port."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, password: str | None = None):
         self.port = port or free_port()
+        self.password = password
         self.dir = tempfile.mkdtemp(prefix="daebus-redis-")
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def unix_socket(self) -> str:
@@ -54,7 +56,7 @@ class RedisServer:
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
              "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
              "--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
-             "--loglevel", "notice"],
+             "--loglevel", "notice", *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         # Readiness is the server's own log line, not a guess.
         deadline = time.monotonic() + timeout
@@ -126,13 +128,17 @@ class Service:
     """A service script from tests/services run in a subprocess."""
 
     def __init__(self, script: str, redis_url: str, *args: str, env: dict | None = None,
-                 wait: bool = True):
+                 wait: bool = True, journal: bool = False):
         self.notify = NotifySocket()
         full_env = {**os.environ, "NOTIFY_SOCKET": self.notify.path, "DAEBUS_REDIS_URL": redis_url,
                     "DAEBUS_CONFIG": "/nonexistent/daebus.toml", "PYTHONUNBUFFERED": "1",
                     "PYTHONPATH": str(ROOT), **(env or {})}
         self.log_path = Path(tempfile.mkdtemp(prefix="daebus-svc-")) / "service.log"
         self._log = open(self.log_path, "w")
+        if journal:
+            # As systemd does: JOURNAL_STREAM names the device:inode of our stderr.
+            st = os.fstat(self._log.fileno())
+            full_env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
         self.process = subprocess.Popen([sys.executable, str(SERVICES / script), *args],
                                         env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
         if wait:

@@ -25,6 +25,8 @@ def echo():
 
 @app.action("slow")
 def slow():
+    # Tests wait for this event instead of guessing when the handler started.
+    broadcast.send("slow_started", {"tag": request.payload.get("tag")})
     time.sleep(float(request.payload.get("seconds", 1)))
     return {"slept": request.payload.get("seconds", 1), "tag": request.payload.get("tag")}
 

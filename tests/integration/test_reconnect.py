@@ -1,0 +1,78 @@
+"""Redis going away and coming back, with the service running."""
+
+import threading
+
+import pytest
+
+from daebus import ConnectionLost, DaebusCaller, RemoteError
+from support import RedisServer
+
+
+def _call_until_ok(url, deadline_s=10):
+    """Requests succeed again within ``deadline_s`` of Redis returning."""
+    import time
+    caller = DaebusCaller("basic", redis_url=url)
+    deadline = time.monotonic() + deadline_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            return caller.send_request("echo", {"after": "restart"}, timeout=1)
+        except (ConnectionLost, RemoteError, TimeoutError) as exc:
+            last = exc
+        except Exception as exc:  # noqa: BLE001 - ServiceUnavailable until resubscribed
+            last = exc
+    raise AssertionError(f"no answer within {deadline_s} s: {last!r}")
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["shutdown", "sigkill"])
+def test_service_recovers_after_redis_restart(service, fresh_redis, kill):
+    svc = service("basic.py", "basic", url=fresh_redis.url)
+    with DaebusCaller("basic", redis_url=fresh_redis.url) as caller:
+        assert caller.send_request("echo", {})["echo"] == {}
+    fresh_redis.stop(kill=kill)
+    fresh_redis.start()
+    assert _call_until_ok(fresh_redis.url)["echo"] == {"after": "restart"}
+    log = svc.log
+    assert log.count("basic: lost connection to Redis") == 1, log
+    assert log.count("basic: Redis connection restored after") == 1, log
+    assert svc.process.poll() is None
+
+
+def test_service_started_before_redis_exists_waits_then_serves(service):
+    server = RedisServer()
+    try:
+        svc = service("basic.py", "basic", url=server.url, wait=False)
+        assert svc.notify.wait_for("STATUS=waiting for redis")
+        assert "READY=1" not in svc.notify.messages
+        server.start()
+        svc.wait_ready()
+        with DaebusCaller("basic", redis_url=server.url) as caller:
+            assert caller.send_request("echo", {"late": True})["echo"] == {"late": True}
+        assert svc.log.count("basic: waiting for Redis") == 1
+    finally:
+        server.close()
+
+
+def test_waiting_caller_fails_at_once_when_redis_dies(service, fresh_redis):
+    service("basic.py", "basic", url=fresh_redis.url)
+    caller = DaebusCaller("basic", redis_url=fresh_redis.url)
+    pubsub = fresh_redis.client().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("slow_started")
+    pubsub.get_message(timeout=5)
+    outcome = []
+
+    def call():
+        try:
+            caller.send_request("slow", {"seconds": 30}, timeout=3600)
+        except Exception as exc:  # noqa: BLE001 - the type is the assertion
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert pubsub.get_message(timeout=10) is not None
+    fresh_redis.stop(kill=True)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert outcome and isinstance(outcome[0], ConnectionLost), outcome
+    fresh_redis.start()
+    assert _call_until_ok(fresh_redis.url)["echo"] == {"after": "restart"}

@@ -1,0 +1,77 @@
+import pytest
+
+from daebus import ConfigError, config
+
+
+@pytest.fixture
+def etc(tmp_path, monkeypatch):
+    main = tmp_path / "daebus.toml"
+    (tmp_path / "conf.d").mkdir()
+    monkeypatch.setenv("DAEBUS_CONFIG", str(main))
+    for name in ("DAEBUS_REDIS_URL", "DAEBUS_LOG_LEVEL", "DAEBUS_SHUTDOWN_TIMEOUT", "DAEBUS_QUEUE_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_defaults_without_files(etc):
+    settings = config.load()
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.shutdown_timeout == 10.0 and settings.queue_size == 100
+
+
+def test_precedence_arguments_env_conf_d_main_defaults(etc, monkeypatch):
+    (etc / "daebus.toml").write_text('[redis]\nurl = "redis://main/0"\n[service]\nqueue_size = 5\n'
+                                     'shutdown_timeout = 3\n[log]\nlevel = "debug"\n')
+    (etc / "conf.d" / "10-a.toml").write_text('[redis]\nurl = "redis://a/0"\n[service]\nqueue_size = 6\n')
+    (etc / "conf.d" / "20-b.toml").write_text('[redis]\nurl = "unix:///run/redis.sock?db=2"\n')
+    settings = config.load()
+    assert settings.redis_url == "unix:///run/redis.sock?db=2"
+    assert settings.queue_size == 6 and settings.shutdown_timeout == 3.0 and settings.log_level == "debug"
+    monkeypatch.setenv("DAEBUS_REDIS_URL", "rediss://:secret@env:6380/1")
+    monkeypatch.setenv("DAEBUS_QUEUE_SIZE", "9")
+    settings = config.load()
+    assert settings.redis_url == "rediss://:secret@env:6380/1" and settings.queue_size == 9
+    assert config.load(redis_url="redis://arg/0").redis_url == "redis://arg/0"
+
+
+def test_syntax_error_names_file_and_line(etc):
+    path = etc / "daebus.toml"
+    path.write_text('[redis]\nurl = "redis://x"\nbroken = \n')
+    with pytest.raises(ConfigError) as info:
+        config.load()
+    message = str(info.value)
+    assert str(path) in message and "line 3" in message and "\n" not in message
+
+
+def test_unknown_key_names_file_and_line(etc):
+    path = etc / "conf.d" / "50-vendor.toml"
+    path.write_text('# vendor settings\n[service]\nshutdown_timeout = 4\nshutdown_timout = 5\n')
+    with pytest.raises(ConfigError, match=rf"^{path}:4: unknown key 'shutdown_timout' in \[service\]"):
+        config.load()
+
+
+def test_unknown_section_and_wrong_type(etc):
+    path = etc / "daebus.toml"
+    path.write_text('[redsi]\nurl = "x"\n')
+    with pytest.raises(ConfigError, match=r"daebus.toml:1: unknown section \[redsi\]"):
+        config.load()
+    path.write_text('[service]\nqueue_size = "many"\n')
+    with pytest.raises(ConfigError, match=r"daebus.toml:2: service.queue_size: expected an integer"):
+        config.load()
+
+
+def test_gateway_section_is_left_to_the_gateway(etc):
+    (etc / "daebus.toml").write_text('[gateway]\nbind = "127.0.0.1:8080"\n')
+    assert config.load().sections["gateway"] == {"bind": "127.0.0.1:8080"}
+
+
+def test_bad_environment_value_is_a_clear_error(etc, monkeypatch):
+    monkeypatch.setenv("DAEBUS_SHUTDOWN_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="DAEBUS_SHUTDOWN_TIMEOUT"):
+        config.load()
+
+
+def test_redis_url_from_host_and_port():
+    assert config.redis_url_from(None, "10.0.0.2", 6380) == "redis://10.0.0.2:6380/0"
+    assert config.redis_url_from("redis://u/1", "ignored", None) == "redis://u/1"
+    assert config.redis_url_from(None, None, None) is None
