@@ -81,6 +81,7 @@ class Runtime:
             url, channels, self._on_message, name=self.service,
             socket_timeout=self.settings.socket_timeout,
             health_interval=self.settings.health_check_interval,
+            beat_interval=min(1.0, (self.notifier.watchdog_interval or 2.0) / 2),
             on_restored=self._on_restored, on_state=self.notifier.status).start()
         self._supervisor = threading.Thread(target=self._supervise, name="daebus-supervisor", daemon=True)
         self._supervisor.start()

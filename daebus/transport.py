@@ -90,6 +90,7 @@ class Subscriber:
 
     def __init__(self, url: str, channels, on_message: MessageHandler, *, name: str = "subscriber",
                  patterns=(), socket_timeout: float = 5.0, health_interval: float = 5.0,
+                 beat_interval: float = 1.0,
                  on_lost: Callable[[Exception], None] | None = None,
                  on_restored: Callable[[float], None] | None = None,
                  on_state: Callable[[str], None] | None = None):
@@ -99,6 +100,8 @@ class Subscriber:
         self.on_message = on_message
         self.name = name
         self.health_interval = health_interval
+        # The reader wakes at least this often, so ``last_beat`` proves it is not stuck.
+        self.beat_interval = beat_interval
         self.on_lost, self.on_restored, self.on_state = on_lost, on_restored, on_state
         self._client = _subscriber_client(url, socket_timeout)
         self._commands = connect(url, socket_timeout=socket_timeout)
@@ -158,7 +161,10 @@ class Subscriber:
                     pubsub.close()
                 except Exception:  # noqa: BLE001 - closing a broken socket may fail any way
                     pass
-            self._stop.wait(backoff.next())
+            delay = backoff.next()
+            # A planned pause is not a wedge: vouch for liveness until it ends.
+            self.last_beat = time.monotonic() + delay
+            self._stop.wait(delay)
         self._ready.clear()
         self.connected = False
 
@@ -190,7 +196,7 @@ class Subscriber:
         ping_sent: float | None = None
         while not self._stop.is_set():
             now = self.last_beat = time.monotonic()
-            message = pubsub.get_message(timeout=1.0)
+            message = pubsub.get_message(timeout=self.beat_interval)
             if message is None:
                 if ping_sent is not None and now - ping_sent > self.health_interval:
                     raise redis.TimeoutError(f"no answer from Redis for {now - last_rx:.0f} s")

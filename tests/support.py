@@ -116,9 +116,12 @@ class NotifySocket:
                 self.messages.extend(data.decode().splitlines())
                 self._cond.notify_all()
 
-    def wait_for(self, line: str, timeout: float = 10) -> bool:
+    def wait_for(self, line: str, timeout: float = 10, prefix: bool = False) -> bool:
+        """Wait until ``line`` (or a line starting with it) has arrived."""
+        def seen():
+            return any(m.startswith(line) for m in self.messages) if prefix else line in self.messages
         with self._cond:
-            return self._cond.wait_for(lambda: line in self.messages, timeout)
+            return self._cond.wait_for(seen, timeout)
 
     def close(self) -> None:
         self.sock.close()
@@ -174,3 +177,63 @@ class Service:
         self.kill()
         self._log.close()
         self.notify.close()
+
+
+class TcpProxy:
+    """Forwards a local port to Redis; ``freeze()`` stops forwarding while
+    keeping every connection open, like a cable pulled mid-conversation."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.frozen = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.frozen.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if self.frozen.is_set():
+                continue  # swallowed: the peer never hears back
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def thaw(self) -> None:
+        self.frozen.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()

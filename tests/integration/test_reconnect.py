@@ -76,3 +76,21 @@ def test_waiting_caller_fails_at_once_when_redis_dies(service, fresh_redis):
     assert outcome and isinstance(outcome[0], ConnectionLost), outcome
     fresh_redis.start()
     assert _call_until_ok(fresh_redis.url)["echo"] == {"after": "restart"}
+
+
+def test_silent_dead_connection_is_noticed_within_seconds(service, redis_server, tmp_path):
+    from support import TcpProxy
+    proxy = TcpProxy(redis_server.port)
+    conf = tmp_path / "daebus.toml"
+    conf.write_text("[redis]\nhealth_check_interval = 1\nsocket_timeout = 2\n")
+    try:
+        svc = service("basic.py", "basic", url=proxy.url, env={"DAEBUS_CONFIG": str(conf)})
+        proxy.freeze()
+        # Nothing is closed: only the missing answer to a ping can reveal it.
+        assert svc.notify.wait_for("STATUS=redis connection lost, reconnecting", timeout=15), svc.log
+        proxy.thaw()
+        assert svc.notify.wait_for("STATUS=serving (Redis restored after", timeout=15, prefix=True), svc.log
+        with DaebusCaller("basic", redis_url=redis_server.url) as caller:
+            assert caller.send_request("echo", {})["echo"] == {}
+    finally:
+        proxy.close()

@@ -1,0 +1,193 @@
+"""Request/reply through daebus against a raw redis-py pub/sub echo.
+
+Both run in the same session on the same private redis-server: the raw echo
+is the physical limit of this design (one PUBLISH each way, one subscriber
+connection each side). Prints median/p99 latency of sequential calls, req/s
+with 1, 8 and 32 caller threads, the ratios, and the daebus service's RSS.
+
+    .venv/bin/python bench/rpc.py [--calls 2000]
+
+Targets: median latency within 1.3x raw; throughput at 32 callers >= 0.8x raw;
+service RSS < 40 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+# bench/http.py would shadow the standard library's http package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import RedisServer  # noqa: E402
+
+RAW_SERVER = """
+import json, sys, redis
+client = redis.Redis.from_url(sys.argv[1])
+pubsub = client.pubsub(ignore_subscribe_messages=True)
+pubsub.subscribe("raw_echo")
+print("ready", flush=True)
+for message in pubsub.listen():
+    request = json.loads(message["data"])
+    client.publish(request["reply_to"], json.dumps(
+        {"status": "success", "payload": request["payload"], "request_id": request["request_id"], "final": True}))
+"""
+
+DAEBUS_SERVER = """
+import sys
+from daebus import Daebus, request
+app = Daebus("bench", max_workers=int(sys.argv[2]))
+
+@app.action("echo")
+def echo():
+    return request.payload
+
+app.run(service="daebus_echo", redis_url=sys.argv[1])
+"""
+
+
+class RawCaller:
+    """One reply subscription per thread; the calling thread reads it itself."""
+
+    def __init__(self, url):
+        self.client = redis.Redis.from_url(url)
+        self.local = threading.local()
+
+    def call(self, payload):
+        local = self.local
+        if not hasattr(local, "pubsub"):
+            local.channel = f"caller:{uuid.uuid4()}"
+            local.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            local.pubsub.subscribe(local.channel)
+            local.pubsub.get_message(timeout=5)
+        rid = uuid.uuid4().hex
+        self.client.publish("raw_echo", json.dumps(
+            {"action": "echo", "payload": payload, "reply_to": local.channel, "request_id": rid}))
+        while True:
+            message = local.pubsub.get_message(timeout=5)
+            if message is None:
+                raise TimeoutError("raw echo did not answer")
+            reply = json.loads(message["data"])
+            if reply["request_id"] == rid:
+                return reply["payload"]
+
+
+def start(code, *args, ready="ready"):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAEBUS_CONFIG": "/nonexistent"}
+    if ready == "notify":
+        path = os.path.join(tempfile.mkdtemp(), "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(30)
+        env["NOTIFY_SOCKET"] = path
+        proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stderr=subprocess.DEVNULL)
+        while b"READY=1" not in sock.recv(1024):
+            pass
+        sock.close()
+        return proc
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    return proc
+
+
+def latencies(call, n):
+    samples = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        call({"i": i})
+        samples.append(time.perf_counter() - t0)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+def throughput(call, threads, total):
+    per_thread = total // threads
+    barrier = threading.Barrier(threads + 1)
+
+    def work():
+        barrier.wait()
+        for i in range(per_thread):
+            call({"i": i})
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in pool:
+        t.join()
+    return per_thread * threads / (time.perf_counter() - t0)
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; best of each is kept")
+    args = parser.parse_args()
+
+    from daebus import DaebusCaller
+
+    server = RedisServer().start()
+    raw_proc = start(RAW_SERVER, server.url)
+    daebus_proc = start(DAEBUS_SERVER, server.url, "32", ready="notify")
+    raw = RawCaller(server.url)
+    caller = DaebusCaller("daebus_echo", redis_url=server.url, timeout=10)
+    daebus_call = lambda p: caller.send_request("echo", p)  # noqa: E731
+    try:
+        for call in (raw.call, daebus_call):
+            latencies(call, 300)  # warm up connections and code paths
+        results = {}
+        # Alternate the two sides so that noise on this shared machine hits both.
+        for _ in range(args.rounds):
+            for name, call in (("raw", raw.call), ("daebus", daebus_call)):
+                med, p99 = latencies(call, args.calls)
+                row = results.setdefault(name, {"median": [], "p99": [], 1: [], 8: [], 32: []})
+                row["median"].append(med)
+                row["p99"].append(p99)
+                for threads in (1, 8, 32):
+                    row[threads].append(throughput(call, threads, args.calls))
+        best = {name: {k: (min(v) if k in ("median", "p99") else max(v)) for k, v in row.items()}
+                for name, row in results.items()}
+        r, d = best["raw"], best["daebus"]
+        print(f"{'':12}{'raw redis-py':>14}{'daebus':>12}{'ratio':>9}")
+        print(f"{'median ms':12}{r['median'] * 1e3:14.3f}{d['median'] * 1e3:12.3f}"
+              f"{d['median'] / r['median']:8.2f}x  (target <= 1.3x)")
+        print(f"{'p99 ms':12}{r['p99'] * 1e3:14.3f}{d['p99'] * 1e3:12.3f}{d['p99'] / r['p99']:8.2f}x")
+        for threads in (1, 8, 32):
+            target = "  (target >= 0.8x)" if threads == 32 else ""
+            print(f"{f'req/s x{threads}':12}{r[threads]:14.0f}{d[threads]:12.0f}"
+                  f"{d[threads] / r[threads]:8.2f}x{target}")
+        print(f"daebus service RSS: {rss_mb(daebus_proc.pid):.1f} MB (target < 40 MB); "
+              f"raw echo RSS: {rss_mb(raw_proc.pid):.1f} MB")
+    finally:
+        for proc in (raw_proc, daebus_proc):
+            proc.terminate()
+            proc.wait(10)
+        server.close()
+
+
+if __name__ == "__main__":
+    main()
