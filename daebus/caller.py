@@ -18,24 +18,28 @@ from typing import Any, Callable
 from . import config, protocol
 from .context import get_daemon
 from .errors import ConnectionLost, DaebusError, RequestTimeout, ServiceUnavailable, remote_error
-from .transport import REDIS_ERRORS, Subscriber, connect, redact
+from .transport import REDIS_ERRORS, Publisher, Subscriber, connect, redact
 
 log = logging.getLogger("daebus.caller")
 
 _lock = threading.Lock()
-_clients: dict[tuple[str, int], Any] = {}
+_publishers: dict[tuple[str, int], Publisher] = {}
 _hubs: dict[tuple[str, int], ReplyHub] = {}
 
 
-def shared_client(url: str):
-    """The process's command client for ``url`` (connection pools are
-    thread-safe; a forked child gets its own)."""
+def shared_publisher(url: str) -> Publisher:
+    """The process's publisher for ``url`` (a forked child gets its own)."""
     key = (url, os.getpid())
     with _lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = connect(url)
-        return client
+        publisher = _publishers.get(key)
+        if publisher is None:
+            publisher = _publishers[key] = Publisher(connect(url))
+        return publisher
+
+
+def shared_client(url: str):
+    """The process's command client for ``url``; connection pools are thread-safe."""
+    return shared_publisher(url).client
 
 
 class ReplyHub:
@@ -53,12 +57,16 @@ class ReplyHub:
         key = (url, os.getpid())
         with _lock:
             hub = _hubs.get(key)
-            if hub is None or not hub._subscriber.alive:
+            if hub is None or not hub.alive:
                 hub = _hubs[key] = cls(url)
             return hub
 
     def wait_ready(self, timeout: float) -> bool:
         return self._subscriber.wait_ready(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._subscriber.alive
 
     def expect(self, request_id: str) -> queue.SimpleQueue:
         inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -110,6 +118,7 @@ class DaebusCaller:
         self.timeout = timeout
         self._explicit_url = config.redis_url_from(redis_url, redis_host, redis_port)
         self._closed = False
+        self._cached: tuple | None = None
 
     @property
     def redis_url(self) -> str:
@@ -123,6 +132,13 @@ class DaebusCaller:
     @property
     def redis(self):
         return shared_client(self.redis_url)
+
+    def _route(self, url: str) -> tuple[ReplyHub, Publisher]:
+        # Cached per caller: the lookups take a process-wide lock.
+        cached = self._cached
+        if cached is None or cached[0] != url or cached[1] != os.getpid() or not cached[2].alive:
+            cached = self._cached = (url, os.getpid(), ReplyHub.for_url(url), shared_publisher(url))
+        return cached[2], cached[3]
 
     def _check_open(self) -> None:
         if self._closed:
@@ -142,7 +158,7 @@ class DaebusCaller:
             raise ValueError("timeout must be positive")
         url = self.redis_url
         deadline = time.monotonic() + timeout
-        hub = ReplyHub.for_url(url)
+        hub, publish = self._route(url)
         if not hub.wait_ready(timeout):
             raise ConnectionLost(f"Redis at {redact(url)} is unavailable")
         request_id = uuid.uuid4().hex
@@ -152,7 +168,7 @@ class DaebusCaller:
                 action, {} if payload is None else payload, hub.channel, request_id,
                 self.target_service, int(timeout * 1000)))
             try:
-                receivers = shared_client(url).publish(self.target_service, message)
+                receivers = publish(self.target_service, message)
             except REDIS_ERRORS as exc:
                 raise ConnectionLost(f"cannot reach Redis at {redact(url)}: {exc}") from exc
             if receivers == 0:
@@ -197,7 +213,7 @@ class DaebusCaller:
 
     def _publish(self, channel: str, text: str) -> int:
         try:
-            return self.redis.publish(channel, text)
+            return self._route(self.redis_url)[1](channel, text)
         except REDIS_ERRORS as exc:
             raise ConnectionLost(f"cannot reach Redis at {redact(self.redis_url)}: {exc}") from exc
 

@@ -17,7 +17,7 @@ from .pubsub import Broadcaster
 from .scheduler import TaskScheduler
 from .systemd import Notifier
 from .threads import ManagedThread
-from .transport import REDIS_ERRORS, Subscriber, connect, redact
+from .transport import REDIS_ERRORS, Publisher, Subscriber, connect, redact
 
 log = logging.getLogger("daebus.runtime")
 
@@ -75,7 +75,8 @@ class Runtime:
         log.info("starting service %r (daebus %s, Redis %s)", self.service, __version__, redact(url))
         self.notifier.status("waiting for redis")
         self.client = connect(url, socket_timeout=self.settings.socket_timeout)
-        self.broadcaster = Broadcaster(self.client.publish)
+        self.publish = Publisher(self.client)
+        self.broadcaster = Broadcaster(self.publish)
         channels = [self.service, *self.app.listeners]
         self.subscriber = Subscriber(
             url, channels, self._on_message, name=self.service,
@@ -179,7 +180,7 @@ class Runtime:
     def _reply_error(self, reply_to: str, request_id, message: str, code: str) -> None:
         envelope = protocol.reply_envelope(request_id, protocol.ERROR, protocol.error_payload(message, code))
         try:
-            self.client.publish(reply_to, protocol.dumps(envelope))
+            self.publish(reply_to, protocol.dumps(envelope))
         except REDIS_ERRORS as exc:
             log.error("could not send %s reply to %s: %s", code, reply_to, exc)
 
@@ -188,7 +189,7 @@ class Runtime:
             log.debug("skipped %r request %s: its caller gave up after %d ms",
                       message.action, message.request_id, message.timeout_ms)
             return
-        run_action(self.app, message, self.client.publish)
+        run_action(self.app, message, self.publish)
 
     def _on_event(self, channel: str, data: bytes) -> None:
         try:

@@ -10,6 +10,7 @@ resubscribes everything and reports the loss and the restoration once each.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -59,6 +60,43 @@ def _subscriber_client(url: str, socket_timeout: float) -> redis.Redis:
     # subscriber loop so it can log it, fail waiters and resubscribe itself.
     return redis.Redis.from_url(url, decode_responses=False, retry=Retry(NoBackoff(), 0),
                                 health_check_interval=0, **_kwargs(url, socket_timeout))
+
+
+class Publisher:
+    """PUBLISH on a connection owned by the calling thread.
+
+    Skips the client's pool checkout and retry wrapper, which cost more CPU
+    than the command itself; on any connection error it falls back to the
+    client's retrying path, so a Redis restart costs one slow publish.
+
+    Example::
+
+        publish = Publisher(connect(url))
+        receivers = publish("sensors", '{"t": 21.5}')
+    """
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self._local = threading.local()
+
+    def __call__(self, channel: str, message: str | bytes) -> int:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            # A forked child must not write on its parent's socket.
+            conn = local.conn = self.client.connection_pool.make_connection()
+            local.pid = os.getpid()
+        try:
+            conn.send_command("PUBLISH", channel, message)
+            return conn.read_response()
+        except REDIS_ERRORS:
+            conn.disconnect()
+            return self.client.publish(channel, message)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.disconnect()
 
 
 class Backoff:

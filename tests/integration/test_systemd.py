@@ -6,7 +6,7 @@ from daebus import DaebusCaller
 
 
 def test_ready_status_watchdog_stopping_in_order(service, redis_url):
-    svc = service("basic.py", "basic", env={"WATCHDOG_USEC": "200000", "WATCHDOG_PID": ""})
+    svc = service("basic.py", "basic", env={"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": ""})
     assert svc.notify.wait_for("WATCHDOG=1")
     svc.stop()
     lines = svc.notify.messages

@@ -20,7 +20,7 @@ class _Flag(logging.Handler):
 def test_wedged_reader_lets_the_watchdog_fire(run_app, monkeypatch, redis_server):
     notify = NotifySocket()
     monkeypatch.setenv("NOTIFY_SOCKET", notify.path)
-    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     flag = _Flag("withholding the watchdog ping")
     logging.getLogger("daebus.runtime").addHandler(flag)
@@ -34,7 +34,7 @@ def test_wedged_reader_lets_the_watchdog_fire(run_app, monkeypatch, redis_server
         redis_server.client().publish("wedge", "{}")
         assert flag.seen.wait(15)
         count = notify.messages.count("WATCHDOG=1")
-        threading.Event().wait(0.5)  # five watchdog periods of observation
+        threading.Event().wait(1.5)  # three watchdog periods of observation
         assert notify.messages.count("WATCHDOG=1") == count
     finally:
         release.set()
