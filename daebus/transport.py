@@ -39,10 +39,10 @@ def redact(url: str) -> str:
 
 
 def _kwargs(url: str, socket_timeout: float) -> dict:
-    kwargs = {"socket_timeout": socket_timeout,
-              "socket_connect_timeout": min(socket_timeout, 3.0)}
+    kwargs = {"socket_timeout": socket_timeout}
     if urlsplit(url).scheme in ("redis", "rediss"):
-        kwargs["socket_keepalive"] = True
+        # redis-py 4.3's unix socket connection accepts neither option.
+        kwargs.update(socket_connect_timeout=min(socket_timeout, 3.0), socket_keepalive=True)
     return kwargs
 
 
