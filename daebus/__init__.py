@@ -40,12 +40,14 @@ from .errors import (
     ServiceBusy,
     ServiceUnavailable,
 )
+from .http import DaebusHttp, HttpRequest, HttpResponse
 from .pubsub import Broadcaster, PubSubRequest, PubSubResponse
 from .registry import list_services
 
 __all__ = [
     "ActionNotFound", "BadRequest", "Blueprint", "Broadcaster", "ConfigError", "ConnectionLost",
-    "Daebus", "DaebusCaller", "DaebusError", "OutsideContextError", "PubSubRequest",
+    "Daebus", "DaebusCaller", "DaebusError", "DaebusHttp", "HttpRequest", "HttpResponse",
+    "OutsideContextError", "PubSubRequest",
     "PubSubResponse", "RemoteError", "RequestTimeout", "ServiceBusy", "ServiceUnavailable",
     "broadcast", "cache", "direct_logger", "get_daemon", "list_services", "logger", "request",
     "response",
