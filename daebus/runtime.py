@@ -92,7 +92,11 @@ class Runtime:
         for component in self.app.components:
             start = getattr(component, "start", None)
             if start is not None:
-                start(self.app)
+                try:
+                    start(self.app)
+                except Exception as exc:
+                    log.error("could not start %r: %s", component, exc)
+                    raise
         with app_context(self.app):
             for hook in self.app.start_hooks:
                 try:
