@@ -83,8 +83,11 @@ class Publisher:
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
-            # A forked child must not write on its parent's socket.
-            conn = local.conn = self.client.connection_pool.make_connection()
+            # A forked child must not write on its parent's socket. Built
+            # outside the pool: the pool counts what it makes against its limit
+            # and these connections never return to it.
+            pool = self.client.connection_pool
+            conn = local.conn = pool.connection_class(**pool.connection_kwargs)
             local.pid = os.getpid()
         try:
             conn.send_command("PUBLISH", channel, message)

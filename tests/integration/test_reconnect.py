@@ -40,13 +40,16 @@ def test_service_recovers_after_redis_restart(service, fresh_redis, kill):
 
 def test_service_started_before_redis_exists_waits_then_serves(service):
     server = RedisServer()
+    # A unix socket in the server's own folder: no other process can be
+    # listening there before the server starts, unlike a port.
+    url = f"unix://{server.unix_socket}"
     try:
-        svc = service("basic.py", "basic", url=server.url, wait=False)
+        svc = service("basic.py", "basic", url=url, wait=False)
         assert svc.notify.wait_for("STATUS=waiting for redis")
         assert "READY=1" not in svc.notify.messages
         server.start()
         svc.wait_ready()
-        with DaebusCaller("basic", redis_url=server.url) as caller:
+        with DaebusCaller("basic", redis_url=url) as caller:
             assert caller.send_request("echo", {"late": True})["echo"] == {"late": True}
         assert svc.log.count("basic: waiting for Redis") == 1
     finally:

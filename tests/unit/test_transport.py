@@ -12,3 +12,37 @@ def test_backoff_doubles_up_to_the_cap_and_resets():
     assert [backoff.next() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
     backoff.reset()
     assert backoff.next() == 0.1
+
+
+def test_publisher_connections_do_not_count_against_the_pool_limit():
+    import threading
+
+    import redis
+
+    from daebus.transport import Publisher
+
+    client = redis.Redis(max_connections=2)
+    publisher = Publisher(client)
+    made = []
+    client.connection_pool.connection_class = lambda **kw: made.append(kw) or _Conn()
+
+    def publish():
+        assert publisher("ch", "x") == 0
+
+    threads = [threading.Thread(target=publish) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 5
+
+
+class _Conn:
+    def send_command(self, *args):
+        pass
+
+    def read_response(self):
+        return 0
+
+    def disconnect(self):
+        pass
