@@ -1,0 +1,158 @@
+"""The HTTP API: actions, event streams, the service list and health.
+
+Example (from a kiosk page)::
+
+    fetch("/api/services/clock/now", {method: "POST",
+          headers: {"Content-Type": "application/json"}, body: "{}"})
+      .then(r => r.json())          // {"result": ...} or {"error": {...}}
+
+    new EventSource("/api/events?channel=sensors.temp").onmessage =
+      e => console.log(JSON.parse(e.data))   // {"channel": ..., "data": ...}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+
+from flask import Blueprint, Response, current_app, request
+
+from daebus import __version__ as daebus_version
+from daebus.errors import DaebusError
+
+from .errors import ApiError, from_daebus, json_response
+from .events import TooManyStreams, sse_body
+
+bp = Blueprint("api", __name__)
+
+MAX_CHANNELS = 64
+# Kernel buffer per stream: the queue, not the socket, is where a slow
+# browser is noticed, and autotuning could otherwise hold megabytes per stalled
+# stream.
+STREAM_SEND_BUFFER = 256 * 1024
+
+
+def _gateway():
+    return current_app.extensions["daebus_gateway"]
+
+
+def _read_payload(limit: int) -> dict:
+    if request.mimetype != "application/json":
+        # An HTML form can only send urlencoded, multipart or text/plain, so
+        # insisting on JSON also keeps cross-site forms from calling actions.
+        raise ApiError(400, "bad_content_type", f"the body must be application/json, "
+                       f"got {request.mimetype or 'no content type'}")
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+    # Read at most one byte past the limit: a chunked body has no length to check first.
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+    if not body.strip():
+        return {}
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "bad_json", f"the body must be a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def _timeout(settings) -> float:
+    raw = request.args.get("timeout")
+    if raw is None:
+        return settings.default_timeout
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ApiError(400, "bad_timeout", f"timeout must be a positive number of seconds, got {raw!r}")
+    return min(value, settings.max_timeout)
+
+
+@bp.post("/api/services/<service>/<action>")
+def call_action(service: str, action: str):
+    """Call ``action`` on ``service`` with the JSON body as its payload."""
+    gateway = _gateway()
+    if not gateway.exposure.action_allowed(service, action):
+        raise ApiError(403, "not_exposed", gateway.exposure.action_denied(service, action))
+    payload = _read_payload(gateway.settings.max_body_bytes)
+    timeout = _timeout(gateway.settings)
+    try:
+        result = gateway.call(service, action, payload, timeout)
+    except DaebusError as exc:
+        raise from_daebus(exc) from exc
+    return json_response({"result": result})
+
+
+@bp.get("/api/events")
+def events():
+    """Stream the broadcasts of the ``channel`` parameters as SSE."""
+    gateway = _gateway()
+    channels = list(dict.fromkeys(request.args.getlist("channel")))
+    if not channels:
+        raise ApiError(400, "no_channel", "name at least one channel: /api/events?channel=NAME")
+    if len(channels) > MAX_CHANNELS:
+        raise ApiError(400, "too_many_channels", f"at most {MAX_CHANNELS} channels per stream")
+    for channel in channels:
+        if not gateway.exposure.channel_allowed(channel):
+            raise ApiError(403, "not_exposed", gateway.exposure.channel_denied(channel))
+    hub = gateway.hub
+    try:
+        stream = hub.open(channels)
+    except TooManyStreams as exc:
+        raise ApiError(503, "too_many_streams", str(exc), {"Retry-After": "5"}) from None
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        # A browser that stops reading would block its thread in send()
+        # forever; with a timeout the write fails and the thread is freed.
+        sock.settimeout(gateway.settings.send_timeout)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
+        except OSError:
+            pass  # a socket type without the option: the queue bound still holds
+    response = Response(sse_body(hub, stream, gateway.settings.heartbeat),
+                        mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer the stream
+    return response
+
+
+@bp.get("/api/services")
+def services():
+    """Live services from the registry, with their exposed actions and channels."""
+    gateway = _gateway()
+    try:
+        found = gateway.services()
+    except DaebusError as exc:
+        raise from_daebus(exc) from exc
+    exposure = gateway.exposure
+    listed = []
+    for info in found:
+        name = info["name"]
+        listed.append({
+            "name": name, "status": info.get("status"), "version": info.get("version"),
+            "started_at": info.get("started_at"), "uptime": info.get("uptime"),
+            "actions": [a for a in info.get("actions", []) if exposure.action_allowed(name, a)],
+            "channels": [c for c in info.get("channels", []) if exposure.channel_allowed(c)],
+        })
+    return json_response({"services": listed})
+
+
+@bp.get("/api/health")
+def health():
+    """200 while Redis answers, 503 otherwise; with stream counters."""
+    gateway = _gateway()
+    error = gateway.ping()
+    hub = gateway.hub
+    body = {"status": "ok" if error is None else "unavailable",
+            "redis": "up" if error is None else "down",
+            "events": ("up" if hub.up else "down") if hub.patterns else "off",
+            "streams": hub.stream_count, "dropped_streams": hub.dropped,
+            "version": daebus_version}
+    if error is not None:
+        body["error"] = {"code": "connection_lost", "message": error}
+    return json_response(body, 200 if error is None else 503)

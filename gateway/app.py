@@ -1,0 +1,181 @@
+"""The application factory and the per-process gateway state.
+
+Example::
+
+    from gateway import create_app
+
+    app = create_app({"expose_actions": ["clock/*"], "redis_url": "redis://localhost"})
+    app.run()   # development only; production runs gunicorn (see gunicorn_conf)
+
+gunicorn loads the app in its arbiter (``preload_app``) and forks the
+worker, so nothing here starts a thread or opens a Redis connection before
+:meth:`Gateway.start` runs in the process that serves requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask, abort, send_from_directory
+from werkzeug.routing import PathConverter
+from werkzeug.security import safe_join
+
+from daebus import DaebusCaller, registry
+from daebus.caller import ReplyHub, shared_client
+from daebus.errors import ConnectionLost
+from daebus.transport import REDIS_ERRORS, connect, redact
+
+from . import api, errors, security
+from . import settings as settings_module
+from .events import EventHub
+from .expose import Exposure
+from .settings import Settings
+
+log = logging.getLogger("gateway")
+
+EXTENSION = "daebus_gateway"
+MAX_CACHED_CALLERS = 256
+# Installed as /usr/share/daebus/{gateway,kiosk_demo}, and side by side in the repository.
+DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "kiosk_demo" / "static"
+
+BUILTIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Daebus gateway</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: sans-serif; margin: 2em">
+<h1>Daebus gateway</h1>
+<p>No kiosk page is installed. Set <code>static_dir</code> in the <code>[gateway]</code>
+section of the daebus config to serve one.</p>
+<ul><li><a href="api/health">api/health</a></li><li><a href="api/services">api/services</a></li></ul>
+</body></html>
+"""
+
+
+class Gateway:
+    """Everything one gateway process shares between requests."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.exposure = Exposure(settings.expose_actions, settings.expose_channels,
+                                 source=settings.config_file)
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._hub: EventHub | None = None
+        self._health_client = None
+        self._callers: dict[str, DaebusCaller] = {}
+
+    def start(self) -> None:
+        """Subscribe to broadcasts and replies in this process (idempotent;
+        a forked child starts its own)."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            url = self.settings.redis_url
+            self._hub = EventHub(url, self.exposure, queue_size=self.settings.stream_queue,
+                                 max_streams=self.settings.max_streams,
+                                 max_message_bytes=self.settings.max_message_bytes).start()
+            # The first call would otherwise wait for the reply subscription.
+            ReplyHub.for_url(url)
+            # A short timeout: a health probe must answer fast when Redis hangs.
+            self._health_client = connect(url, socket_timeout=1.0)
+            self._pid = os.getpid()
+            log.info("gateway serving (Redis %s, %d action pattern(s), %d channel pattern(s))",
+                     redact(url), len(self.exposure.actions), len(self.exposure.channels))
+
+    @property
+    def hub(self) -> EventHub:
+        self.start()
+        return self._hub
+
+    def close_streams(self) -> None:
+        """End every open event stream now (the worker is stopping)."""
+        if self._hub is not None and self._pid == os.getpid():
+            self._hub.close_streams()
+
+    def call(self, service: str, action: str, payload: dict, timeout: float) -> Any:
+        """Send one request through daebus and return the reply's payload."""
+        if self.hub.redis_down:
+            # The caller would wait for its reply subscription until the
+            # timeout; the event hub already knows Redis is gone.
+            raise ConnectionLost(f"Redis at {redact(self.settings.redis_url)} is unavailable")
+        # One caller per service, reused by every thread: it caches its route
+        # to the process's reply subscription and publisher.
+        caller = self._callers.get(service)
+        if caller is None:
+            if len(self._callers) >= MAX_CACHED_CALLERS:
+                self._callers.clear()  # bounded, whatever names "*" lets through
+            caller = self._callers[service] = DaebusCaller(service, redis_url=self.settings.redis_url,
+                                                           timeout=self.settings.default_timeout)
+        return caller.send_request(action, payload, timeout=timeout)
+
+    def services(self) -> list[dict]:
+        self.start()
+        try:
+            return registry.list_services(shared_client(self.settings.redis_url))
+        except REDIS_ERRORS as exc:
+            raise ConnectionLost(f"cannot reach Redis: {exc}") from exc
+
+    def ping(self) -> str | None:
+        """None when Redis answers, else why not."""
+        self.start()
+        try:
+            self._health_client.ping()
+            return None
+        except REDIS_ERRORS as exc:
+            return str(exc) or type(exc).__name__
+
+
+def get_gateway(app: Flask) -> Gateway | None:
+    """The :class:`Gateway` of an app made by :func:`create_app`, else None."""
+    return app.extensions.get(EXTENSION) if isinstance(app, Flask) else None
+
+
+def _static_dir(settings: Settings) -> Path | None:
+    if settings.static_dir:
+        return Path(settings.static_dir)
+    return DEFAULT_STATIC_DIR if DEFAULT_STATIC_DIR.is_dir() else None
+
+
+class _PagePath(PathConverter):
+    # Never matches under api/, so a GET on a POST-only API URL is a 405,
+    # not a missing file.
+    regex = r"(?!api/)[^/].*?"
+
+
+def _register_ui(app: Flask, static_dir: Path | None) -> None:
+    app.url_map.converters["page"] = _PagePath
+
+    @app.get("/")
+    def index():
+        if static_dir is not None and (static_dir / "index.html").is_file():
+            return send_from_directory(static_dir, "index.html")
+        return BUILTIN_PAGE
+
+    @app.get("/<page:filename>")
+    def static_file(filename: str):
+        # safe_join refuses "..", absolute paths and the like.
+        if static_dir is None or safe_join(str(static_dir), filename) is None:
+            abort(404)
+        return send_from_directory(static_dir, filename)
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    """Build the gateway's Flask app.
+
+    ``config`` is a :class:`~gateway.settings.Settings`, a mapping of
+    ``[gateway]`` keys (plus ``redis_url``) applied over the config files,
+    or None for the config files alone.
+    """
+    settings = config if isinstance(config, Settings) else settings_module.load(config)
+    app = Flask(__name__, static_folder=None)
+    app.extensions[EXTENSION] = Gateway(settings)
+    errors.install(app)
+    security.install(app, settings)
+    app.register_blueprint(api.bp)
+    _register_ui(app, _static_dir(settings))
+    return app

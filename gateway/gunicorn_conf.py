@@ -1,0 +1,137 @@
+"""gunicorn settings for the gateway, read from the daebus config.
+
+Start the gateway with::
+
+    gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app
+
+One ``gthread`` worker: the process keeps one Redis subscription for every
+browser, and each open event stream holds one of its threads. The app is
+loaded before forking (``preload_app``) so a broken install or config fails
+before systemd hears ``READY=1``; the worker starts its Redis threads after
+the fork. A bad ``[gateway]`` value stops the start with ``file:line``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+from gunicorn import glogging
+
+from daebus import logs
+from daebus.errors import ConfigError
+from daebus.systemd import Notifier
+from gateway.app import get_gateway
+from gateway.security import address_is_loopback
+from gateway.settings import load
+
+
+def _load_settings():
+    try:
+        return load()
+    except ConfigError as exc:
+        # One line in the journal, as daebus services do, instead of gunicorn's traceback.
+        print(f"daebus-gateway: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = _load_settings()
+
+bind = list(settings.bind)
+workers = 1
+worker_class = "gthread"
+threads = settings.threads
+graceful_timeout = settings.graceful_timeout
+timeout = 30
+keepalive = 5
+preload_app = True
+accesslog = None
+errorlog = "-"
+loglevel = logging.getLevelName(logs.parse_level(settings.log_level)).lower()
+proc_name = "daebus-gateway"
+# Newer gunicorn opens a control socket under $HOME; nothing here uses it.
+control_socket_disable = True
+if os.path.isdir("/dev/shm"):
+    # The worker's heartbeat file: on tmpfs, a slow SD card can't stall it.
+    worker_tmp_dir = "/dev/shm"
+
+
+class GatewayLogger(glogging.Logger):
+    """gunicorn's error log, with ``<N>`` priority prefixes under journald,
+    and a handler for the app's own loggers (``gateway``, ``daebus``)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        if logs.under_journal(sys.stderr):
+            for handler in self.error_log.handlers:
+                handler.setFormatter(logs.JournalFormatter("%(message)s"))
+        logs.setup(cfg.loglevel)
+
+
+logger_class = GatewayLogger
+
+_notifier = Notifier(None)
+
+
+def open_listeners(addresses) -> list:
+    """The listening addresses that machines other than this one can reach."""
+    return [a for a in addresses if not address_is_loopback(a)]
+
+
+def on_starting(server):
+    global _notifier
+    _notifier = Notifier.from_env()
+    # gunicorn sends its own READY=1 as soon as it listens; ours comes after
+    # the checks in when_ready, and the worker must not inherit the socket.
+    os.environ.pop("NOTIFY_SOCKET", None)
+
+
+def when_ready(server):
+    # The bind may come from the command line or systemd sockets rather than
+    # the config, so check what is really listening.
+    addresses = [listener.getsockname() for listener in server.LISTENERS]
+    exposed = open_listeners(addresses)
+    if exposed and not settings.token:
+        raise RuntimeError(f"the gateway listens beyond loopback ({exposed}) without a token: set "
+                           f"gateway.token or gateway.token_file in {settings.config_file}")
+    _notifier.ready("serving on " + ", ".join(str(listener) for listener in server.LISTENERS))
+    stop = server.stop
+
+    def stop_and_tell(graceful=True):
+        # gunicorn has no hook where stopping begins (on_exit runs after the
+        # workers are gone), so STOPPING=1 is sent from the arbiter's stop.
+        _notifier.stopping("stopping")
+        stop(graceful)
+
+    server.stop = stop_and_tell
+
+
+def post_worker_init(worker):
+    gateway = get_gateway(worker.wsgi)
+    if gateway is None:
+        return
+    gateway.start()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        # gunicorn waits graceful_timeout for open requests, and an event
+        # stream never ends by itself: end them now. Safe in a handler: the
+        # main thread never holds the locks close_streams() takes.
+        gateway.close_streams()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.siginterrupt(signal.SIGTERM, False)
+
+
+def worker_int(worker):
+    gateway = get_gateway(getattr(worker, "wsgi", None))
+    if gateway is not None:
+        gateway.close_streams()
+
+
+def on_exit(server):
+    _notifier.close()

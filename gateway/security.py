@@ -1,0 +1,169 @@
+"""Who may talk to the gateway: Host, Origin, bearer token and CORS checks.
+
+The gateway usually serves a kiosk browser on the same device, so the
+defaults assume a loopback listener and close everything else:
+
+* the ``Host`` header must name an allowed host, so a page that resolves its
+  own domain to 127.0.0.1 (DNS rebinding) cannot read the API;
+* an API request carrying a foreign ``Origin`` is refused unless that
+  origin is in ``cors_origins`` (and ``POST`` must be JSON anyway, which an
+  HTML form cannot send);
+* with a ``token`` set, API requests must carry ``Authorization: Bearer``
+  (or ``?access_token=`` for ``EventSource``, which cannot set headers).
+
+Example::
+
+    install(app, settings)      # registers the checks as request hooks
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hmac
+import ipaddress
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, request
+
+from .errors import ApiError
+
+API_PREFIX = "/api/"
+# Open without a token: a monitor can watch the box without holding secrets.
+TOKEN_FREE_PATHS = frozenset({"/api/health"})
+
+
+def _is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_is_loopback(bind: str) -> bool:
+    """True when a gunicorn ``bind`` value only listens on this machine.
+
+    Example::
+
+        bind_is_loopback("127.0.0.1:8080")     # True
+        bind_is_loopback("unix:/run/gw.sock")  # True
+        bind_is_loopback("0.0.0.0:8080")       # False
+    """
+    if bind.startswith("unix:"):
+        return True
+    if bind.startswith("fd://"):
+        return False  # an inherited socket could listen anywhere
+    host = bind.rsplit(":", 1)[0] if bind.count(":") == 1 or bind.startswith("[") else bind
+    return _is_loopback_host(host)
+
+
+def address_is_loopback(address) -> bool:
+    """True for a listening socket's address that only this machine reaches
+    (a ``(host, port)`` tuple, or a path for a Unix socket)."""
+    if isinstance(address, str | bytes):
+        return True
+    return _is_loopback_host(str(address[0]))
+
+
+def split_host(value: str) -> str:
+    """The host part of a ``Host`` header, lower-cased, IPv6 brackets removed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    return host.rstrip(".")
+
+
+def host_allowed(header: str | None, allowed) -> bool:
+    """Whether a ``Host`` header names one of ``allowed`` (globs allowed,
+    ``"*"`` allows any; ports are ignored)."""
+    if not header:
+        return False
+    host = split_host(header)
+    return any(fnmatch.fnmatchcase(host, split_host(pattern)) for pattern in allowed)
+
+
+def parse_origin(origin: str) -> str | None:
+    """``scheme://host[:port]`` normalised, or None when not an origin."""
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        return None
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def origin_allowed(origin: str, host_header: str | None, cors_origins) -> bool:
+    """A same-origin request, or one from an origin listed in ``cors_origins``."""
+    normal = parse_origin(origin)
+    if normal is None:
+        return False
+    if host_header and urlsplit(normal).netloc == host_header.strip().lower():
+        return True
+    return "*" in cors_origins or normal in {parse_origin(o) for o in cors_origins if o != "*"}
+
+
+def token_matches(presented: str | None, token: str) -> bool:
+    # compare_digest: the time taken must not reveal how much of a guess was right.
+    return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
+
+
+def presented_token() -> str | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.args.get("access_token")
+
+
+def install(app: Flask, settings) -> None:
+    """Register the checks on ``app`` (before any view runs)."""
+
+    @app.before_request
+    def check_request():
+        # The raw header: Werkzeug would fill a missing one in from the socket.
+        host = request.headers.get("Host")
+        if not host_allowed(host, settings.allowed_hosts):
+            raise ApiError(400, "bad_host", f"host {host!r} is not allowed; add it to "
+                           f"gateway.allowed_hosts in {settings.config_file}")
+        if not request.path.startswith(API_PREFIX):
+            return None
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            # Browsers send Origin on cross-site requests; nothing a foreign
+            # page could want from the API is allowed unless listed.
+            if not origin_allowed(origin, request.host, settings.cors_origins):
+                raise ApiError(403, "origin_not_allowed", f"requests from {origin} are not allowed; "
+                               f"add it to gateway.cors_origins in {settings.config_file}")
+            if request.method == "OPTIONS":
+                return _preflight()
+        if settings.token and request.path not in TOKEN_FREE_PATHS and request.method != "OPTIONS":
+            local = settings.trust_loopback and (not request.remote_addr
+                                                 or _is_loopback_host(request.remote_addr))
+            if not local and not token_matches(presented_token(), settings.token):
+                raise ApiError(401, "unauthorized", "a valid bearer token is required",
+                               {"WWW-Authenticate": 'Bearer realm="daebus"'})
+        return None
+
+    @app.after_request
+    def add_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith(API_PREFIX):
+            response.headers.setdefault("Cache-Control", "no-store")
+            origin = request.headers.get("Origin")
+            if (origin and settings.cors_origins and not origin_allowed(origin, request.host, ())
+                    and origin_allowed(origin, request.host, settings.cors_origins)):
+                # A listed foreign origin (refusals pass here too, and get nothing).
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.headers.add("Vary", "Origin")
+        return response
+
+
+def _preflight() -> Response:
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Last-Event-ID"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
