@@ -40,9 +40,20 @@ from .errors import (
     ServiceBusy,
     ServiceUnavailable,
 )
-from .http import DaebusHttp, HttpRequest, HttpResponse
 from .pubsub import Broadcaster, PubSubRequest, PubSubResponse
 from .registry import list_services
+
+_LAZY = {"DaebusHttp", "HttpRequest", "HttpResponse"}
+
+
+def __getattr__(name):
+    # The HTTP server is imported on first use: most services and the
+    # gateway never need it.
+    if name in _LAZY:
+        from . import http
+        return getattr(http, name)
+    raise AttributeError(f"module 'daebus' has no attribute {name!r}")
+
 
 __all__ = [
     "ActionNotFound", "BadRequest", "Blueprint", "Broadcaster", "ConfigError", "ConnectionLost",

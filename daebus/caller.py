@@ -62,6 +62,14 @@ class ReplyHub:
             return hub
 
     def wait_ready(self, timeout: float) -> bool:
+        """Wait for the reply subscription. When Redis is known to be down,
+        try once more at once and give up quickly rather than hold the
+        caller for its whole timeout."""
+        if self._subscriber.ready:
+            return True
+        if self._subscriber.failed:
+            self._subscriber.retry_now()
+            timeout = min(timeout, 0.5)
         return self._subscriber.wait_ready(timeout)
 
     @property

@@ -134,6 +134,7 @@ class Subscriber:
                  beat_interval: float = 1.0,
                  on_lost: Callable[[Exception], None] | None = None,
                  on_restored: Callable[[float], None] | None = None,
+                 on_ready: Callable[[], None] | None = None,
                  on_state: Callable[[str], None] | None = None):
         self.url = url
         self.channels = list(dict.fromkeys(channels))
@@ -144,15 +145,18 @@ class Subscriber:
         # The reader wakes at least this often, so ``last_beat`` proves it is not stuck.
         self.beat_interval = beat_interval
         self.on_lost, self.on_restored, self.on_state = on_lost, on_restored, on_state
+        self.on_ready = on_ready
         self._client = _subscriber_client(url, socket_timeout)
         self._commands = connect(url, socket_timeout=socket_timeout)
         self._wake_channel = f"daebus:wake:{uuid.uuid4()}"
         self._stop = threading.Event()
+        self._retry_now = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._state = StateLog(log)
         self.connected = False
         self._lost_at: float | None = None
+        self._failures = 0
         self.last_beat = time.monotonic()
 
     # -- lifecycle -----------------------------------------------------
@@ -169,8 +173,19 @@ class Subscriber:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    @property
+    def failed(self) -> bool:
+        """Redis is known to be unreachable: the last attempt failed and no
+        connection is up."""
+        return not self.connected and self._failures > 0
+
+    def retry_now(self) -> None:
+        """Cut the current backoff pause short (someone needs Redis now)."""
+        self._retry_now.set()
+
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
+        self._retry_now.set()
         try:
             # Wakes the reader at once instead of at its next poll timeout.
             self._commands.publish(self._wake_channel, b"")
@@ -205,12 +220,14 @@ class Subscriber:
             delay = backoff.next()
             # A planned pause is not a wedge: vouch for liveness until it ends.
             self.last_beat = time.monotonic() + delay
-            self._stop.wait(delay)
+            self._retry_now.wait(delay)
+            self._retry_now.clear()
         self._ready.clear()
         self.connected = False
 
     def _failed(self, exc: Exception) -> None:
         self._ready.clear()
+        self._failures += 1
         reason = str(exc) or type(exc).__name__
         if self.connected:
             self.connected = False
@@ -262,6 +279,7 @@ class Subscriber:
 
     def _confirmed(self) -> None:
         self.connected = True
+        self._failures = 0
         if self._lost_at is not None:
             outage = time.monotonic() - self._lost_at
             self._lost_at = None
@@ -274,6 +292,8 @@ class Subscriber:
             level = logging.INFO if self._state.state == "waiting" else logging.DEBUG
             self._state.set("up", level, "%s: connected to Redis at %s", self.name, redact(self.url))
         self._ready.set()
+        if self.on_ready:
+            self._call(self.on_ready)
 
     def _emit_state(self, text: str) -> None:
         if self.on_state:

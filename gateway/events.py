@@ -127,15 +127,12 @@ class EventHub:
             # gateway when Redis is down, so calls can fail at once.
             self._subscriber = self._factory(
                 self.url, [], self._on_message, name="gateway-events", patterns=self.patterns,
-                on_lost=self._on_lost, on_restored=self._on_restored, on_state=self._on_state).start()
-            # Subscriber reports losses and restorations, not the first
-            # connection: a small thread waits for that one.
-            threading.Thread(target=self._first_ready, name="gateway-events-ready", daemon=True).start()
+                on_lost=self._on_lost, on_restored=self._on_restored, on_state=self._on_state,
+                on_ready=self._on_ready).start()
         return self
 
-    def _first_ready(self) -> None:
-        if self._subscriber.wait_ready():
-            self._set_up(True)
+    def _on_ready(self) -> None:
+        self._set_up(True)
 
     def wait_ready(self, timeout: float) -> bool:
         return self._subscriber is not None and self._subscriber.wait_ready(timeout)

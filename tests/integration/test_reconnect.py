@@ -97,3 +97,17 @@ def test_silent_dead_connection_is_noticed_within_seconds(service, redis_server,
             assert caller.send_request("echo", {})["echo"] == {}
     finally:
         proxy.close()
+
+
+def test_new_call_while_redis_is_down_fails_fast_and_works_once_back(fresh_redis):
+    from daebus import ServiceUnavailable
+    caller = DaebusCaller("nobody", redis_url=fresh_redis.url)
+    with pytest.raises(ServiceUnavailable):
+        caller.send_request("x", {}, timeout=5)  # connects the reply hub
+    fresh_redis.stop(kill=True)
+    with pytest.raises(ConnectionLost):
+        # Far longer than the test may run: only a prompt failure passes.
+        caller.send_request("x", {}, timeout=3600)
+    fresh_redis.start()
+    with pytest.raises(ServiceUnavailable):
+        caller.send_request("x", {}, timeout=3600)

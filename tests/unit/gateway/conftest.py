@@ -14,9 +14,11 @@ from gateway.settings import load
 class FakeSubscriber:
     """Stands in for daebus.transport.Subscriber; the test calls its callbacks."""
 
-    def __init__(self, url, channels, on_message, *, name, patterns, on_lost, on_restored, on_state):
+    def __init__(self, url, channels, on_message, *, name, patterns, on_lost, on_restored, on_state,
+                 on_ready):
         self.patterns = patterns
         self.on_message, self.on_lost, self.on_restored, self.on_state = on_message, on_lost, on_restored, on_state
+        self.on_ready = on_ready
         self.stopped = False
 
     def start(self):
