@@ -105,14 +105,20 @@ def start(code, *args, ready="ready"):
     return proc
 
 
-def latencies(call, n):
-    samples = []
+def latencies(calls, n):
+    """Sequential calls, the sides taking turns call by call so that noise on
+    this shared machine hits both alike; (median, p99) per side."""
+    samples = [[] for _ in calls]
     for i in range(n):
-        t0 = time.perf_counter()
-        call({"i": i})
-        samples.append(time.perf_counter() - t0)
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+        for call, out in zip(calls, samples):
+            t0 = time.perf_counter()
+            call({"i": i})
+            out.append(time.perf_counter() - t0)
+    result = []
+    for out in samples:
+        out.sort()
+        result.append((statistics.median(out), out[int(len(out) * 0.99) - 1]))
+    return result
 
 
 def throughput(call, threads, total):
@@ -157,18 +163,17 @@ def main():
     caller = DaebusCaller("daebus_echo", redis_url=server.url, timeout=10)
     daebus_call = lambda p: caller.send_request("echo", p)  # noqa: E731
     try:
-        for call in (raw.call, daebus_call):
-            latencies(call, 300)  # warm up connections and code paths
-        results = {}
-        # Alternate the two sides so that noise on this shared machine hits both.
+        latencies([raw.call, daebus_call], 300)  # warm up connections and code paths
+        results = {name: {"median": [], "p99": [], 1: [], 8: [], 32: []} for name in ("raw", "daebus")}
         for _ in range(args.rounds):
+            paired = latencies([raw.call, daebus_call], args.calls)
+            for name, (med, p99) in zip(("raw", "daebus"), paired):
+                results[name]["median"].append(med)
+                results[name]["p99"].append(p99)
+            # Throughput runs alternate the two sides, round by round.
             for name, call in (("raw", raw.call), ("daebus", daebus_call)):
-                med, p99 = latencies(call, args.calls)
-                row = results.setdefault(name, {"median": [], "p99": [], 1: [], 8: [], 32: []})
-                row["median"].append(med)
-                row["p99"].append(p99)
                 for threads in (1, 8, 32):
-                    row[threads].append(throughput(call, threads, args.calls))
+                    results[name][threads].append(throughput(call, threads, args.calls))
         best = {name: {k: (min(v) if k in ("median", "p99") else max(v)) for k, v in row.items()}
                 for name, row in results.items()}
         r, d = best["raw"], best["daebus"]

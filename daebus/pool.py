@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue
 import threading
 import time
 from typing import Callable
 
 log = logging.getLogger("daebus.pool")
+
+_EXIT = object()
 
 
 class WorkerPool:
@@ -34,11 +37,12 @@ class WorkerPool:
         self.queue_size = queue_size
         self.name = name
         self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
         self._done = threading.Condition(self._lock)
-        self._queue: collections.deque = collections.deque()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._backlog: collections.deque = collections.deque()
+        # Each idle worker sleeps on its own SimpleQueue: handing it a job is
+        # one C-level put, far cheaper than waking a Condition waiter.
+        self._idle: list[queue.SimpleQueue] = []
+        self._threads = 0
         self._unfinished = 0
         self._closed = False
 
@@ -52,39 +56,38 @@ class WorkerPool:
         with self._lock:
             if self._closed or self._unfinished >= self.max_workers + self.queue_size:
                 return False
-            self._queue.append((fn, args))
             self._unfinished += 1
             if self._idle:
-                # Claim the idle thread here, not when it wakes: otherwise two
-                # quick submits both count the same thread and the second item
-                # waits behind the first however long that one runs.
-                self._idle -= 1
-                self._work.notify()
-            elif len(self._threads) < self.max_workers:
-                thread = threading.Thread(target=self._worker, daemon=True,
-                                          name=f"{self.name}-{len(self._threads) + 1}")
-                self._threads.append(thread)
-                thread.start()
+                self._idle.pop().put((fn, args))
+            elif self._threads < self.max_workers:
+                self._threads += 1
+                threading.Thread(target=self._worker, args=((fn, args),), daemon=True,
+                                 name=f"{self.name}-{self._threads}").start()
+            else:
+                self._backlog.append((fn, args))
         return True
 
-    def _worker(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue and not self._closed:
-                    self._idle += 1
-                    self._work.wait()
-                if not self._queue:
-                    return
-                fn, args = self._queue.popleft()
+    def _worker(self, job) -> None:
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        while job is not _EXIT:
+            fn, args = job
             try:
                 fn(*args)
             except BaseException:  # noqa: BLE001 - keep the worker alive whatever the handler did
                 log.exception("unhandled error in %r", fn)
-            finally:
-                with self._lock:
-                    self._unfinished -= 1
-                    if self._unfinished == 0:
-                        self._done.notify_all()
+            with self._lock:
+                self._unfinished -= 1
+                if self._unfinished == 0:
+                    self._done.notify_all()
+                if self._backlog:
+                    job = self._backlog.popleft()
+                    continue
+                if self._closed:
+                    break
+                self._idle.append(inbox)
+            job = inbox.get()
+        with self._lock:
+            self._threads -= 1
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued or running; False on timeout."""
@@ -98,7 +101,9 @@ class WorkerPool:
         return True
 
     def close(self) -> None:
-        """Refuse new work; idle threads exit once the queue is empty."""
+        """Refuse new work; idle threads exit, busy ones once the queue is empty."""
         with self._lock:
             self._closed = True
-            self._work.notify_all()
+            for inbox in self._idle:
+                inbox.put(_EXIT)
+            self._idle.clear()
