@@ -1,7 +1,7 @@
-"""Calling services: :class:`DaebusCaller` and the process-wide reply hub.
+"""Calling services: :class:`DaebusCaller`.
 
-Every caller in a process shares one reply subscription per Redis URL. A
-waiting call sleeps on its own queue and is woken by the reply, so nothing
+Every caller in a process shares one reply subscription per Redis URL
+(:mod:`daebus.replies`); a waiting call is woken by its reply, so nothing
 polls, and a lost connection fails every waiting call at once.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
@@ -18,13 +17,13 @@ from typing import Any, Callable
 from . import config, protocol
 from .context import get_daemon
 from .errors import ConnectionLost, DaebusError, RequestTimeout, ServiceUnavailable, remote_error
-from .transport import REDIS_ERRORS, Publisher, Subscriber, connect, redact
+from .replies import ReplyHub
+from .transport import REDIS_ERRORS, Publisher, connect, redact
 
 log = logging.getLogger("daebus.caller")
 
 _lock = threading.Lock()
 _publishers: dict[tuple[str, int], Publisher] = {}
-_hubs: dict[tuple[str, int], ReplyHub] = {}
 
 
 def shared_publisher(url: str) -> Publisher:
@@ -40,70 +39,6 @@ def shared_publisher(url: str) -> Publisher:
 def shared_client(url: str):
     """The process's command client for ``url``; connection pools are thread-safe."""
     return shared_publisher(url).client
-
-
-class ReplyHub:
-    """One ``caller:<uuid>`` subscription routing replies to waiting calls."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.channel = f"{protocol.REPLY_PREFIX}{uuid.uuid4()}"
-        self._waiting: dict[str, queue.SimpleQueue] = {}
-        self._subscriber = Subscriber(url, [self.channel], self._on_message, name="replies",
-                                      on_lost=self._on_lost).start()
-
-    @classmethod
-    def for_url(cls, url: str) -> ReplyHub:
-        key = (url, os.getpid())
-        with _lock:
-            hub = _hubs.get(key)
-            if hub is None or not hub.alive:
-                hub = _hubs[key] = cls(url)
-            return hub
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Wait for the reply subscription. When Redis is known to be down,
-        try once more at once and give up quickly rather than hold the
-        caller for its whole timeout."""
-        if self._subscriber.ready:
-            return True
-        if self._subscriber.failed:
-            self._subscriber.retry_now()
-            timeout = min(timeout, 0.5)
-        return self._subscriber.wait_ready(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._subscriber.alive
-
-    def expect(self, request_id: str) -> queue.SimpleQueue:
-        inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._waiting[request_id] = inbox
-        return inbox
-
-    def forget(self, request_id: str) -> None:
-        self._waiting.pop(request_id, None)
-
-    def _on_message(self, channel: str, data: bytes) -> None:
-        try:
-            reply = protocol.decode_object(data, 64 * 1024 * 1024)
-        except protocol.ProtocolError as exc:
-            log.warning("dropped malformed reply on %s: %s", channel, exc)
-            return
-        request_id = reply.get("request_id")
-        inbox = self._waiting.get(request_id) if isinstance(request_id, str) else None
-        if inbox is None:
-            log.debug("reply for unknown or finished request %r", reply.get("request_id"))
-            return
-        inbox.put(reply)
-
-    def _on_lost(self, exc: Exception) -> None:
-        error = ConnectionLost(f"lost connection to Redis while waiting for a reply: {exc}")
-        for inbox in list(self._waiting.values()):
-            inbox.put(error)
-
-    def close(self) -> None:
-        self._subscriber.stop()
 
 
 class DaebusCaller:
@@ -144,7 +79,7 @@ class DaebusCaller:
     def _route(self, url: str) -> tuple[ReplyHub, Publisher]:
         # Cached per caller: the lookups take a process-wide lock.
         cached = self._cached
-        if cached is None or cached[0] != url or cached[1] != os.getpid() or not cached[2].alive:
+        if cached is None or cached[0] != url or cached[1] != os.getpid():
             cached = self._cached = (url, os.getpid(), ReplyHub.for_url(url), shared_publisher(url))
         return cached[2], cached[3]
 
@@ -167,8 +102,7 @@ class DaebusCaller:
         url = self.redis_url
         deadline = time.monotonic() + timeout
         hub, publish = self._route(url)
-        if not hub.wait_ready(timeout):
-            raise ConnectionLost(f"Redis at {redact(url)} is unavailable")
+        hub.prepare(deadline)
         request_id = uuid.uuid4().hex
         inbox = hub.expect(request_id)
         try:
@@ -182,20 +116,18 @@ class DaebusCaller:
             if receivers == 0:
                 raise ServiceUnavailable(f"service {self.target_service!r} is not running "
                                          f"(nobody subscribed to its channel)")
-            return self._wait(inbox, action, deadline, timeout, on_progress)
+            return self._wait(hub, inbox, action, deadline, timeout, on_progress)
         finally:
-            hub.forget(request_id)
+            hub.forget(request_id, inbox)
 
-    def _wait(self, inbox: queue.SimpleQueue, action: str, deadline: float, timeout: float,
+    def _wait(self, hub: ReplyHub, inbox, action: str, deadline: float, timeout: float,
               on_progress) -> Any:
         while True:
             try:
-                reply = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+                reply = hub.next_reply(inbox, deadline)
+            except RequestTimeout:
                 raise RequestTimeout(f"{self.target_service}.{action} did not answer within "
                                      f"{timeout:g} s") from None
-            if isinstance(reply, Exception):
-                raise reply
             if not reply.get("final", True):
                 if on_progress is not None:
                     try:

@@ -55,7 +55,7 @@ def connect(url: str, *, socket_timeout: float = 5.0, decode: bool = True) -> re
         **_kwargs(url, socket_timeout))
 
 
-def _subscriber_client(url: str, socket_timeout: float) -> redis.Redis:
+def subscriber_client(url: str, socket_timeout: float = 5.0) -> redis.Redis:
     # No retries and no redis-py health checks: a failure must reach the
     # subscriber loop so it can log it, fail waiters and resubscribe itself.
     return redis.Redis.from_url(url, decode_responses=False, retry=Retry(NoBackoff(), 0),
@@ -146,7 +146,7 @@ class Subscriber:
         self.beat_interval = beat_interval
         self.on_lost, self.on_restored, self.on_state = on_lost, on_restored, on_state
         self.on_ready = on_ready
-        self._client = _subscriber_client(url, socket_timeout)
+        self._client = subscriber_client(url, socket_timeout)
         self._commands = connect(url, socket_timeout=socket_timeout)
         self._wake_channel = f"daebus:wake:{uuid.uuid4()}"
         self._stop = threading.Event()

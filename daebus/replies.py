@@ -1,0 +1,250 @@
+"""The process's reply subscription, read by the callers that wait on it.
+
+Every :class:`DaebusCaller` in a process shares one ``caller:<uuid>``
+subscription per Redis URL. There is no reader thread: the waiting callers
+take turns reading it (leader/follower). The caller reading the socket hands
+each reply to the queue of the caller it belongs to, and when it leaves, it
+passes the reading role to another waiting caller. A lone caller therefore
+gets its reply without any thread switch, and an idle process holds no thread
+and wakes for nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+
+import redis
+
+from . import protocol
+from .errors import ConnectionLost, RequestTimeout
+from .logs import StateLog
+from .transport import REDIS_ERRORS, redact, subscriber_client
+
+log = logging.getLogger("daebus.caller")
+
+_TAKE_OVER = object()  # put in a waiting caller's queue: "the reading role is yours now"
+_MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+_lock = threading.Lock()
+_hubs: dict[tuple[str, int], ReplyHub] = {}
+
+
+class ReplyHub:
+    """One reply channel per process and Redis URL.
+
+    Example (what :meth:`DaebusCaller.send_request` does)::
+
+        hub = ReplyHub.for_url(url)
+        hub.prepare(deadline)
+        inbox = hub.expect(request_id)
+        try:
+            publish(request with reply_to=hub.channel)
+            reply = hub.next_reply(inbox, deadline)
+        finally:
+            hub.forget(request_id, inbox)
+    """
+
+    def __init__(self, url: str, health_interval: float = 5.0):
+        self.url = url
+        self.channel = f"{protocol.REPLY_PREFIX}{uuid.uuid4()}"
+        self.health_interval = health_interval
+        self._client = subscriber_client(url)
+        self._pubsub = None               # only touched by the thread holding _reader
+        self._reader = threading.Lock()   # the reading role
+        self._subscribed = threading.Event()
+        self._waiting: dict[str, queue.SimpleQueue] = {}
+        self._state = StateLog(log)
+        self._lost_at: float | None = None
+
+    @classmethod
+    def for_url(cls, url: str) -> ReplyHub:
+        key = (url, os.getpid())
+        with _lock:
+            hub = _hubs.get(key)
+            if hub is None:
+                hub = _hubs[key] = cls(url)
+            return hub
+
+    @property
+    def failed(self) -> bool:
+        """The last attempt to reach Redis failed."""
+        return self._lost_at is not None and not self._subscribed.is_set()
+
+    # -- one call ------------------------------------------------------------
+    def expect(self, request_id: str) -> queue.SimpleQueue:
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting[request_id] = inbox
+        return inbox
+
+    def forget(self, request_id: str, inbox: queue.SimpleQueue) -> None:
+        self._waiting.pop(request_id, None)
+        # A reading role handed to us after our reply came must not be lost.
+        while True:
+            try:
+                item = inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is _TAKE_OVER:
+                self._hand_over(exclude=inbox)
+
+    def prepare(self, deadline: float) -> None:
+        """Make sure the subscription is confirmed and its socket healthy
+        before a request is published; raises :class:`ConnectionLost`."""
+        while True:
+            if self._reader.acquire(blocking=False):
+                try:
+                    self._ensure(deadline)
+                finally:
+                    self._release()
+                return
+            if self._subscribed.is_set():
+                return  # another caller is reading a confirmed subscription
+            # Another caller is connecting: wait for it to finish.
+            if not self._reader.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise ConnectionLost(f"Redis at {redact(self.url)} did not answer in time")
+            self._reader.release()
+
+    def next_reply(self, inbox: queue.SimpleQueue, deadline: float) -> dict:
+        """The next reply (or progress update) for ``inbox``'s request;
+        raises :class:`RequestTimeout` or :class:`ConnectionLost`."""
+        while True:
+            item = _poll(inbox)
+            if item is not None and item is not _TAKE_OVER:
+                return _checked(item)
+            if self._reader.acquire(blocking=False):
+                try:
+                    return _checked(self._read_until(inbox, deadline))
+                finally:
+                    self._release(exclude=inbox)
+            try:
+                item = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RequestTimeout("no reply") from None
+            if item is not _TAKE_OVER:
+                return _checked(item)
+
+    # -- the reading role (callers hold self._reader) ------------------------------
+    def _ensure(self, deadline: float) -> None:
+        if self._pubsub is not None:
+            try:
+                # Drains what arrived meanwhile; a socket closed by a Redis
+                # restart shows up here, before the request goes out.
+                while (message := self._pubsub.get_message(timeout=0)) is not None:
+                    self._dispatch(message)
+                return
+            except REDIS_ERRORS as exc:
+                self._broken(exc)  # it died while idle: subscribe afresh below
+        pubsub = self._pubsub = self._client.pubsub()
+        try:
+            pubsub.subscribe(self.channel)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise redis.TimeoutError("no subscribe confirmation in time")
+                message = pubsub.get_message(timeout=min(remaining, 1.0))
+                if message is not None and _kind(message) == "subscribe":
+                    break
+                if message is not None:
+                    self._dispatch(message)
+        except REDIS_ERRORS as exc:
+            self._broken(exc)
+            raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
+        self._subscribed.set()
+        if self._lost_at is not None:
+            self._state.set("up", logging.WARNING, "replies: Redis connection restored after %.1f s",
+                            time.monotonic() - self._lost_at)
+            self._lost_at = None
+
+    def _read_until(self, inbox: queue.SimpleQueue, deadline: float):
+        pubsub = self._pubsub
+        if pubsub is None:
+            return ConnectionLost(f"lost connection to Redis at {redact(self.url)}")
+        last_rx = time.monotonic()
+        ping_sent = None
+        while True:
+            item = _poll(inbox)
+            if item is not None and item is not _TAKE_OVER:
+                return item
+            now = time.monotonic()
+            if now >= deadline:
+                raise RequestTimeout("no reply")
+            try:
+                message = pubsub.get_message(timeout=min(deadline - now, 1.0))
+                if message is None:
+                    now = time.monotonic()
+                    if ping_sent is not None and now - ping_sent > self.health_interval:
+                        raise redis.TimeoutError(f"no answer from Redis for {now - last_rx:.0f} s")
+                    if ping_sent is None and now - last_rx >= self.health_interval:
+                        pubsub.ping()
+                        ping_sent = now
+                    continue
+            except REDIS_ERRORS as exc:
+                self._broken(exc)
+                continue  # our queue now holds the ConnectionLost
+            last_rx, ping_sent = time.monotonic(), None
+            self._dispatch(message)
+
+    def _dispatch(self, message: dict) -> None:
+        if _kind(message) != "message":
+            return
+        try:
+            reply = protocol.decode_object(message["data"], _MAX_REPLY_BYTES)
+        except protocol.ProtocolError as exc:
+            log.warning("dropped malformed reply on %s: %s", self.channel, exc)
+            return
+        request_id = reply.get("request_id")
+        inbox = self._waiting.get(request_id) if isinstance(request_id, str) else None
+        if inbox is None:
+            log.debug("reply for unknown or finished request %r", request_id)
+            return
+        inbox.put(reply)
+
+    def _broken(self, exc: Exception) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        self._subscribed.clear()
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket may fail any way
+                pass
+        if self._lost_at is None:
+            self._lost_at = time.monotonic()
+        self._state.set("lost", logging.ERROR, "replies: lost connection to Redis at %s: %s",
+                        redact(self.url), exc or type(exc).__name__)
+        error = ConnectionLost(f"lost connection to Redis while waiting for a reply: {exc}")
+        for inbox in list(self._waiting.values()):
+            inbox.put(error)
+
+    def _release(self, exclude: queue.SimpleQueue | None = None) -> None:
+        self._reader.release()
+        self._hand_over(exclude)
+
+    def _hand_over(self, exclude: queue.SimpleQueue | None) -> None:
+        # Someone still waiting may have found the role taken: give it to one.
+        for inbox in list(self._waiting.values()):
+            if inbox is not exclude:
+                inbox.put(_TAKE_OVER)
+                return
+
+
+def _poll(inbox: queue.SimpleQueue):
+    try:
+        return inbox.get_nowait()
+    except queue.Empty:
+        return None
+
+
+def _checked(item):
+    if isinstance(item, Exception):
+        raise item
+    return item
+
+
+def _kind(message: dict) -> str:
+    kind = message["type"]
+    return kind.decode() if isinstance(kind, bytes) else kind
