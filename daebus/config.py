@@ -32,6 +32,7 @@ class _Key:
     type: type
     default: Any
     env: str | None = None
+    choices: tuple[str, ...] = ()
 
 
 # Sections read by daebus itself. Sections owned by other programs that share
@@ -49,7 +50,8 @@ SCHEMA: dict[str, dict[str, _Key]] = {
         "registry_ttl": _Key(float, 15.0, None),
     },
     "log": {
-        "level": _Key(str, "info", "DAEBUS_LOG_LEVEL"),
+        "level": _Key(str, "info", "DAEBUS_LOG_LEVEL",
+                      choices=("critical", "error", "warning", "info", "debug")),
     },
 }
 FOREIGN_SECTIONS = {"gateway"}
@@ -89,6 +91,8 @@ def _coerce(value: Any, spec: _Key, where: str) -> Any:
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if not isinstance(value, spec.type) or isinstance(value, bool) != (spec.type is bool):
         raise ConfigError(f"{where}: expected {spec.type.__name__}, got {type(value).__name__} {value!r}")
+    if spec.choices and value.lower() not in spec.choices:
+        raise ConfigError(f"{where}: expected one of {', '.join(spec.choices)}, got {value!r}")
     return value
 
 
@@ -154,6 +158,9 @@ def load_files(main: Path | None = None) -> dict[str, dict[str, Any]]:
 
 def _from_env(spec: _Key, name: str) -> Any:
     raw = os.environ[name]
+    if spec.choices and raw.lower() not in spec.choices:
+        raise ConfigError(f"environment variable {name}: expected one of {', '.join(spec.choices)}, "
+                          f"got {raw!r}")
     try:
         if spec.type is float:
             return float(raw)

@@ -105,16 +105,28 @@ def _line(text: str, key: str) -> int:
     return 0
 
 
-def _locations(files: list[Path]) -> dict[str, str]:
-    """``key -> "file:line"`` of the file that set it last."""
+# Lists that add up across files, so that a vendor's conf.d drop-in and the
+# admin's own can each expose what they need without overwriting the other.
+ADDITIVE = ("expose_actions", "expose_channels")
+
+
+def _read_tables(files: list[Path]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The merged ``[gateway]`` table and ``key -> "file:line"`` of the file
+    that set each key last; ADDITIVE lists are checked file by file and
+    joined."""
+    table: dict[str, Any] = {}
     where: dict[str, str] = {}
     for path in files:
         text = path.read_text(encoding="utf-8")
-        table = tomllib.loads(text).get(SECTION)
-        if isinstance(table, dict):
-            for key in table:
-                where[key] = f"{path}:{_line(text, key)}"
-    return where
+        section = tomllib.loads(text).get(SECTION)
+        if not isinstance(section, dict):
+            continue
+        for key, value in section.items():
+            where[key] = f"{path}:{_line(text, key)}"
+            if key in ADDITIVE:
+                value = table.get(key, ()) + _coerce(key, value, where[key])
+            table[key] = value
+    return table, where
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
@@ -195,10 +207,8 @@ def load(overrides: Mapping[str, Any] | None = None) -> Settings:
     :class:`daebus.errors.ConfigError` with ``file:line`` for bad files.
     """
     files = daebus_config.config_files()
-    merged = daebus_config.load_files()  # validates [redis], [log], ... too
-    base = daebus_config.load()
-    where = _locations(files)
-    table = dict(merged.get(SECTION, {}))
+    base = daebus_config.load()  # validates [redis], [log], ... too
+    table, where = _read_tables(files)
     overrides = dict(overrides or {})
     redis_url = overrides.pop("redis_url", None) or base.redis_url
     for key in overrides:
@@ -210,11 +220,13 @@ def load(overrides: Mapping[str, Any] | None = None) -> Settings:
         if key not in SCHEMA:
             raise ConfigError(f"{where.get(key, default_where)}: unknown key '{key}' in [{SECTION}] "
                               f"(known: {', '.join(SCHEMA)})")
-        values[key] = _coerce(key, value, where.get(key, default_where))
+        values[key] = value if key in ADDITIVE and key not in overrides else \
+            _coerce(key, value, where.get(key, default_where))
     if values["token_file"] and not values["token"]:
         values["token"] = _read_token_file(values["token_file"], where.get("token_file", default_where))
     if values["max_streams"] is None:
         values["max_streams"] = auto_max_streams(values["threads"])
     _check(values, where, default_where)
     return Settings(**values, redis_url=redis_url, log_level=base.log_level,
-                    max_message_bytes=base.max_message_bytes, config_file=default_where)
+                    max_message_bytes=base.max_message_bytes,
+                    config_file=f"{default_where} or a drop-in in {Path(default_where).parent / 'conf.d'}")

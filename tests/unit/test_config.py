@@ -60,6 +60,17 @@ def test_unknown_section_and_wrong_type(etc):
         config.load()
 
 
+def test_log_level_must_be_a_known_level(etc, monkeypatch):
+    (etc / "daebus.toml").write_text('[log]\nlevel = "loud"\n')
+    with pytest.raises(ConfigError, match=r"daebus.toml:2: log.level: expected one of"):
+        config.load()
+    (etc / "daebus.toml").write_text('[log]\nlevel = "WARNING"\n')
+    assert config.load().log_level == "WARNING"
+    monkeypatch.setenv("DAEBUS_LOG_LEVEL", "chatty")
+    with pytest.raises(ConfigError, match="DAEBUS_LOG_LEVEL"):
+        config.load()
+
+
 def test_gateway_section_is_left_to_the_gateway(etc):
     (etc / "daebus.toml").write_text('[gateway]\nbind = "127.0.0.1:8080"\n')
     assert config.load().sections["gateway"] == {"bind": "127.0.0.1:8080"}

@@ -65,7 +65,8 @@ class GatewayProcess:
             full_env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf", *args,
-             "gateway.wsgi:app"], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+             "gateway.wsgi:app"], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own process group: kill() reaches the worker too
         if wait:
             self.wait_ready()
 
@@ -106,7 +107,10 @@ class GatewayProcess:
 
     def kill(self) -> None:
         if self.process.poll() is None:
-            self.process.kill()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait(10)
 
     def close(self) -> None:

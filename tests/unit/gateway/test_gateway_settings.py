@@ -39,6 +39,25 @@ def test_values_come_from_the_file_and_conf_d_overrides(config_file, tmp_path):
     assert settings.redis_url == "redis://10.1.1.1:6380/2"
 
 
+def test_expose_lists_add_up_across_files(config_file, tmp_path):
+    config_file('[gateway]\nexpose_actions = ["clock/*"]\nexpose_channels = "sensors.*"\n')
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "50-acme.toml").write_text('[gateway]\nexpose_actions = ["acme/status"]\n')
+    (tmp_path / "conf.d" / "60-admin.toml").write_text('[gateway]\nexpose_actions = ["display/*"]\n')
+    settings = load()
+    assert settings.expose_actions == ("clock/*", "acme/status", "display/*")
+    assert settings.expose_channels == ("sensors.*",)
+
+
+def test_a_bad_expose_list_names_its_own_file(config_file, tmp_path):
+    config_file('[gateway]\nexpose_actions = ["clock/*"]\n')
+    (tmp_path / "conf.d").mkdir()
+    bad = tmp_path / "conf.d" / "50-acme.toml"
+    bad.write_text('[gateway]\nexpose_actions = [1]\n')
+    with pytest.raises(ConfigError, match=f"^{bad}:2: gateway.expose_actions"):
+        load()
+
+
 def test_max_streams_follows_threads_unless_set(config_file):
     assert load({"threads": 16}).max_streams == 12
     assert load({"threads": 4}).max_streams == 2
@@ -110,5 +129,5 @@ def test_errors_in_overrides_say_config():
 
 def test_settings_name_the_file_to_edit(config_file):
     path = config_file("[gateway]\n")
-    assert load().config_file == str(path)
+    assert load().config_file == f"{path} or a drop-in in {path.parent / 'conf.d'}"
     assert Settings().config_file == "/etc/daebus/daebus.toml"

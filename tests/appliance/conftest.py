@@ -1,0 +1,92 @@
+"""The appliance checks run in order against one booted bookworm root.
+
+Each check is a step of one story (install, run, break, upgrade, purge), so
+a failed step skips the ones after it instead of burying the cause under
+follow-on failures, unless it is marked ``independent`` (it only looks, or
+cleans up after itself). Every step prints its duration as it ends, and the
+summary repeats them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+
+_steps: list[dict] = []  # name, took, ok, test
+_current: dict[str, str] = {"test": ""}
+_FAILED = pytest.StashKey[str]()
+
+
+class Steps:
+    """``with steps("install the .deb"): ...`` prints the step and its duration."""
+
+    def __init__(self, config):
+        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self.capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def _say(self, text: str, end: bool) -> None:
+        if self.reporter is None:
+            return
+        # Straight to the terminal, past output capturing, so a long step
+        # shows while it runs.
+        with self.capture.global_and_fixture_disabled() if self.capture else contextlib.nullcontext():
+            if end:
+                self.reporter.write_line(text)
+            else:
+                self.reporter.ensure_newline()
+                self.reporter.write(text, flush=True)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.monotonic()
+        self._say(f"appliance: {name} ... ", end=False)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            took = time.monotonic() - start
+            _steps.append({"name": name, "took": took, "ok": ok, "test": _current["test"]})
+            self._say(f"{'done' if ok else 'FAILED'} ({took:.1f} s)", end=True)
+
+
+@pytest.fixture(scope="session")
+def steps(request) -> Steps:
+    return Steps(request.config)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "independent: an appliance step whose failure "
+                                       "doesn't skip the steps after it")
+
+
+def pytest_runtest_setup(item):
+    _current["test"] = item.nodeid
+    failed = item.session.stash.get(_FAILED, None)
+    if failed is not None:
+        pytest.skip(f"an earlier appliance step failed ({failed})")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        # A step whose action went through but whose checks failed.
+        for step in _steps:
+            if step["test"] == item.nodeid:
+                step["ok"] = False
+        if item.get_closest_marker("independent") is None:
+            item.session.stash[_FAILED] = item.name
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _steps:
+        return
+    terminalreporter.section("appliance steps")
+    for step in _steps:
+        terminalreporter.write_line(f"{step['took']:7.1f} s  {'ok    ' if step['ok'] else 'FAILED'}  "
+                                    f"{step['name']}")
+    terminalreporter.write_line(f"{sum(step['took'] for step in _steps):7.1f} s  total")
