@@ -23,7 +23,7 @@ import redis
 from . import protocol
 from .errors import ConnectionLost, RequestTimeout
 from .logs import StateLog
-from .transport import REDIS_ERRORS, redact, subscriber_client
+from .transport import REDIS_ERRORS, Liveness, redact, subscriber_client
 
 log = logging.getLogger("daebus.caller")
 
@@ -164,8 +164,7 @@ class ReplyHub:
         pubsub = self._pubsub
         if pubsub is None:
             return ConnectionLost(f"lost connection to Redis at {redact(self.url)}")
-        last_rx = time.monotonic()
-        ping_sent = None
+        liveness = Liveness(self.health_interval)
         while True:
             item = _poll(inbox)
             if item is not None and item is not _TAKE_OVER:
@@ -176,17 +175,12 @@ class ReplyHub:
             try:
                 message = pubsub.get_message(timeout=min(deadline - now, 1.0))
                 if message is None:
-                    now = time.monotonic()
-                    if ping_sent is not None and now - ping_sent > self.health_interval:
-                        raise redis.TimeoutError(f"no answer from Redis for {now - last_rx:.0f} s")
-                    if ping_sent is None and now - last_rx >= self.health_interval:
-                        pubsub.ping()
-                        ping_sent = now
+                    liveness.idle(pubsub)
                     continue
             except REDIS_ERRORS as exc:
                 self._broken(exc)
                 continue  # our queue now holds the ConnectionLost
-            last_rx, ping_sent = time.monotonic(), None
+            liveness.heard()
             self._dispatch(message)
 
     def _dispatch(self, message: dict) -> None:

@@ -116,6 +116,39 @@ class Backoff:
         self.delay = self.first
 
 
+class Liveness:
+    """Notices a subscription that went silent: after ``interval`` without a
+    message it sends a PING, and if that gets no answer within another
+    ``interval`` the connection is declared dead, even though no socket
+    error ever came (a half-open connection).
+
+    Example::
+
+        liveness = Liveness(5.0)
+        message = pubsub.get_message(timeout=1.0)
+        if message is None:
+            liveness.idle(pubsub)        # may ping, or raise redis.TimeoutError
+        else:
+            liveness.heard()
+    """
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.last_rx = time.monotonic()
+        self.ping_sent: float | None = None
+
+    def heard(self) -> None:
+        self.last_rx, self.ping_sent = time.monotonic(), None
+
+    def idle(self, pubsub) -> None:
+        now = time.monotonic()
+        if self.ping_sent is not None and now - self.ping_sent > self.interval:
+            raise redis.TimeoutError(f"no answer from Redis for {now - self.last_rx:.0f} s")
+        if self.ping_sent is None and now - self.last_rx >= self.interval:
+            pubsub.ping()
+            self.ping_sent = now
+
+
 MessageHandler = Callable[[str, bytes], None]
 
 
@@ -250,19 +283,14 @@ class Subscriber:
     def _read(self, pubsub, backoff: Backoff) -> None:
         expected = 1 + len(self.channels) + len(self.patterns)
         confirmed = 0
-        last_rx = time.monotonic()
-        ping_sent: float | None = None
+        liveness = Liveness(self.health_interval)
         while not self._stop.is_set():
-            now = self.last_beat = time.monotonic()
+            self.last_beat = time.monotonic()
             message = pubsub.get_message(timeout=self.beat_interval)
             if message is None:
-                if ping_sent is not None and now - ping_sent > self.health_interval:
-                    raise redis.TimeoutError(f"no answer from Redis for {now - last_rx:.0f} s")
-                if ping_sent is None and now - last_rx >= self.health_interval:
-                    pubsub.ping()
-                    ping_sent = now
+                liveness.idle(pubsub)
                 continue
-            last_rx, ping_sent = time.monotonic(), None
+            liveness.heard()
             kind = message["type"]
             if isinstance(kind, bytes):
                 kind = kind.decode()
