@@ -423,6 +423,23 @@ def test_vendor_package_ships_a_worker(box, steps, tmp_path):
     assert show(box, WORKER, "ActiveState")["ActiveState"] == "active"  # the others carry on
 
 
+@pytest.mark.independent
+def test_kiosk_demo_is_enabled_with_one_command(box, steps):
+    with steps("daebus-kiosk-demo enable: the demo's workers behind the kiosk page"):
+        box.run("daebus-kiosk-demo", "enable", timeout=300)
+        services_status, services = curl(box, "/api/services")
+        state_status, state = curl(box, "/api/services/display/get_state", {})
+        page = box.run("curl", "-sS", "--max-time", "20", GATEWAY + "/", check=False, timeout=30).stdout
+        box.run("daebus-kiosk-demo", "disable", timeout=300)
+        after = box.run("systemctl", "is-active", "daebus-worker@kiosk-sensors", check=False).stdout.strip()
+    assert services_status == 200, services
+    assert {"sensors", "display", "system"} <= {s["name"] for s in services["services"]}, services
+    assert state_status == 200 and "brightness" in state["result"], state
+    assert "<title>" in page and "app.js" in page, page[:300]
+    assert after == "inactive"
+    assert show(box, WORKER, "ActiveState")["ActiveState"] == "active"  # the vendor's worker carries on
+
+
 def test_purge_leaves_nothing_running(box, steps):
     with steps("apt-get purge daebus: nothing left running"):
         box.run("apt-get", "purge", "-y", "-q", "-o", "Dpkg::Use-Pty=0", "daebus", timeout=300)

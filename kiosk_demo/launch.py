@@ -1,0 +1,378 @@
+"""Start the whole kiosk demo on this machine, and stop it on Ctrl-C.
+
+Example::
+
+    python -m kiosk_demo                  # http://127.0.0.1:8080/
+    python -m kiosk_demo --port 9000
+    python -m kiosk_demo --redis-url redis://127.0.0.1:6379/0
+
+Redis is a private ``redis-server`` on a free port, or fakeredis's embedded
+TCP server where none is installed. The gateway is gunicorn, started exactly
+as ``daebus-gateway.service`` starts it but with a generated config file;
+each worker is ``python kiosk_demo/<name>.py``. Every child reports
+``READY=1`` over ``$NOTIFY_SOCKET`` as it would to systemd, which is how this
+script knows it is up. The helpers here (:func:`start_redis`,
+:class:`Child`, :func:`gateway_config`) are also used by ``examples/run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+STATIC_DIR = HERE / "static"
+DEVICE_GATEWAY_CONFIG = HERE / "device" / "gateway.toml"
+WORKERS = ("sensors", "display", "system")
+DEFAULT_PORT = 8080
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+# -- Redis ----------------------------------------------------------------------
+
+def redis_server_binary() -> str | None:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    return "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+
+
+def start_redis(workdir: str, *, embedded: bool = False, say: Callable[[str], None] = print):
+    """A private Redis on a free loopback port: ``(url, stop)``.
+
+    ``redis-server`` when installed (and ``embedded`` is false), else the
+    fakeredis TCP server in a thread of this process.
+    """
+    port = free_port()
+    binary = None if embedded else redis_server_binary()
+    if binary:
+        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", workdir, "--daemonize", "no"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True, preexec_fn=_die_with_parent)
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ready to accept connections" in line:
+                break
+        else:
+            raise RuntimeError("redis-server did not start:\n" + "".join(lines[-20:]))
+        # Keep reading, or a full pipe would one day stop the server.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        say(f"redis-server on 127.0.0.1:{port} (private, nothing saved)")
+
+        def stop() -> None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        return f"redis://127.0.0.1:{port}/0", stop
+
+    from fakeredis import TcpFakeServer
+
+    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="embedded-redis", daemon=True).start()
+    reason = "as asked" if embedded else "redis-server is not installed"
+    say(f"embedded Redis (fakeredis) on 127.0.0.1:{port} ({reason})")
+
+    def stop_embedded() -> None:
+        server.shutdown()
+        server.server_close()
+    return f"redis://127.0.0.1:{port}/0", stop_embedded
+
+
+# -- child processes -----------------------------------------------------------------
+
+def _load_prctl():
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# Looked up here, once: between fork and exec the child should do as little
+# as possible (no library loading while another thread may hold its lock).
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # The children live in their own session so that Ctrl-C reaches only this
+    # script, which stops them in order; if this script is killed outright,
+    # the kernel sends them SIGTERM instead of leaving them behind.
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Child:
+    """A process started with its own ``NOTIFY_SOCKET``, like a systemd
+    ``Type=notify`` service.
+
+    Example::
+
+        child = Child("sensors", [sys.executable, "kiosk_demo/sensors.py"], env)
+        child.wait_ready(30)
+        child.stop()
+    """
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], *, cwd: Path = ROOT,
+                 stdout=None, stderr=None):
+        self.name = name
+        self._dir = tempfile.mkdtemp(prefix=f"daebus-{name}-")
+        self.notify_path = os.path.join(self._dir, "notify")
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(self.notify_path)
+        self.status = ""
+        self.process = subprocess.Popen(argv, cwd=cwd, env={**env, "NOTIFY_SOCKET": self.notify_path},
+                                        stdout=stdout, stderr=stderr, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Return once the child sent ``READY=1``; raise if it exits first."""
+        deadline = time.monotonic() + timeout
+        # Short receive timeouts only to notice a child that died before
+        # it could say anything; READY=1 itself wakes us at once.
+        self._sock.settimeout(0.5)
+        while True:
+            try:
+                data = self._sock.recv(4096).decode(errors="replace")
+            except TimeoutError:
+                data = ""
+            for line in data.splitlines():
+                if line.startswith("STATUS="):
+                    self.status = line[len("STATUS="):]
+                if line == "READY=1":
+                    return
+            code = self.process.poll()
+            if code is not None:
+                raise RuntimeError(f"{self.name} exited with status {code} before it was ready")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} was not ready after {timeout:g} s "
+                                   f"(last status: {self.status or 'none'})")
+
+    def stop(self, timeout: float = 15) -> int:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.close()
+        return self.process.returncode
+
+    def close(self) -> None:
+        self._sock.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def child_env(redis_url: str, config: Path | None = None) -> dict[str, str]:
+    """The environment of every demo process: this repository on the path,
+    the demo's Redis and config rather than the machine's."""
+    env = dict(os.environ)
+    path = [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env.update({"PYTHONPATH": os.pathsep.join(path), "PYTHONUNBUFFERED": "1",
+                "DAEBUS_REDIS_URL": redis_url})
+    if config is not None:
+        env["DAEBUS_CONFIG"] = str(config)
+    env.pop("JOURNAL_STREAM", None)  # we are not systemd: plain timestamped logs
+    return env
+
+
+def start_service(script: Path, redis_url: str, workdir: str | None = None, env=None) -> subprocess.Popen:
+    """Run a service script and wait for its READY=1; returns the process."""
+    child = Child(script.stem, [sys.executable, str(script)], {**child_env(redis_url), **(env or {})})
+    try:
+        child.wait_ready()
+    finally:
+        child.close()
+    return child.process
+
+
+# -- the gateway ---------------------------------------------------------------------
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    return "[" + ", ".join(_toml(item) for item in value) + "]"
+
+
+def device_exposure() -> dict:
+    """The ``[gateway]`` keys the device drop-in sets: the same actions and
+    channels are exposed here and on the appliance."""
+    with open(DEVICE_GATEWAY_CONFIG, "rb") as handle:
+        return dict(tomllib.load(handle)["gateway"])
+
+
+def gateway_config(redis_url: str, port: int, **extra) -> str:
+    """The text of a daebus config file for the demo's gateway."""
+    gateway = {"bind": f"127.0.0.1:{port}", "static_dir": str(STATIC_DIR), "threads": 16,
+               **device_exposure(), **extra}
+    lines = ["# Written by kiosk_demo for one run.", "[redis]", f"url = {_toml(redis_url)}", "",
+             "[gateway]"]
+    lines += [f"{key} = {_toml(value)}" for key, value in gateway.items()]
+    return "\n".join(lines) + "\n"
+
+
+def start_gateway(config: Path, redis_url: str, **popen) -> Child:
+    """gunicorn with the gateway, as the appliance's unit runs it."""
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf", "gateway.wsgi:app"]
+    return Child("gateway", argv, child_env(redis_url, config), **popen)
+
+
+def start_worker(name: str, redis_url: str, config: Path | None = None, **popen) -> Child:
+    return Child(name, [sys.executable, str(HERE / f"{name}.py")], child_env(redis_url, config), **popen)
+
+
+# -- the command ----------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kiosk_demo",
+                                     description="Run the Daebus kiosk demo until Ctrl-C.")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"gateway port on 127.0.0.1 (default {DEFAULT_PORT}, or a free one "
+                             "when it is taken; 0 for any free port)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--redis-url", help="use this Redis instead of starting a private one")
+    source.add_argument("--embedded-redis", action="store_true",
+                        help="use the embedded fakeredis server even if redis-server is installed")
+    return parser
+
+
+def _notify(message: str) -> None:
+    """Tell whoever started us (systemd, a test) that we are ready."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), path)
+        except OSError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def say(message: str) -> None:
+        print(f"kiosk_demo: {message}", flush=True)
+
+    stop_requested = threading.Event()
+    reason: list[str] = []
+
+    def on_signal(signum, _frame):
+        reason.append(signal.Signals(signum).name)
+        stop_requested.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    port = args.port
+    if port == 0:
+        port = free_port()
+    elif port_in_use(port):
+        chosen = free_port()
+        say(f"port {port} is taken, using {chosen}")
+        port = chosen
+
+    workdir = Path(tempfile.mkdtemp(prefix="daebus-kiosk-demo-"))
+    stop_redis: Callable[[], None] = lambda: None
+    children: list[Child] = []
+    status = 0
+    try:
+        if args.redis_url:
+            redis_url = args.redis_url
+            say(f"using the Redis at {redis_url}")
+        else:
+            redis_url, stop_redis = start_redis(str(workdir), embedded=args.embedded_redis, say=say)
+        config = workdir / "daebus.toml"
+        config.write_text(gateway_config(redis_url, port))
+        children.append(start_gateway(config, redis_url))
+        children += [start_worker(name, redis_url, config) for name in WORKERS]
+        for child in children:
+            child.wait_ready(60)
+            say(f"{child.name} ready")
+        url = f"http://127.0.0.1:{port}/"
+        say(f"the kiosk page is at {url}  (Ctrl-C stops everything)")
+        _notify(f"READY=1\nSTATUS=serving on {url}")
+
+        def watch(child: Child) -> None:
+            code = child.process.wait()
+            if stop_requested.is_set():
+                return
+            say(f"{child.name} exited with status {code}")
+            if child.name == "gateway":
+                reason.append("the gateway exited")
+                stop_requested.set()
+
+        for child in children:
+            threading.Thread(target=watch, args=(child,), daemon=True).start()
+        stop_requested.wait()
+        if "the gateway exited" in reason:
+            status = 1
+    except RuntimeError as exc:
+        say(f"cannot start: {exc}")
+        status = 1
+    finally:
+        # Ignore further Ctrl-C while stopping: a second one would leave
+        # children behind (they would still get SIGTERM when we exit).
+        stop_requested.set()
+        _notify("STOPPING=1")
+        if children:
+            say("stopping " + (f"({reason[0]})" if reason else ""))
+        workers = [child for child in children if child.name != "gateway"]
+        for child in workers:
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in workers + [child for child in children if child.name == "gateway"]:
+            code = child.stop()
+            if code not in (0, None):
+                say(f"{child.name} stopped with status {code}")
+        stop_redis()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if status == 0:
+        say("stopped")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
