@@ -1,6 +1,6 @@
 """Request/reply through daebus against a raw redis-py pub/sub echo.
 
-Both run in the same session on the same private redis-server: the raw echo
+Both run in the same run of this script on one private redis-server: the raw echo
 is the physical limit of this design (one PUBLISH each way, one subscriber
 connection each side). Prints median/p99 latency of sequential calls, req/s
 with 1, 8 and 32 caller threads, the ratios, and the daebus service's RSS.
