@@ -1,9 +1,9 @@
 """The appliance checks run in order against one booted bookworm root.
 
 Each check is a step of one story (install, run, break, upgrade, purge), so
-a failed step skips the ones after it instead of burying the cause under
-follow-on failures, unless it is marked ``independent`` (it only looks, or
-cleans up after itself). Every step prints its duration as it ends, and the
+a failed step makes the ones after it fail at once, as "not run", instead
+of burying the cause under follow-on errors, unless it is marked
+``independent`` (it only looks, or cleans up after itself). Every step prints its duration as it ends, and the
 summary repeats them.
 """
 
@@ -59,14 +59,15 @@ def steps(request) -> Steps:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "independent: an appliance step whose failure "
-                                       "doesn't skip the steps after it")
+                                       "doesn't stop the steps after it")
 
 
 def pytest_runtest_setup(item):
     _current["test"] = item.nodeid
     failed = item.session.stash.get(_FAILED, None)
     if failed is not None:
-        pytest.skip(f"an earlier appliance step failed ({failed})")
+        # Not a skip: a step that could not run has not passed.
+        pytest.fail(f"not run: the earlier appliance step {failed} failed", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
