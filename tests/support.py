@@ -127,35 +127,47 @@ class NotifySocket:
         self.sock.close()
 
 
-class Service:
-    """A service script from tests/services run in a subprocess."""
+class ManagedProcess:
+    """A subprocess that reports ``READY=1`` on a NOTIFY_SOCKET of its own,
+    as under systemd, with its output kept in a log file for failure messages.
 
-    def __init__(self, script: str, redis_url: str, *args: str, env: dict | None = None,
-                 wait: bool = True, journal: bool = False):
+    ``journal=True`` sets ``JOURNAL_STREAM`` to the log file, as systemd does
+    for a unit whose output goes to the journal; ``new_session=True`` gives it
+    a process group of its own, so ``kill()`` also reaches its children.
+    """
+
+    def __init__(self, argv: list[str], env: dict, *, name: str = "process", log_path: Path | None = None,
+                 journal: bool = False, new_session: bool = False):
+        self.name = name
         self.notify = NotifySocket()
-        full_env = {**os.environ, "NOTIFY_SOCKET": self.notify.path, "DAEBUS_REDIS_URL": redis_url,
-                    "DAEBUS_CONFIG": "/nonexistent/daebus.toml", "PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": str(ROOT), **(env or {})}
-        self.log_path = Path(tempfile.mkdtemp(prefix="daebus-svc-")) / "service.log"
-        self._log = open(self.log_path, "w")
+        self.log_path = log_path or Path(tempfile.mkdtemp(prefix="daebus-proc-")) / "output.log"
+        self._log = open(self.log_path, "a")
+        env = {**env, "NOTIFY_SOCKET": self.notify.path}
+        env.pop("JOURNAL_STREAM", None)
         if journal:
-            # As systemd does: JOURNAL_STREAM names the device:inode of our stderr.
             st = os.fstat(self._log.fileno())
-            full_env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
-        self.process = subprocess.Popen([sys.executable, str(SERVICES / script), *args],
-                                        env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
-        if wait:
-            self.wait_ready()
-
-    def wait_ready(self, timeout: float = 15) -> None:
-        if not self.notify.wait_for("READY=1", timeout):
-            self.kill()
-            raise AssertionError(f"service did not become ready; log:\n{self.log}")
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        self._group = new_session
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=new_session)
 
     @property
     def log(self) -> str:
         self._log.flush()
         return self.log_path.read_text()
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        # READY=1 is the event waited for; the short slices only notice a
+        # process that died before sending it.
+        deadline = time.monotonic() + timeout
+        while not self.notify.wait_for("READY=1", 0.25):
+            if not self.running or time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"{self.name} did not become ready; log:\n{self.log}")
 
     def signal(self, sig=signal.SIGTERM) -> None:
         self.process.send_signal(sig)
@@ -164,19 +176,43 @@ class Service:
         return self.process.wait(timeout)
 
     def stop(self, timeout: float = 15) -> int:
-        if self.process.poll() is None:
+        if self.running:
             self.signal(signal.SIGTERM)
         return self.wait(timeout)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        if self.running:
+            try:
+                if self._group:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                else:
+                    self.process.kill()
+            except ProcessLookupError:
+                pass
             self.process.wait(10)
 
     def close(self) -> None:
         self.kill()
         self._log.close()
         self.notify.close()
+
+
+def child_env(redis_url: str, env: dict | None = None) -> dict:
+    """The environment of a daebus process under test: this checkout's code,
+    the private Redis, and none of the machine's /etc/daebus."""
+    return {**os.environ, "DAEBUS_REDIS_URL": redis_url, "DAEBUS_CONFIG": "/nonexistent/daebus.toml",
+            "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+
+
+class Service(ManagedProcess):
+    """A service script from tests/services run in a subprocess."""
+
+    def __init__(self, script: str, redis_url: str, *args: str, env: dict | None = None,
+                 wait: bool = True, journal: bool = False):
+        super().__init__([sys.executable, str(SERVICES / script), *args], child_env(redis_url, env),
+                         name=f"service {script}", journal=journal)
+        if wait:
+            self.wait_ready()
 
 
 class TcpProxy:

@@ -9,14 +9,12 @@ Playwright, with a fresh profile.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from support import ROOT, NotifySocket, RedisServer, free_port
+from support import ManagedProcess, ROOT, RedisServer, free_port
 
 from daebus import DaebusCaller
 from kiosk_demo import launch
@@ -29,53 +27,20 @@ WORKERS = launch.WORKERS
 EXPECT_TIMEOUT_MS = 20_000
 
 
-class DemoProcess:
+class DemoProcess(ManagedProcess):
     """The gateway or one worker, with its log kept for failure messages."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path):
-        self.name = name
-        self.notify = NotifySocket()
-        self.log_path = logdir / f"{name}.log"
-        self._log = open(self.log_path, "a")
-        self.process = subprocess.Popen(argv, cwd=ROOT, env={**env, "NOTIFY_SOCKET": self.notify.path},
-                                        stdout=self._log, stderr=subprocess.STDOUT)
-
-    @property
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
+        super().__init__(argv, env, name=name, log_path=logdir / f"{name}.log")
 
     def wait_ready(self, timeout: float = 30) -> None:
-        # READY=1 is the event waited for; the short slices only notice a
-        # process that died before sending it.
-        waited = 0.0
-        while not self.notify.wait_for("READY=1", 0.25):
-            waited += 0.25
-            if self.process.poll() is not None or waited > timeout:
-                self.kill()
-                raise AssertionError(f"{self.name} did not become ready; log:\n{self.log}")
-
-    @property
-    def running(self) -> bool:
-        return self.process.poll() is None
+        super().wait_ready(timeout)
 
     def stop(self, timeout: float = 20) -> int:
-        if self.running:
-            self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
+            return super().stop(timeout)
         finally:
             self.close()
-
-    def kill(self) -> None:
-        if self.running:
-            self.process.kill()
-            self.process.wait(10)
-
-    def close(self) -> None:
-        self.kill()
-        self._log.close()
-        self.notify.close()
 
 
 class KioskStack:

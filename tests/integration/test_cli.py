@@ -7,14 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from daebus import DaebusCaller
-from support import ROOT, NotifySocket
+from support import ROOT, ManagedProcess, child_env
 
 WORKER = """
 import os
@@ -29,42 +27,16 @@ def greet():
 """
 
 
-class Command:
+class Command(ManagedProcess):
     """``python -m daebus.cli ...`` with a notify socket and a log file."""
 
     def __init__(self, *args: str, redis_url: str, env: dict | None = None, journal: bool = False):
-        self.notify = NotifySocket()
-        self.log_path = Path(tempfile.mkdtemp(prefix="daebus-cli-")) / "out.log"
-        self._log = open(self.log_path, "w")
-        full_env = {**os.environ, "NOTIFY_SOCKET": self.notify.path, "DAEBUS_REDIS_URL": redis_url,
-                    "DAEBUS_CONFIG": "/nonexistent/daebus.toml", "PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": str(ROOT), **(env or {})}
-        full_env.pop("JOURNAL_STREAM", None)
-        if journal:
-            st = os.fstat(self._log.fileno())
-            full_env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
-        self.process = subprocess.Popen([sys.executable, "-m", "daebus.cli", *args], env=full_env,
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+        super().__init__([sys.executable, "-m", "daebus.cli", *args], child_env(redis_url, env),
+                         name="daebus " + " ".join(args), journal=journal)
 
     @property
     def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def wait_ready(self, timeout: float = 15) -> None:
-        if not self.notify.wait_for("READY=1", timeout):
-            self.process.kill()
-            raise AssertionError(f"not ready; output:\n{self.output}")
-
-    def wait(self, timeout: float = 15) -> int:
-        return self.process.wait(timeout)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self._log.close()
-        self.notify.close()
+        return self.log
 
 
 @pytest.fixture

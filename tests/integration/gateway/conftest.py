@@ -6,12 +6,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -19,7 +16,7 @@ import pytest
 import redis
 import requests
 
-from support import ROOT, NotifySocket, Service, free_port
+from support import ROOT, ManagedProcess, Service, free_port
 
 # Patterns every test gateway exposes unless a test says otherwise.
 EXPOSED = {
@@ -45,7 +42,7 @@ def write_config(path: Path, redis_url: str, gateway: dict) -> Path:
     return path
 
 
-class GatewayProcess:
+class GatewayProcess(ManagedProcess):
     """``gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app``."""
 
     def __init__(self, redis_url: str, gateway: dict | None = None, *, args=(), env=None,
@@ -54,19 +51,15 @@ class GatewayProcess:
         self.port = free_port()
         config = {"bind": f"127.0.0.1:{self.port}", **(EXPOSED if expose else {}), **(gateway or {})}
         self.config = write_config(self.dir / "daebus.toml", redis_url, config)
-        self.notify = NotifySocket()
-        self.log_path = self.dir / "gateway.log"
-        self._log = open(self.log_path, "w")
-        full_env = {**os.environ, "DAEBUS_CONFIG": str(self.config), "NOTIFY_SOCKET": self.notify.path,
-                    "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
+        env = dict(env or {})
+        journal = env.pop("JOURNAL_STREAM", None) == "auto"
+        full_env = {**os.environ, "DAEBUS_CONFIG": str(self.config), "PYTHONPATH": str(ROOT),
+                    "PYTHONUNBUFFERED": "1", **env}
         full_env.pop("DAEBUS_REDIS_URL", None)
-        if env and env.get("JOURNAL_STREAM") == "auto":
-            st = os.fstat(self._log.fileno())
-            full_env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf", *args,
-             "gateway.wsgi:app"], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)  # its own process group: kill() reaches the worker too
+        # Its own process group: kill() reaches the gunicorn worker too.
+        super().__init__([sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf", *args,
+                          "gateway.wsgi:app"], full_env, name="gateway", log_path=self.dir / "gateway.log",
+                         journal=journal, new_session=True)
         if wait:
             self.wait_ready()
 
@@ -74,18 +67,8 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
     def wait_ready(self, timeout: float = 30) -> None:
-        # READY=1 is the event; the exit check only stops a dead start early.
-        deadline = time.monotonic() + timeout
-        while not self.notify.wait_for("READY=1", 0.25):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(f"gateway did not become ready; log:\n{self.log}")
+        super().wait_ready(timeout)
 
     def post(self, path: str, payload=None, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", 15)
@@ -101,22 +84,7 @@ class GatewayProcess:
         return SseClient(self.url, channels, **kwargs)
 
     def terminate(self, timeout: float = 15) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(10)
-
-    def close(self) -> None:
-        self.kill()
-        self._log.close()
-        self.notify.close()
+        return self.stop(timeout)
 
 
 class SseClient:
