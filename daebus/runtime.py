@@ -73,7 +73,7 @@ class Runtime:
     def _start(self) -> bool:
         url = self.settings.redis_url
         log.info("starting service %r (daebus %s, Redis %s)", self.service, __version__, redact(url))
-        self.notifier.status("waiting for redis")
+        self.notifier.status("connecting to redis")
         self.client = connect(url, socket_timeout=self.settings.socket_timeout)
         self.publish = Publisher(self.client)
         self.broadcaster = Broadcaster(self.publish)

@@ -45,6 +45,7 @@ def test_service_started_before_redis_exists_waits_then_serves(service):
     url = f"unix://{server.unix_socket}"
     try:
         svc = service("basic.py", "basic", url=url, wait=False)
+        # Sent only once an attempt to reach Redis has failed.
         assert svc.notify.wait_for("STATUS=waiting for redis")
         assert "READY=1" not in svc.notify.messages
         server.start()

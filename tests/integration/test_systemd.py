@@ -11,7 +11,7 @@ def test_ready_status_watchdog_stopping_in_order(service, redis_url):
     svc.stop()
     lines = svc.notify.messages
     first = {line: lines.index(line) for line in reversed(lines)}
-    assert first["STATUS=waiting for redis"] < first["READY=1"] < first["WATCHDOG=1"] < first["STOPPING=1"]
+    assert first["STATUS=connecting to redis"] < first["READY=1"] < first["WATCHDOG=1"] < first["STOPPING=1"]
     assert any(line.startswith("STATUS=serving") for line in lines)
 
 
