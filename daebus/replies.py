@@ -70,11 +70,6 @@ class ReplyHub:
                 hub = _hubs[key] = cls(url)
             return hub
 
-    @property
-    def failed(self) -> bool:
-        """The last attempt to reach Redis failed."""
-        return self._lost_at is not None and not self._subscribed.is_set()
-
     # -- one call ------------------------------------------------------------
     def expect(self, request_id: str) -> queue.SimpleQueue:
         inbox: queue.SimpleQueue = queue.SimpleQueue()

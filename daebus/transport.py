@@ -183,13 +183,11 @@ class Subscriber:
         self._commands = connect(url, socket_timeout=socket_timeout)
         self._wake_channel = f"daebus:wake:{uuid.uuid4()}"
         self._stop = threading.Event()
-        self._retry_now = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._state = StateLog(log)
         self.connected = False
         self._lost_at: float | None = None
-        self._failures = 0
         self.last_beat = time.monotonic()
 
     # -- lifecycle -----------------------------------------------------
@@ -206,19 +204,8 @@ class Subscriber:
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    @property
-    def failed(self) -> bool:
-        """Redis is known to be unreachable: the last attempt failed and no
-        connection is up."""
-        return not self.connected and self._failures > 0
-
-    def retry_now(self) -> None:
-        """Cut the current backoff pause short (someone needs Redis now)."""
-        self._retry_now.set()
-
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
-        self._retry_now.set()
         try:
             # Wakes the reader at once instead of at its next poll timeout.
             self._commands.publish(self._wake_channel, b"")
@@ -253,14 +240,12 @@ class Subscriber:
             delay = backoff.next()
             # A planned pause is not a wedge: vouch for liveness until it ends.
             self.last_beat = time.monotonic() + delay
-            self._retry_now.wait(delay)
-            self._retry_now.clear()
+            self._stop.wait(delay)
         self._ready.clear()
         self.connected = False
 
     def _failed(self, exc: Exception) -> None:
         self._ready.clear()
-        self._failures += 1
         reason = str(exc) or type(exc).__name__
         if self.connected:
             self.connected = False
@@ -307,7 +292,6 @@ class Subscriber:
 
     def _confirmed(self) -> None:
         self.connected = True
-        self._failures = 0
         if self._lost_at is not None:
             outage = time.monotonic() - self._lost_at
             self._lost_at = None

@@ -25,7 +25,7 @@ from werkzeug.routing import PathConverter
 from werkzeug.security import safe_join
 
 from daebus import DaebusCaller, registry
-from daebus.caller import ReplyHub, shared_client
+from daebus.caller import shared_client
 from daebus.errors import ConnectionLost
 from daebus.transport import REDIS_ERRORS, connect, redact
 
@@ -79,8 +79,6 @@ class Gateway:
             self._hub = EventHub(url, self.exposure, queue_size=self.settings.stream_queue,
                                  max_streams=self.settings.max_streams,
                                  max_message_bytes=self.settings.max_message_bytes).start()
-            # The first call would otherwise wait for the reply subscription.
-            ReplyHub.for_url(url)
             # A short timeout: a health probe must answer fast when Redis hangs.
             self._health_client = connect(url, socket_timeout=1.0)
             self._pid = os.getpid()

@@ -18,6 +18,7 @@ and in code::
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -85,6 +86,30 @@ class Settings:
     max_message_bytes: int = 1024 * 1024
     # Where the operator changes things, for error and 403 messages.
     config_file: str = daebus_config.DEFAULT_CONFIG_PATH
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    return "[" + ", ".join(_toml(item) for item in value) + "]"
+
+
+def render(redis_url: str, gateway: Mapping[str, Any], comment: str | None = None) -> str:
+    """The text of a config file with ``[redis] url`` and these ``[gateway]``
+    keys, for launchers and tests that start a gateway of their own.
+
+    Example::
+
+        path.write_text(render("redis://127.0.0.1:6380/0", {"bind": "127.0.0.1:9000"}))
+    """
+    lines = [f"# {comment}"] if comment else []
+    lines += ["[redis]", f"url = {_toml(redis_url)}", "", f"[{SECTION}]"]
+    lines += [f"{key} = {_toml(value)}" for key, value in gateway.items()]
+    return "\n".join(lines) + "\n"
 
 
 def auto_max_streams(threads: int) -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import shutil
 import signal
@@ -32,6 +31,8 @@ import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+
+from gateway.settings import render
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -224,16 +225,6 @@ def start_service(script: Path, redis_url: str, workdir: str | None = None, env=
 
 # -- the gateway ---------------------------------------------------------------------
 
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    return "[" + ", ".join(_toml(item) for item in value) + "]"
-
-
 def device_exposure() -> dict:
     """The ``[gateway]`` keys the device drop-in sets: the same actions and
     channels are exposed here and on the appliance."""
@@ -245,10 +236,7 @@ def gateway_config(redis_url: str, port: int, **extra) -> str:
     """The text of a daebus config file for the demo's gateway."""
     gateway = {"bind": f"127.0.0.1:{port}", "static_dir": str(STATIC_DIR), "threads": 16,
                **device_exposure(), **extra}
-    lines = ["# Written by kiosk_demo for one run.", "[redis]", f"url = {_toml(redis_url)}", "",
-             "[gateway]"]
-    lines += [f"{key} = {_toml(value)}" for key, value in gateway.items()]
-    return "\n".join(lines) + "\n"
+    return render(redis_url, gateway, comment="Written by kiosk_demo for one run.")
 
 
 def start_gateway(config: Path, redis_url: str, **popen) -> Child:

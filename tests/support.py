@@ -215,6 +215,34 @@ class Service(ManagedProcess):
             self.wait_ready()
 
 
+def start_slow_call(caller, server: RedisServer, seconds: float, *, timeout: float = 30,
+                    action: str = "slow"):
+    """Call basic.py's ``slow`` action (or another) from a thread; for
+    ``slow``, return once the handler has announced that it started.
+
+    Returns the thread and a list that receives the result or the exception.
+    """
+    pubsub = server.client().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("slow_started")
+    pubsub.get_message(timeout=5)  # the subscribe confirmation
+    outcome: list = []
+
+    def call():
+        try:
+            outcome.append(caller.send_request(action, {"seconds": seconds, "tag": "t"}, timeout=timeout))
+        except Exception as exc:  # noqa: BLE001 - inspected by the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    try:
+        if action == "slow":
+            assert pubsub.get_message(timeout=10) is not None, "slow handler never started"
+    finally:
+        pubsub.close()
+    return thread, outcome
+
+
 class TcpProxy:
     """Forwards a local port to Redis; ``freeze()`` stops forwarding while
     keeping every connection open, like a cable pulled mid-conversation."""

@@ -1,11 +1,10 @@
 """Redis going away and coming back, with the service running."""
 
-import threading
 
 import pytest
 
 from daebus import ConnectionLost, DaebusCaller, RemoteError
-from support import RedisServer
+from support import RedisServer, start_slow_call
 
 
 def _call_until_ok(url, deadline_s=10):
@@ -60,20 +59,7 @@ def test_service_started_before_redis_exists_waits_then_serves(service):
 def test_waiting_caller_fails_at_once_when_redis_dies(service, fresh_redis):
     service("basic.py", "basic", url=fresh_redis.url)
     caller = DaebusCaller("basic", redis_url=fresh_redis.url)
-    pubsub = fresh_redis.client().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe("slow_started")
-    pubsub.get_message(timeout=5)
-    outcome = []
-
-    def call():
-        try:
-            caller.send_request("slow", {"seconds": 30}, timeout=3600)
-        except Exception as exc:  # noqa: BLE001 - the type is the assertion
-            outcome.append(exc)
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    assert pubsub.get_message(timeout=10) is not None
+    thread, outcome = start_slow_call(caller, fresh_redis, 30, timeout=3600)
     fresh_redis.stop(kill=True)
     thread.join(30)
     assert not thread.is_alive()

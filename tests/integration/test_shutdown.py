@@ -1,31 +1,11 @@
 """SIGTERM/SIGINT: drain in-flight work, stop threads, exit 0, within a bound."""
 
 import signal
-import threading
 
 import pytest
 
 from daebus import DaebusCaller
-
-
-def _start_slow_call(caller, redis_server, seconds, action="slow"):
-    pubsub = redis_server.client().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe("slow_started")
-    pubsub.get_message(timeout=5)
-    result = []
-
-    def call():
-        try:
-            result.append(caller.send_request(action, {"seconds": seconds, "tag": "t"}, timeout=30))
-        except Exception as exc:  # noqa: BLE001 - inspected by the test
-            result.append(exc)
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    if action == "slow":
-        assert pubsub.get_message(timeout=10) is not None, "slow handler never started"
-    pubsub.close()
-    return thread, result
+from support import start_slow_call
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -34,7 +14,7 @@ def test_signal_lets_the_running_handler_reply_then_exits_zero(service, redis_se
     client.delete("loop_stopped")
     svc = service("basic.py", "basic")
     caller = DaebusCaller("basic", redis_url=redis_url)
-    thread, result = _start_slow_call(caller, redis_server, 1.0)
+    thread, result = start_slow_call(caller, redis_server, 1.0)
     svc.signal(sig)
     assert svc.wait(15) == 0
     thread.join(15)

@@ -16,6 +16,7 @@ import pytest
 import redis
 import requests
 
+from gateway.settings import render
 from support import ROOT, ManagedProcess, Service, free_port
 
 # Patterns every test gateway exposes unless a test says otherwise.
@@ -25,20 +26,8 @@ EXPOSED = {
 }
 
 
-def toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    return "[" + ", ".join(toml_value(v) for v in value) + "]"
-
-
 def write_config(path: Path, redis_url: str, gateway: dict) -> Path:
-    lines = ["[redis]", f"url = {toml_value(redis_url)}", "", "[gateway]"]
-    lines += [f"{key} = {toml_value(value)}" for key, value in gateway.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(render(redis_url, gateway))
     return path
 
 
