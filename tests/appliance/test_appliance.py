@@ -150,7 +150,7 @@ def test_package_contents(deb, steps):
         conffiles = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True,
                                    text=True, check=True).stdout.split()
     assert "Architecture: all" in info and f"Version: {VERSION}" in info
-    assert "/usr/lib/python3/dist-packages/daebus/cli.py" in files
+    assert "/usr/lib/python3/dist-packages/daebus/cli/__init__.py" in files
     assert "/usr/share/daebus/gateway/wsgi.py" in files
     assert "/usr/share/daebus/gateway/gunicorn_conf.py" in files
     # The gateway is an application: no top-level "gateway" module for every Python program.

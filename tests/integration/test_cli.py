@@ -135,5 +135,5 @@ def test_a_crashing_import_is_an_error_with_its_traceback(command, workers):
 def test_services_reports_an_unreachable_redis_in_one_line():
     out = subprocess.run([sys.executable, "-m", "daebus.cli", "services", "--redis-url", "redis://127.0.0.1:1/0"],
                          capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.returncode == 1
+    assert out.returncode == 6
     assert out.stderr.startswith("daebus: cannot reach Redis") and out.stderr.count("\n") == 1

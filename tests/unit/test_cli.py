@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from daebus import Daebus, cli, logs, registry
+from daebus.cli import common, services as services_cmd
 from daebus.errors import ConfigError
 from daebus.workers import load_app, parse_worker, read_worker, split_spec
 
@@ -332,7 +333,7 @@ def test_usage_errors_exit_2(capsys):
 def fake_redis(monkeypatch):
     fakeredis = pytest.importorskip("fakeredis")
     client = fakeredis.FakeRedis(decode_responses=True)
-    monkeypatch.setattr(cli, "_connect", lambda url: client)
+    monkeypatch.setattr(services_cmd, "connect", lambda url: client)
     client.close = lambda: None
     return client
 
@@ -343,9 +344,9 @@ def test_services_lists_the_registry(fake_redis, capsys):
                                                      started_at=0.0, status="running"), 30)
     assert cli.main(["services", "--redis-url", "redis://unused/0"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["SERVICE", "PID", "HOST", "UP", "STATUS", "ACTIONS"]
+    assert lines[0].split() == ["SERVICE", "PID", "HOST", "UP", "STATUS", "ACTIONS", "CHANNELS"]
     assert [line.split()[0] for line in lines[1:]] == ["clock", "sensors"]
-    assert lines[2].endswith("calibrate, read")
+    assert lines[2].endswith("calibrate, read  -")
     assert cli.main(["services", "--json", "--redis-url", "redis://unused/0"]) == 0
     assert [s["name"] for s in json.loads(capsys.readouterr().out)] == ["clock", "sensors"]
 
@@ -355,8 +356,8 @@ def test_services_with_none_running(fake_redis, capsys):
     assert capsys.readouterr().out == "no services running\n"
 
 
-def test_services_without_redis_is_one_line_and_exit_1(capsys):
-    assert cli.main(["services", "--redis-url", "redis://127.0.0.1:1/0"]) == 1
+def test_services_without_redis_is_one_line_and_exit_6(capsys):
+    assert cli.main(["services", "--redis-url", "redis://127.0.0.1:1/0"]) == 6
     err = capsys.readouterr().err
     assert err.startswith("daebus: cannot reach Redis at redis://127.0.0.1:1/0") and err.count("\n") == 1
 
@@ -364,7 +365,7 @@ def test_services_without_redis_is_one_line_and_exit_1(capsys):
 @pytest.mark.parametrize("seconds, text", [(None, "-"), (5, "5s"), (307, "5m07s"), (11520, "3h12m"),
                                            (400000, "4d")])
 def test_age(seconds, text):
-    assert cli._age(seconds) == text
+    assert common.age(seconds) == text
 
 
 def test_run_finds_modules_in_the_current_folder(tmp_path, monkeypatch, module_file, ran):

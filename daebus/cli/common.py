@@ -1,0 +1,151 @@
+"""What every ``daebus`` command shares: exit codes, messages, Redis, output.
+
+A command is a function ``fn(args) -> int``; it reports a failure by raising
+:class:`CommandError` (or letting a :class:`~daebus.DaebusError` through) and
+:func:`daebus.cli.main` turns that into one ``daebus: ...`` line on stderr
+and the exit code from :class:`Exit`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from typing import Any
+
+from .. import logs
+from ..errors import (ConfigError, ConnectionLost, DaebusError, RemoteError, RequestTimeout,
+                      ServiceUnavailable)
+
+
+class Exit(enum.IntEnum):
+    """The exit statuses of every ``daebus`` command (documented in daebus(1))."""
+
+    OK = 0
+    FAILURE = 1          # the app failed, or ``doctor`` found a problem
+    USAGE = 2            # bad arguments, bad JSON, a configuration error
+    REMOTE_ERROR = 3     # the service answered with an error
+    UNAVAILABLE = 4      # no such service running
+    TIMEOUT = 5          # no answer within the timeout
+    REDIS = 6            # Redis unreachable, or lost while waiting
+    INTERRUPTED = 130    # Ctrl-C during a command that was not meant to run until it
+
+
+_EXIT_FOR_ERROR = ((ConfigError, Exit.USAGE), (RemoteError, Exit.REMOTE_ERROR),
+                   (ServiceUnavailable, Exit.UNAVAILABLE), (RequestTimeout, Exit.TIMEOUT),
+                   (ConnectionLost, Exit.REDIS))
+
+
+def exit_for(exc: DaebusError) -> Exit:
+    for cls, status in _EXIT_FOR_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return Exit.FAILURE
+
+
+class CommandError(Exception):
+    """A command failed in a way the user can fix; the message says how."""
+
+    def __init__(self, message: str, status: Exit = Exit.FAILURE):
+        super().__init__(message)
+        self.status = status
+
+
+def say_error(message: str) -> None:
+    """One ``daebus: message`` line on stderr."""
+    # Under journald a "<3>" prefix makes the line an error entry, so
+    # `journalctl -p err` finds a worker that refuses to start.
+    prefix = "<3>" if logs.under_journal(sys.stderr) else ""
+    print(f"{prefix}daebus: {message}", file=sys.stderr, flush=True)
+
+
+def add_redis_url(parser) -> None:
+    parser.add_argument("--redis-url", metavar="URL",
+                        help="Redis URL (default: DAEBUS_REDIS_URL or /etc/daebus/daebus.toml)")
+
+
+def redis_url(args) -> str:
+    """The URL given on the command line, or the configured one."""
+    if getattr(args, "redis_url", None):
+        return args.redis_url
+    from .. import config
+
+    return config.load().redis_url
+
+
+def connect(url: str):
+    """A client that fails within seconds, not minutes, when Redis is away."""
+    from ..transport import connect as transport_connect
+
+    return transport_connect(url, socket_timeout=3.0)
+
+
+def unreachable(url: str, exc: Exception) -> CommandError:
+    from ..transport import redact
+
+    return CommandError(f"cannot reach Redis at {redact(url)}: {exc}", Exit.REDIS)
+
+
+def parse_json(text: str, what: str = "payload") -> Any:
+    """Parse a JSON argument; ``-`` reads it from stdin."""
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"invalid JSON {what}: {exc}", Exit.USAGE) from None
+
+
+def dumps(value: Any, pretty: bool | None = None) -> str:
+    """Indented JSON for a terminal, one compact line for a pipe or file."""
+    if pretty is None:
+        pretty = sys.stdout.isatty()
+    if pretty:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number of seconds above zero."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def age(seconds) -> str:
+    """``42s``, ``5m07s``, ``3h12m``, ``4d``."""
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d"
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Columns padded to their widest cell; the last one runs free."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(("  ".join(cell.ljust(width) for cell, width in zip(row, widths))
+                      + "  " + row[-1]).rstrip() for row in rows)

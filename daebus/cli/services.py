@@ -1,0 +1,91 @@
+"""``daebus services``: the live services, from their registry entries.
+
+Examples::
+
+    daebus services                 # a table: pid, host, uptime, status, actions, channels
+    daebus services --json          # the same as a JSON list
+    daebus services --watch         # refreshed every 2 s until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .common import CommandError, Exit, add_redis_url, age, connect, dumps, positive_float, redis_url, table, \
+    unreachable
+
+COLUMNS = ("SERVICE", "PID", "HOST", "UP", "STATUS", "ACTIONS", "CHANNELS")
+_CLEAR = "\x1b[H\x1b[2J"
+
+
+def fetch(url: str) -> list[dict]:
+    """The registry's live services; :class:`CommandError` when Redis is away."""
+    from ..registry import list_services
+    from ..transport import REDIS_ERRORS
+
+    client = connect(url)
+    try:
+        return list_services(client)
+    except REDIS_ERRORS as exc:
+        raise unreachable(url, exc) from None
+    finally:
+        client.close()
+
+
+def render(services: list[dict]) -> str:
+    if not services:
+        return "no services running"
+    rows = [COLUMNS]
+    for info in services:
+        rows.append((info["name"], str(info.get("pid") or "-"), info.get("host") or "-",
+                     age(info.get("uptime")), info.get("status") or "-",
+                     ", ".join(info.get("actions") or []) or "-",
+                     ", ".join(info.get("channels") or []) or "-"))
+    return table(rows)
+
+
+def _show(services: list[dict], args, refresh: bool) -> None:
+    if args.json:
+        # One document per refresh: a JSON array per line when watching.
+        print(dumps(services, pretty=None if not args.watch else False), flush=True)
+        return
+    text = render(services)
+    if refresh and sys.stdout.isatty():
+        print(_CLEAR + time.strftime("%H:%M:%S") + f"  every {args.interval:g} s, Ctrl-C to stop\n", flush=True)
+    elif args.watch:
+        print(f"-- {time.strftime('%H:%M:%S')}", flush=True)
+    print(text, flush=True)
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    url = redis_url(args)
+    _show(fetch(url), args, refresh=args.watch)
+    if not args.watch:
+        return Exit.OK
+    try:
+        while True:
+            time.sleep(args.interval)
+            try:
+                services = fetch(url)
+            except CommandError as exc:
+                # Keep watching: Redis restarts are what one watches for.
+                print(f"daebus: {exc}", file=sys.stderr, flush=True)
+                continue
+            _show(services, args, refresh=True)
+    except KeyboardInterrupt:
+        return Exit.OK
+
+
+def register(commands) -> None:
+    services = commands.add_parser(
+        "services", help="list the running services (from the registry)",
+        description="List the services running on the bus: pid, host, uptime, status, "
+                    "actions and channels.")
+    services.add_argument("--json", action="store_true", help="print JSON (one line per refresh with --watch)")
+    services.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    services.add_argument("--interval", type=positive_float, default=2.0, metavar="S",
+                          help="seconds between refreshes with --watch (default: 2)")
+    add_redis_url(services)
+    services.set_defaults(handler=cmd_services)
