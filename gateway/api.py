@@ -12,6 +12,7 @@ Example (from a kiosk page)::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import socket
@@ -23,6 +24,7 @@ from daebus.errors import DaebusError
 
 from .errors import ApiError, from_daebus, json_response
 from .events import TooManyStreams, sse_body
+from .progress import start_call
 
 bp = Blueprint("api", __name__)
 
@@ -73,6 +75,29 @@ def _timeout(settings) -> float:
     return min(value, settings.max_timeout)
 
 
+def _wants_events() -> bool:
+    # fetch() sends "*/*" by default: only a client that asks for events
+    # (and prefers them to JSON) gets a stream.
+    return request.accept_mimetypes.best_match(["application/json", "text/event-stream"]) \
+        == "text/event-stream"
+
+
+def _event_stream(body, settings) -> Response:
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        # A browser that stops reading would block its thread in send()
+        # forever; with a timeout the write fails and the thread is freed.
+        sock.settimeout(settings.send_timeout)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
+        except OSError:
+            pass  # a socket type without the option: the queue bound still holds
+    response = Response(body, mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer the stream
+    return response
+
+
 @bp.post("/api/services/<service>/<action>")
 def call_action(service: str, action: str):
     """Call ``action`` on ``service`` with the JSON body as its payload."""
@@ -81,6 +106,10 @@ def call_action(service: str, action: str):
         raise ApiError(403, "not_exposed", gateway.exposure.action_denied(service, action))
     payload = _read_payload(gateway.settings.max_body_bytes)
     timeout = _timeout(gateway.settings)
+    if _wants_events():
+        body = start_call(functools.partial(gateway.call, service, action, payload, timeout),
+                          timeout, gateway.settings.heartbeat)
+        return _event_stream(body, gateway.settings)
     try:
         result = gateway.call(service, action, payload, timeout)
     except DaebusError as exc:
@@ -105,20 +134,7 @@ def events():
         stream = hub.open(channels)
     except TooManyStreams as exc:
         raise ApiError(503, "too_many_streams", str(exc), {"Retry-After": "5"}) from None
-    sock = request.environ.get("gunicorn.socket")
-    if sock is not None:
-        # A browser that stops reading would block its thread in send()
-        # forever; with a timeout the write fails and the thread is freed.
-        sock.settimeout(gateway.settings.send_timeout)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
-        except OSError:
-            pass  # a socket type without the option: the queue bound still holds
-    response = Response(sse_body(hub, stream, gateway.settings.heartbeat),
-                        mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer the stream
-    return response
+    return _event_stream(sse_body(hub, stream, gateway.settings.heartbeat), gateway.settings)
 
 
 @bp.get("/api/services")

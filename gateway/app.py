@@ -95,8 +95,10 @@ class Gateway:
         if self._hub is not None and self._pid == os.getpid():
             self._hub.close_streams()
 
-    def call(self, service: str, action: str, payload: dict, timeout: float) -> Any:
-        """Send one request through daebus and return the reply's payload."""
+    def call(self, service: str, action: str, payload: dict, timeout: float,
+             on_progress=None) -> Any:
+        """Send one request through daebus and return the reply's payload;
+        ``on_progress(payload)`` gets each progress reply."""
         if self.hub.redis_down:
             # The caller would wait for its reply subscription until the
             # timeout; the event hub already knows Redis is gone.
@@ -109,7 +111,7 @@ class Gateway:
                 self._callers.clear()  # bounded, whatever names "*" lets through
             caller = self._callers[service] = DaebusCaller(service, redis_url=self.settings.redis_url,
                                                            timeout=self.settings.default_timeout)
-        return caller.send_request(action, payload, timeout=timeout)
+        return caller.send_request(action, payload, timeout=timeout, on_progress=on_progress)
 
     def services(self) -> list[dict]:
         self.start()

@@ -5,8 +5,9 @@
 
 import argparse
 import threading
+import time
 
-from daebus import BadRequest, Daebus, broadcast, cache, request
+from daebus import BadRequest, Daebus, broadcast, cache, request, response
 
 parser = argparse.ArgumentParser()
 parser.add_argument("service", nargs="?", default="echo")
@@ -45,6 +46,19 @@ def slow():
     broadcast.send(f"{options.service}.started", {"seconds": request.payload.get("seconds", 5)})
     release.wait(float(request.payload.get("seconds", 5)))
     return {"slept": True}
+
+
+@app.action("steps")
+def steps():
+    # ``count`` progress replies ``pause`` seconds apart, then the result
+    # (or an error, with ``fail``).
+    count = int(request.payload.get("count", 5))
+    for index in range(1, count + 1):
+        response.progress({"step": index}, 100 * index / count)
+        time.sleep(float(request.payload.get("pause", 0.05)))
+    if request.payload.get("fail"):
+        raise BadRequest(f"failed after {count} steps")
+    return {"steps": count}
 
 
 @app.action("announce")
