@@ -4,11 +4,14 @@ Both run in the same run of this script on one private redis-server: the raw ech
 is the physical limit of this design (one PUBLISH each way, one subscriber
 connection each side). Prints median/p99 latency of sequential calls, req/s
 with 1, 8 and 32 caller threads, the ratios, and the daebus service's RSS.
+Then the same echo action with a small payload schema against the one
+without, to show what checking a contract costs.
 
     .venv/bin/python bench/rpc.py [--calls 2000]
 
 Targets: median latency within 1.3x raw; throughput at 32 callers >= 0.8x raw;
-service RSS < 40 MB.
+service RSS < 40 MB; an action with a small schema at most 1.2x the cost of
+the same action without.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ app = Daebus("bench", max_workers=int(sys.argv[2]))
 
 @app.action("echo")
 def echo():
+    return request.payload
+
+@app.action("echo_checked", schema={"type": "object", "required": ["i"],
+            "properties": {"i": {"type": "integer", "minimum": 0}}, "additionalProperties": False})
+def echo_checked():
     return request.payload
 
 app.run(service="daebus_echo", redis_url=sys.argv[1])
@@ -148,6 +156,28 @@ def rss_mb(pid):
     return float("nan")
 
 
+def schema_costs(caller, args):
+    """The same echo with and without a payload schema, paired call by call."""
+    plain = lambda p: caller.send_request("echo", p)  # noqa: E731
+    checked = lambda p: caller.send_request("echo_checked", p)  # noqa: E731
+    latencies([plain, checked], 300)
+    medians = {"plain": [], "checked": []}
+    rates = {"plain": [], "checked": []}
+    for _ in range(args.rounds):
+        (m_plain, _), (m_checked, _) = latencies([plain, checked], args.calls)
+        medians["plain"].append(m_plain)
+        medians["checked"].append(m_checked)
+        for name, call in (("plain", plain), ("checked", checked)):
+            rates[name].append(throughput(call, 8, args.calls))
+    med = {k: min(v) for k, v in medians.items()}
+    rate = {k: max(v) for k, v in rates.items()}
+    print(f"{'':12}{'no schema':>14}{'schema':>12}{'ratio':>9}")
+    print(f"{'median ms':12}{med['plain'] * 1e3:14.3f}{med['checked'] * 1e3:12.3f}"
+          f"{med['checked'] / med['plain']:8.2f}x  (target <= 1.2x)")
+    print(f"{'req/s x8':12}{rate['plain']:14.0f}{rate['checked']:12.0f}"
+          f"{rate['plain'] / rate['checked']:8.2f}x  (cost; target <= 1.2x)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -187,6 +217,7 @@ def main():
                   f"{d[threads] / r[threads]:8.2f}x{target}")
         print(f"daebus service RSS: {rss_mb(daebus_proc.pid):.1f} MB (target < 40 MB); "
               f"raw echo RSS: {rss_mb(raw_proc.pid):.1f} MB")
+        schema_costs(caller, args)
     finally:
         for proc in (raw_proc, daebus_proc):
             proc.terminate()

@@ -60,6 +60,9 @@ class Daebus(Scaffold):
         for channel, handlers in blueprint.listeners.items():
             for fn in handlers:
                 self.listen(channel)(fn)
+        # Compiled once, where the blueprint declared them.
+        self.contracts.update(blueprint.contracts)
+        self.listen_contracts.update(blueprint.listen_contracts)
         for task in blueprint.tasks.values():
             self.background(task.name, task.interval, cron=task.cron, run_at_start=task.run_at_start)(task.fn)
         for spec in blueprint.threads.values():

@@ -7,7 +7,9 @@ unchanged, so handlers stay plain functions that tests can call directly.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
+
+from .schemas import Contract
 
 F = Callable
 
@@ -40,6 +42,12 @@ def _check_name(kind: str, name) -> None:
         raise TypeError(f"{kind} name must be a non-empty string, got {name!r}")
 
 
+def _contract(what: str, schema: Any, reply_schema: Any) -> Contract | None:
+    if schema is None and reply_schema is None:
+        return None
+    return Contract.compile(schema, what, reply_schema)
+
+
 class Scaffold:
     """What an app or a blueprint can declare."""
 
@@ -47,32 +55,48 @@ class Scaffold:
         self.name = name
         self.actions: dict[str, Callable] = {}
         self.listeners: dict[str, list[Callable]] = {}
+        # Payload contracts: by action name, and by (channel, handler).
+        self.contracts: dict[str, Contract] = {}
+        self.listen_contracts: dict[tuple[str, Callable], Contract] = {}
         self.tasks: dict[str, BackgroundTask] = {}
         self.threads: dict[str, ThreadSpec] = {}
         self.start_hooks: list[Callable] = []
         self.routes: list[Route] = []
 
-    def action(self, name: str) -> Callable[[F], F]:
+    def action(self, name: str, schema: dict | None = None, reply_schema: dict | None = None,
+               ) -> Callable[[F], F]:
         """Handle requests for ``name`` on the service channel.
+
+        With ``schema`` (a JSON Schema), a payload that does not match is
+        answered ``bad_request`` naming every problem, and the handler is
+        not called. ``reply_schema`` documents the success reply (registry,
+        OpenAPI) and is checked by :class:`daebus.testing.TestClient`.
 
         Example::
 
-            @app.action("get_status")
+            @app.action("get_status", schema={"type": "object",
+                        "properties": {"detail_level": {"enum": ["brief", "full"]}}})
             def get_status():
                 return {"uptime": 3600}          # sent as the success reply
         """
         _check_name("action", name)
+        contract = _contract(f"action {name!r}", schema, reply_schema)
 
         def decorator(fn: F) -> F:
             existing = self.actions.get(name)
             if existing is not None and existing is not fn:
                 raise ValueError(f"action {name!r} is already handled by {existing.__qualname__}")
             self.actions[name] = fn
+            if contract is not None:
+                self.contracts[name] = contract
             return fn
         return decorator
 
-    def listen(self, channel: str) -> Callable[[F], F]:
+    def listen(self, channel: str, schema: dict | None = None) -> Callable[[F], F]:
         """Call the function with each JSON object broadcast on ``channel``.
+
+        With ``schema``, a payload that does not match is logged and dropped
+        before the function sees it.
 
         Example::
 
@@ -81,11 +105,14 @@ class Scaffold:
                 logger.info("got %s", payload)
         """
         _check_name("channel", channel)
+        contract = _contract(f"listener on {channel!r}", schema, None)
 
         def decorator(fn: F) -> F:
             handlers = self.listeners.setdefault(channel, [])
             if fn not in handlers:
                 handlers.append(fn)
+            if contract is not None:
+                self.listen_contracts[(channel, fn)] = contract
             return fn
         return decorator
 

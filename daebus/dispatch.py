@@ -10,10 +10,12 @@ import logging
 
 from . import protocol
 from .context import app_context, handler_context
-from .errors import DaebusError
+from .errors import BadRequest, DaebusError
 from .pubsub import Publish, PubSubRequest, PubSubResponse
+from .schemas import DropLog, describe
 
 log = logging.getLogger("daebus.runtime")
+_drops = DropLog(log)
 
 
 def run_action(app, message: protocol.Request, publish: Publish) -> None:
@@ -29,6 +31,14 @@ def run_action(app, message: protocol.Request, publish: Publish) -> None:
         log.warning("no handler for action %r", message.action)
         resp.error(f"service {app.service!r} has no action {message.action!r}", protocol.ACTION_NOT_FOUND)
         return
+    contract = app.contracts.get(message.action)
+    if contract is not None:
+        problems = contract.problems(req.payload)
+        if problems:
+            log.debug("action %r refused an invalid payload: %s", message.action, describe(problems))
+            resp.error(BadRequest(f"invalid payload for {message.action!r}: {describe(problems)}",
+                                  details=problems))
+            return
     with handler_context(app, req, resp):
         try:
             result = handler()
@@ -46,6 +56,12 @@ def run_action(app, message: protocol.Request, publish: Publish) -> None:
 
 
 def run_listener(app, handler, channel: str, payload: dict) -> None:
+    contract = app.listen_contracts.get((channel, handler))
+    if contract is not None:
+        problems = contract.problems(payload)
+        if problems:
+            _drops.dropped(channel, getattr(handler, "__qualname__", repr(handler)), problems)
+            return
     with app_context(app):
         try:
             handler(payload)

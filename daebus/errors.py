@@ -20,11 +20,16 @@ class DaebusError(Exception):
     """
 
     code = "error"
+    #: What exactly was wrong, as ``[{"path": "$.a", "message": "..."}]``
+    #: (a payload that does not match an action's schema), else None.
+    details: list | None = None
 
-    def __init__(self, message: str = "", *, code: str | None = None):
+    def __init__(self, message: str = "", *, code: str | None = None, details: list | None = None):
         super().__init__(message)
         if code is not None:
             self.code = code
+        if details is not None:
+            self.details = details
 
     @property
     def message(self) -> str:
@@ -32,7 +37,12 @@ class DaebusError(Exception):
 
 
 class BadRequest(DaebusError):
-    """Raise from a handler to answer ``bad_request`` (invalid payload)."""
+    """Raise from a handler to answer ``bad_request`` (invalid payload).
+
+    Example::
+
+        raise BadRequest("invalid payload", details=[{"path": "$.level", "message": "too high"}])
+    """
 
     code = "bad_request"
 
@@ -48,7 +58,8 @@ class RemoteError(DaebusError):
     code = "handler_error"
 
     def __init__(self, message: str, *, code: str | None = None, payload=None, service: str | None = None):
-        super().__init__(message, code=code)
+        details = payload.get("details") if isinstance(payload, dict) else None
+        super().__init__(message, code=code, details=details if isinstance(details, list) else None)
         self.payload = payload if payload is not None else {"error": message, "code": self.code}
         self.service = service
 

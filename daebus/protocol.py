@@ -154,5 +154,10 @@ def reply_envelope(request_id, status: str, payload: Any, final: bool = True) ->
     return {"status": status, "payload": payload, "request_id": request_id, "final": final}
 
 
-def error_payload(message: str, code: str) -> dict:
-    return {"error": message, "code": code}
+def error_payload(message: str, code: str, details: list | None = None) -> dict:
+    """``{"error", "code"}``, plus ``details`` (``[{"path", "message"}]``)
+    when the payload broke the action's schema."""
+    payload = {"error": message, "code": code}
+    if details is not None:
+        payload["details"] = details
+    return payload

@@ -72,7 +72,8 @@ class PubSubResponse:
         """
         code = code or getattr(err, "code", None) or protocol.HANDLER_ERROR
         message = str(err) or type(err).__name__
-        return self._reply(protocol.ERROR, protocol.error_payload(message, str(code)), True)
+        details = err.details if isinstance(err, DaebusError) else None
+        return self._reply(protocol.ERROR, protocol.error_payload(message, str(code), details), True)
 
     def progress(self, data: Any = None, progress_percentage: float | None = None) -> int:
         """Send a non-final update; the caller's ``on_progress`` receives it."""

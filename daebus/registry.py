@@ -20,15 +20,19 @@ def key(service: str) -> str:
     return protocol.REGISTRY_PREFIX + service
 
 
-def record(service: str, *, actions, channels, version: str, started_at: float, status: str) -> dict:
-    return {"name": service, "pid": os.getpid(), "host": socket.gethostname(),
+def record(service: str, *, actions, channels, version: str, started_at: float, status: str,
+           schemas: dict | None = None) -> dict:
+    info = {"name": service, "pid": os.getpid(), "host": socket.gethostname(),
             "started_at": started_at, "version": version,
             "actions": sorted(actions), "channels": sorted(channels), "status": status}
+    if schemas:
+        info["schemas"] = schemas  # only services that declare contracts carry the field
+    return info
 
 
 def publish(client, info: dict, ttl: float) -> None:
     """Write (or refresh) the record with its TTL in one round trip."""
-    mapping = {k: json.dumps(v) if isinstance(v, list | tuple) else str(v) for k, v in info.items()}
+    mapping = {k: json.dumps(v) if isinstance(v, list | tuple | dict) else str(v) for k, v in info.items()}
     pipe = client.pipeline(transaction=False)
     pipe.hset(key(info["name"]), mapping=mapping)
     pipe.expire(key(info["name"]), max(1, int(ttl)))
@@ -41,11 +45,11 @@ def remove(client, service: str) -> None:
 
 def _parse(raw: dict) -> dict:
     info: dict = dict(raw)
-    for field in ("actions", "channels"):
+    for field, empty in (("actions", "[]"), ("channels", "[]"), ("schemas", "{}")):
         try:
-            info[field] = json.loads(raw.get(field, "[]"))
+            info[field] = json.loads(raw.get(field, empty))
         except ValueError:
-            info[field] = []
+            info[field] = json.loads(empty)
     for field, cast in (("pid", int), ("started_at", float)):
         try:
             info[field] = cast(raw[field])

@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 
-from . import __version__, config, logs, protocol, registry
+from . import __version__, config, logs, protocol, registry, schemas
 from .context import app_context, set_running_app
 from .dispatch import run_action, run_listener
 from .pool import WorkerPool
@@ -215,7 +215,8 @@ class Runtime:
         try:
             registry.publish(self.client, registry.record(
                 self.service, actions=self.app.actions, channels=self.app.listeners,
-                version=__version__, started_at=self.started_at, status=status),
+                version=__version__, started_at=self.started_at, status=status,
+                schemas=schemas.published(self.app)),
                 self.settings.registry_ttl)
         except REDIS_ERRORS as exc:
             log.debug("registry update failed: %s", exc)

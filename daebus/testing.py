@@ -26,6 +26,7 @@ from .context import app_context
 from .dispatch import run_action, run_listener
 from .errors import remote_error
 from .pubsub import Broadcaster
+from .schemas import describe
 
 __test__ = False  # keep pytest from collecting TestClient as a test class
 
@@ -97,7 +98,13 @@ class TestClient:
         if len(finals) != 1:
             raise AssertionError(f"action {action!r} sent {len(finals)} final replies, expected 1")
         progress = [r["payload"] for r in sent if not r.get("final", True)]
-        return Reply(finals[0]["status"], finals[0]["payload"], progress)
+        reply = Reply(finals[0]["status"], finals[0]["payload"], progress)
+        contract = self.app.contracts.get(action)
+        if reply.ok and contract is not None:
+            problems = contract.reply_problems(reply.payload)
+            if problems:
+                raise AssertionError(f"action {action!r} replied against its reply_schema: {describe(problems)}")
+        return reply
 
     def call(self, action: str, payload: Any = None) -> Any:
         """Like ``DaebusCaller.send_request``: the payload, or a raised

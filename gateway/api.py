@@ -22,6 +22,7 @@ from flask import Blueprint, Response, current_app, request
 from daebus import __version__ as daebus_version
 from daebus.errors import DaebusError
 
+from . import openapi
 from .errors import ApiError, from_daebus, json_response
 from .events import TooManyStreams, sse_body
 from .progress import start_call
@@ -141,21 +142,40 @@ def events():
 def services():
     """Live services from the registry, with their exposed actions and channels."""
     gateway = _gateway()
-    try:
-        found = gateway.services()
-    except DaebusError as exc:
-        raise from_daebus(exc) from exc
     exposure = gateway.exposure
     listed = []
-    for info in found:
+    for info in _live_services(gateway):
         name = info["name"]
+        actions = [a for a in info.get("actions", []) if exposure.action_allowed(name, a)]
+        channels = [c for c in info.get("channels", []) if exposure.channel_allowed(c)]
+        schemas = info.get("schemas") or {}
         listed.append({
             "name": name, "status": info.get("status"), "version": info.get("version"),
             "started_at": info.get("started_at"), "uptime": info.get("uptime"),
-            "actions": [a for a in info.get("actions", []) if exposure.action_allowed(name, a)],
-            "channels": [c for c in info.get("channels", []) if exposure.channel_allowed(c)],
+            "actions": actions, "channels": channels,
+            "schemas": {"actions": _only(schemas.get("actions"), actions),
+                        "channels": _only(schemas.get("channels"), channels)},
         })
     return json_response({"services": listed})
+
+
+def _only(schemas, names: list[str]) -> dict:
+    return {n: schemas[n] for n in names if n in schemas} if isinstance(schemas, dict) else {}
+
+
+@bp.get("/api/openapi.json")
+def openapi_document():
+    """The OpenAPI 3.1 document of the exposed actions of live services."""
+    gateway = _gateway()
+    return json_response(openapi.document(_live_services(gateway), gateway.exposure,
+                                          token=bool(gateway.settings.token)))
+
+
+def _live_services(gateway) -> list[dict]:
+    try:
+        return gateway.services()
+    except DaebusError as exc:
+        raise from_daebus(exc) from exc
 
 
 @bp.get("/api/health")

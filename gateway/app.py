@@ -26,11 +26,13 @@ from werkzeug.security import safe_join
 
 from daebus import DaebusCaller, registry
 from daebus.caller import shared_client
-from daebus.errors import ConnectionLost
+from daebus.errors import BadRequest, ConnectionLost
+from daebus.schemas import describe
 from daebus.transport import REDIS_ERRORS, connect, redact
 
 from . import api, errors, security
 from . import settings as settings_module
+from .contracts import Contracts
 from .events import EventHub
 from .expose import Exposure
 from .settings import Settings
@@ -66,6 +68,7 @@ class Gateway:
         self._hub: EventHub | None = None
         self._health_client = None
         self._callers: dict[str, DaebusCaller] = {}
+        self.contracts = Contracts(lambda: shared_client(self.settings.redis_url))
 
     def start(self) -> None:
         """Subscribe to broadcasts and replies in this process (idempotent;
@@ -103,6 +106,11 @@ class Gateway:
             # The caller would wait for its reply subscription until the
             # timeout; the event hub already knows Redis is gone.
             raise ConnectionLost(f"Redis at {redact(self.settings.redis_url)} is unavailable")
+        # Checked here so that a payload breaking the action's schema never
+        # reaches the bus; the service would refuse it the same way.
+        problems = self.contracts.problems(service, action, payload)
+        if problems:
+            raise BadRequest(f"invalid payload for {service}/{action}: {describe(problems)}", details=problems)
         # One caller per service, reused by every thread: it caches its route
         # to the process's reply subscription and publisher.
         caller = self._callers.get(service)

@@ -44,14 +44,18 @@ class ApiError(Exception):
         raise ApiError(403, "not_exposed", "action clock/reset is not exposed")
     """
 
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None,
+                 details: list | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
+        self.details = details
 
     def response(self) -> Response:
-        return json_response({"error": {"code": self.code, "message": self.message}},
-                             self.status, self.headers)
+        error = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details  # [{"path", "message"}]: what broke the schema
+        return json_response({"error": error}, self.status, self.headers)
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -66,7 +70,7 @@ def from_daebus(exc: DaebusError) -> ApiError:
     if status is None:
         status = 502 if isinstance(exc, RemoteError) else 500
     headers = {"Retry-After": "1"} if exc.code == protocol.BUSY else None
-    return ApiError(status, exc.code, str(exc) or exc.code, headers)
+    return ApiError(status, exc.code, str(exc) or exc.code, headers, exc.details)
 
 
 def install(app: Flask) -> None:

@@ -14,7 +14,7 @@ and follow a diagnostics run from Python::
     from daebus import DaebusCaller
     DaebusCaller("system").send_request(
         "run_diagnostics", {}, timeout=30,
-        on_progress=lambda data, pct: print(f"{pct:3.0f}% {data['step']}"))
+        on_progress=lambda step: print(f"{step['progress_percentage']:3.0f}% {step['step']}"))
 """
 
 from __future__ import annotations

@@ -1,0 +1,64 @@
+"""Schemas at the gateway: invalid payloads are answered 400 with the paths
+and never published; the service list and the OpenAPI document show them."""
+
+import json
+
+import pytest
+import redis
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+
+from support import Service
+
+
+@pytest.fixture
+def contracts(redis_url):
+    svc = Service("contracts.py", redis_url)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def gateway(start_gateway, contracts):
+    return start_gateway({"expose_actions": ["contracts/set_alarm", "echo/*"], "expose_channels": ["alarms"]},
+                         expose=False)
+
+
+def test_an_invalid_payload_is_400_with_the_paths_and_nothing_is_published(gateway, redis_url):
+    bus = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+    bus.subscribe("contracts")  # sees every request published for the service
+    bus.get_message(timeout=5)
+    response = gateway.post("/api/services/contracts/set_alarm", {"hour": -1, "days": "mon"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "bad_request"
+    assert error["details"] == [
+        {"path": "$.days", "message": "'mon' is not of type 'array'"},
+        {"path": "$.hour", "message": "-1 is less than the minimum of 0"},
+    ]
+    assert "$.days" in error["message"] and "$.hour" in error["message"]
+    # A valid request afterwards is the first thing published on the service channel.
+    response = gateway.post("/api/services/contracts/set_alarm", {"hour": 7})
+    assert response.status_code == 200 and response.json() == {"result": {"hour": 7}}
+    published = []
+    while (message := bus.get_message(timeout=1)) is not None:
+        published.append(json.loads(message["data"]))
+    bus.close()
+    assert [m["payload"] for m in published] == [{"hour": 7}]
+
+
+def test_services_lists_the_schemas(gateway):
+    [info] = [s for s in gateway.get("/api/services").json()["services"] if s["name"] == "contracts"]
+    assert info["actions"] == ["set_alarm"]
+    assert info["schemas"]["actions"]["set_alarm"]["payload"]["required"] == ["hour"]
+    assert "secret" not in info["schemas"]["actions"]
+    assert info["schemas"]["channels"] == {"alarms": {"type": "object", "required": ["id"]}}
+
+
+def test_openapi_document_validates_and_lists_only_exposed_actions(gateway):
+    response = gateway.get("/api/openapi.json")
+    assert response.status_code == 200
+    doc = response.json()
+    validate(doc, cls=OpenAPIV31SpecValidator)
+    assert list(doc["paths"]) == ["/api/services/contracts/set_alarm"]
+    body = doc["paths"]["/api/services/contracts/set_alarm"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["properties"]["hour"]["maximum"] == 23
