@@ -35,6 +35,7 @@ from .errors import (
     ConfigError,
     ConnectionLost,
     DaebusError,
+    NameTaken,
     RemoteError,
     RequestTimeout,
     ServiceBusy,
@@ -58,7 +59,7 @@ def __getattr__(name):
 __all__ = [
     "ActionNotFound", "BadRequest", "Blueprint", "Broadcaster", "ConfigError", "ConnectionLost",
     "Daebus", "DaebusCaller", "DaebusError", "DaebusHttp", "HttpRequest", "HttpResponse",
-    "OutsideContextError", "PubSubRequest",
+    "NameTaken", "OutsideContextError", "PubSubRequest",
     "PubSubResponse", "RemoteError", "RequestTimeout", "ServiceBusy", "ServiceUnavailable",
     "broadcast", "cache", "direct_logger", "get_daemon", "list_services", "logger", "request",
     "response",

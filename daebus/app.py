@@ -77,7 +77,8 @@ class Daebus(Scaffold):
         """Serve until SIGTERM/SIGINT or :meth:`stop`, then shut down cleanly.
 
         ``settings`` override configured values (``queue_size``,
-        ``shutdown_timeout``, ``log_level`` ...).
+        ``shutdown_timeout``, ``log_level`` ...). Exits with status 150
+        (:class:`NameTaken`) when another live instance serves the name.
         """
         from .runtime import Runtime
 
@@ -93,6 +94,8 @@ class Daebus(Scaffold):
             print(f"{self.service}: configuration error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         self._runtime.run()
+        if self._runtime.exit_status:
+            raise SystemExit(self._runtime.exit_status)
 
     def stop(self) -> None:
         """Ask a running app to shut down; ``run()`` then returns."""

@@ -100,6 +100,22 @@ class ConfigError(DaebusError):
     code = "config_error"
 
 
+class NameTaken(DaebusError):
+    """Another live instance already serves this service name.
+
+    A service that meets it stops with exit status ``exit_status`` (150),
+    which the worker unit lists in ``RestartPreventExitStatus=``; ``holder``
+    is that instance's registry record.
+    """
+
+    code = "name_taken"
+    exit_status = 150
+
+    def __init__(self, message: str, holder: dict | None = None):
+        super().__init__(message)
+        self.holder = holder or {}
+
+
 _REMOTE_BY_CODE = {cls.code: cls for cls in (ActionNotFound, ServiceBusy)}
 
 

@@ -1,9 +1,15 @@
 """Service registry: ``daebus:service:<name>`` hashes kept alive by a TTL.
 
+A service in the default mode (``owner``) has one record, written by its one
+live instance. A ``group`` has a shared record (mode, actions, channels) and
+one ``daebus:member:<name>:<token>`` record per live instance. Who may write
+which record is :mod:`daebus.membership`'s business; this module names the
+keys, encodes records and lists them.
+
 Example::
 
     for service in list_services(redis_client):
-        print(service["name"], service["actions"])
+        print(service["name"], service["mode"], [i["host"] for i in service["instances"]])
 """
 
 from __future__ import annotations
@@ -15,9 +21,17 @@ import time
 
 from . import protocol
 
+OWNER = "owner"
+GROUP = "group"
+MEMBER_PREFIX = "daebus:member:"
+
 
 def key(service: str) -> str:
     return protocol.REGISTRY_PREFIX + service
+
+
+def member_key(service: str, token: str) -> str:
+    return f"{MEMBER_PREFIX}{service}:{token}"
 
 
 def record(service: str, *, actions, channels, version: str, started_at: float, status: str,
@@ -30,46 +44,75 @@ def record(service: str, *, actions, channels, version: str, started_at: float, 
     return info
 
 
+def encode(info: dict) -> dict:
+    """A record as hash fields: lists and dicts as JSON, the rest as text."""
+    return {k: json.dumps(v) if isinstance(v, list | tuple | dict) else str(v) for k, v in info.items()}
+
+
 def publish(client, info: dict, ttl: float) -> None:
-    """Write (or refresh) the record with its TTL in one round trip."""
-    mapping = {k: json.dumps(v) if isinstance(v, list | tuple | dict) else str(v) for k, v in info.items()}
+    """Write (or refresh) a record with its TTL in one round trip, without
+    any ownership check (tests and tools; services go through
+    :class:`daebus.membership.Membership`)."""
     pipe = client.pipeline(transaction=False)
-    pipe.hset(key(info["name"]), mapping=mapping)
+    pipe.hset(key(info["name"]), mapping=encode(info))
     pipe.expire(key(info["name"]), max(1, int(ttl)))
     pipe.execute()
 
 
-def remove(client, service: str) -> None:
-    client.delete(key(service))
-
-
-def _parse(raw: dict) -> dict:
-    info: dict = dict(raw)
+def parse(raw: dict) -> dict:
+    """A record read back: decoded text, lists, numbers, ``mode``."""
+    info: dict = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                  for k, v in raw.items()}
     for field, empty in (("actions", "[]"), ("channels", "[]"), ("schemas", "{}")):
         try:
-            info[field] = json.loads(raw.get(field, empty))
+            info[field] = json.loads(info.get(field, empty))
         except ValueError:
             info[field] = json.loads(empty)
     for field, cast in (("pid", int), ("started_at", float)):
         try:
-            info[field] = cast(raw[field])
+            info[field] = cast(info[field])
         except (KeyError, ValueError):
             info[field] = None
+    info["mode"] = info.get("mode") or OWNER
     return info
 
 
+def _instance(info: dict, now: float) -> dict:
+    started = info.get("started_at")
+    return {"host": info.get("host"), "pid": info.get("pid"), "started_at": started,
+            "uptime": round(now - started, 1) if started else None,
+            "status": info.get("status"), "version": info.get("version"), "token": info.get("token")}
+
+
+def members(client, service: str) -> list[dict]:
+    """The live members of a group, oldest first."""
+    found = []
+    for name in client.scan_iter(match=member_key(service, "*"), count=100):
+        raw = client.hgetall(name)
+        if raw:
+            found.append(parse(raw))
+    return sorted(found, key=lambda m: m.get("started_at") or 0)
+
+
 def list_services(client) -> list[dict]:
-    """Live services, sorted by name, each with its actions and channels."""
+    """Live services, sorted by name, each with its ``mode``, actions,
+    channels and ``instances`` (one for an owner, every member of a group)."""
     services = []
+    now = time.time()
     for name in client.scan_iter(match=protocol.REGISTRY_PREFIX + "*", count=100):
         name = name.decode() if isinstance(name, bytes) else name
         raw = client.hgetall(name)
-        if raw:
-            raw = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                   for k, v in raw.items()}
-            raw.setdefault("name", name[len(protocol.REGISTRY_PREFIX):])
-            services.append(_parse(raw))
-    now = time.time()
-    for info in services:
+        if not raw:
+            continue
+        info = parse(raw)
+        info.setdefault("name", name[len(protocol.REGISTRY_PREFIX):])
+        if info["mode"] == GROUP:
+            group = members(client, info["name"])
+            info["instances"] = [_instance(m, now) for m in group]
+            first = group[0] if group else {}
+            info.update(pid=first.get("pid"), host=first.get("host"), started_at=first.get("started_at"))
+        else:
+            info["instances"] = [_instance(info, now)]
         info["uptime"] = round(now - info["started_at"], 1) if info.get("started_at") else None
+        services.append(info)
     return sorted(services, key=lambda s: s["name"])

@@ -12,6 +12,8 @@ import time
 from . import __version__, config, logs, protocol, registry, schemas
 from .context import app_context, set_running_app
 from .dispatch import run_action, run_listener
+from .errors import NameTaken
+from .membership import Membership
 from .pool import WorkerPool
 from .pubsub import Broadcaster
 from .scheduler import TaskScheduler
@@ -35,6 +37,9 @@ class Runtime:
         self.debug = debug
         self.settings = config.load(redis_url=config.redis_url_from(redis_url, redis_host, redis_port),
                                     **overrides)
+        self.mode = registry.OWNER
+        self.exit_status = 0
+        self.membership: Membership | None = None
         self.ready = app._ready
         self.running = False
         self._stop = threading.Event()
@@ -77,9 +82,11 @@ class Runtime:
         self.client = connect(url, socket_timeout=self.settings.socket_timeout)
         self.publish = Publisher(self.client)
         self.broadcaster = Broadcaster(self.publish)
-        channels = [self.service, *self.app.listeners]
+        self.membership = Membership(self.client, self.service, self.mode, self.settings.registry_ttl)
+        # Only the liveness channels at first: an instance that loses the
+        # claim must never have received a request or an event.
         self.subscriber = Subscriber(
-            url, channels, self._on_message, name=self.service,
+            url, self.membership.channels, self._on_message, name=self.service,
             socket_timeout=self.settings.socket_timeout,
             health_interval=self.settings.health_check_interval,
             beat_interval=min(1.0, (self.notifier.watchdog_interval or 2.0) / 2),
@@ -87,6 +94,21 @@ class Runtime:
         self._supervisor = threading.Thread(target=self._supervise, name="daebus-supervisor", daemon=True)
         self._supervisor.start()
         while not self.subscriber.wait_ready(0.5):
+            if self._stop.is_set():
+                return False
+        while True:
+            try:
+                self._claim("starting")
+                break
+            except NameTaken as exc:
+                self._taken(exc)
+                return False
+            except REDIS_ERRORS as exc:
+                log.debug("registry claim failed: %s", exc)
+                if self._stop.wait(0.5):
+                    return False
+        channels = [self.service, *self.app.listeners]
+        while not self.subscriber.add(*channels, timeout=0.5):
             if self._stop.is_set():
                 return False
         for component in self.app.components:
@@ -143,7 +165,7 @@ class Runtime:
                 log.warning("thread %r ignored the stop request; exiting without it", name)
         if self.client is not None:
             try:
-                registry.remove(self.client, self.service)
+                self.membership.release()
             except REDIS_ERRORS:
                 pass
             self.client.close()
@@ -211,15 +233,27 @@ class Runtime:
         if self.ready.is_set():
             self.notifier.status(f"serving (Redis restored after {outage:.1f} s)")
 
+    def _claim(self, status: str) -> None:
+        self.membership.claim(registry.record(
+            self.service, actions=self.app.actions, channels=self.app.listeners,
+            version=__version__, started_at=self.started_at, status=status,
+            schemas=schemas.published(self.app)))
+
     def _register(self, status: str) -> None:
+        """Refresh this instance's registry entry; if another live instance
+        took the name meanwhile, stop with NameTaken's exit status."""
         try:
-            registry.publish(self.client, registry.record(
-                self.service, actions=self.app.actions, channels=self.app.listeners,
-                version=__version__, started_at=self.started_at, status=status,
-                schemas=schemas.published(self.app)),
-                self.settings.registry_ttl)
+            self._claim(status)
+        except NameTaken as exc:
+            self._taken(exc)
         except REDIS_ERRORS as exc:
             log.debug("registry update failed: %s", exc)
+
+    def _taken(self, exc: NameTaken) -> None:
+        if not self.exit_status:
+            log.error("%s", exc)
+        self.exit_status = exc.exit_status
+        self.stop()
 
     def _supervise(self) -> None:
         watchdog = self.notifier.watchdog_interval

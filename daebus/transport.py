@@ -184,6 +184,9 @@ class Subscriber:
         self._wake_channel = f"daebus:wake:{uuid.uuid4()}"
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._changes = threading.Lock()
+        self._pending: list[tuple[str, str]] = []     # (SUBSCRIBE|UNSUBSCRIBE, channel)
+        self._confirmations: dict[str, threading.Event] = {}
         self._thread: threading.Thread | None = None
         self._state = StateLog(log)
         self.connected = False
@@ -204,13 +207,39 @@ class Subscriber:
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
+    def add(self, *channels: str, timeout: float | None = None) -> bool:
+        """Subscribe to more channels, now and after every reconnection;
+        True once Redis confirmed them all within ``timeout``."""
+        with self._changes:
+            events = [self._confirmations.setdefault(ch, threading.Event()) for ch in channels]
+            for channel in channels:
+                if channel not in self.channels:
+                    self.channels.append(channel)
+                    self._pending.append(("subscribe", channel))
+        self._wake()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return all(e.wait(None if deadline is None else max(0.0, deadline - time.monotonic())) for e in events)
+
+    def remove(self, channel: str) -> None:
+        """Stop receiving ``channel`` (now and after reconnections)."""
+        with self._changes:
+            if channel in self.channels:
+                self.channels.remove(channel)
+                self._confirmations.pop(channel, None)
+                self._pending.append(("unsubscribe", channel))
+        self._wake()
+
+    def _wake(self) -> None:
+        # The reader thread alone talks on the subscription: a message on its
+        # private channel makes it look at what changed, at once.
         try:
-            # Wakes the reader at once instead of at its next poll timeout.
             self._commands.publish(self._wake_channel, b"")
         except REDIS_ERRORS:
             pass
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self._commands.close()
@@ -226,8 +255,7 @@ class Subscriber:
             self.last_beat = time.monotonic()
             pubsub = self._client.pubsub()
             try:
-                self._subscribe(pubsub)
-                self._read(pubsub, backoff)
+                self._read(pubsub, self._subscribe(pubsub), backoff)
             except REDIS_ERRORS as exc:
                 if self._stop.is_set():
                     break
@@ -260,13 +288,22 @@ class Subscriber:
                             self.name, redact(self.url), reason)
             self._emit_state("waiting for redis")
 
-    def _subscribe(self, pubsub) -> None:
-        pubsub.subscribe(self._wake_channel, *self.channels)
+    def _subscribe(self, pubsub) -> int:
+        with self._changes:
+            channels = list(self.channels)
+            self._pending.clear()  # a fresh subscription covers them
+        pubsub.subscribe(self._wake_channel, *channels)
         if self.patterns:
             pubsub.psubscribe(*self.patterns)
+        return 1 + len(channels) + len(self.patterns)
 
-    def _read(self, pubsub, backoff: Backoff) -> None:
-        expected = 1 + len(self.channels) + len(self.patterns)
+    def _apply_changes(self, pubsub) -> None:
+        with self._changes:
+            changes, self._pending = self._pending, []
+        for command, channel in changes:
+            getattr(pubsub, command)(channel)
+
+    def _read(self, pubsub, expected: int, backoff: Backoff) -> None:
         confirmed = 0
         liveness = Liveness(self.health_interval)
         while not self._stop.is_set():
@@ -284,11 +321,20 @@ class Subscriber:
                 channel = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel
                 if channel != self._wake_channel:
                     self._call(self.on_message, channel, message["data"])
+                elif self._pending:
+                    self._apply_changes(pubsub)
             elif kind in ("subscribe", "psubscribe"):
+                self._confirm(message["channel"])
                 confirmed += 1
                 if confirmed == expected:
                     backoff.reset()
                     self._confirmed()
+
+    def _confirm(self, channel) -> None:
+        channel = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel
+        event = self._confirmations.get(channel)
+        if event is not None:
+            event.set()
 
     def _confirmed(self) -> None:
         self.connected = True

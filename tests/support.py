@@ -300,4 +300,10 @@ class TcpProxy:
     def close(self) -> None:
         self.listener.close()
         for sock in self.sockets:
+            # shutdown() first: close() alone leaves a socket that another
+            # thread is reading open, and Redis would keep its subscriptions.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             sock.close()
