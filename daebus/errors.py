@@ -1,13 +1,59 @@
-"""Exceptions raised by daebus, each with a machine-readable ``code``.
+"""Exceptions raised by daebus, and the one table of error codes.
 
-The codes are the ones carried in error replies on the wire, so a caller can
-turn a reply back into the matching exception and a gateway can map a code to
-an HTTP status without parsing messages.
+Each code is declared once, with its HTTP status and, when there is one, its
+exception class. The codes are the ones carried in error replies on the wire,
+so a caller turns a reply back into the matching exception, and the gateway
+and :class:`~daebus.DaebusHttp` answer a code with the same status.
+
+Adding a code: decorate its exception class with ``@error_code(code, status,
+meaning)``, or call :func:`error_code` with no class for a code that only
+HTTP answers carry; ``docs/http.md``'s table is checked against :data:`CODES`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
 
+
+@dataclasses.dataclass(frozen=True)
+class ErrorCode:
+    """One row of the table. ``http_default``: the code DaebusHttp gives an
+    error raised with only this status; ``retry_after``: seconds a client
+    should wait before retrying."""
+
+    code: str
+    status: int
+    meaning: str
+    exception: type | None = None
+    http_default: bool = False
+    retry_after: int | None = None
+
+
+CODES: dict[str, ErrorCode] = {}
+
+
+def error_code(code: str, status: int, meaning: str, *, http_default: bool = False,
+               retry_after: int | None = None) -> Callable[[type], type]:
+    """Declare ``code``; used on a class, it becomes the class's ``code``.
+
+    Example::
+
+        @error_code("busy", 503, "the service's work queue was full", retry_after=1)
+        class ServiceBusy(RemoteError): ...
+    """
+    if code in CODES:
+        raise ValueError(f"error code {code!r} is declared twice")
+    CODES[code] = ErrorCode(code, status, meaning, None, http_default, retry_after)
+
+    def decorator(cls: type) -> type:
+        cls.code = code
+        CODES[code] = dataclasses.replace(CODES[code], exception=cls)
+        return cls
+    return decorator
+
+
+@error_code("error", 500, "an error of daebus itself")
 class DaebusError(Exception):
     """Base class of every daebus error.
 
@@ -19,7 +65,7 @@ class DaebusError(Exception):
             print(exc.code, exc)
     """
 
-    code = "error"
+    code: str
     #: What exactly was wrong, as ``[{"path": "$.a", "message": "..."}]``
     #: (a payload that does not match an action's schema), else None.
     details: list | None = None
@@ -36,6 +82,7 @@ class DaebusError(Exception):
         return str(self)
 
 
+@error_code("bad_request", 400, "the payload or request is invalid", http_default=True)
 class BadRequest(DaebusError):
     """Raise from a handler to answer ``bad_request`` (invalid payload).
 
@@ -44,9 +91,8 @@ class BadRequest(DaebusError):
         raise BadRequest("invalid payload", details=[{"path": "$.level", "message": "too high"}])
     """
 
-    code = "bad_request"
 
-
+@error_code("handler_error", 500, "the handler raised an exception", http_default=True)
 class RemoteError(DaebusError):
     """The service answered with an error reply.
 
@@ -55,8 +101,6 @@ class RemoteError(DaebusError):
     ``payload`` the reply's whole error payload.
     """
 
-    code = "handler_error"
-
     def __init__(self, message: str, *, code: str | None = None, payload=None, service: str | None = None):
         details = payload.get("details") if isinstance(payload, dict) else None
         super().__init__(message, code=code, details=details if isinstance(details, list) else None)
@@ -64,42 +108,37 @@ class RemoteError(DaebusError):
         self.service = service
 
 
+@error_code("action_not_found", 404, "the service has no such action")
 class ActionNotFound(RemoteError):
     """The service has no handler for the requested action."""
 
-    code = "action_not_found"
 
-
+@error_code("busy", 503, "the service's work queue is full; try again later", retry_after=1)
 class ServiceBusy(RemoteError):
     """The service's work queue was full; try again later."""
 
-    code = "busy"
 
-
+@error_code("service_unavailable", 503, "nobody serves that service")
 class ServiceUnavailable(DaebusError):
     """Nobody is subscribed to the service's channel (raised at once)."""
 
-    code = "service_unavailable"
 
-
+@error_code("timeout", 504, "no reply within the timeout")
 class RequestTimeout(DaebusError, TimeoutError):
     """No final reply arrived within the request's timeout."""
 
-    code = "timeout"
 
-
+@error_code("connection_lost", 503, "Redis could not be reached")
 class ConnectionLost(DaebusError, ConnectionError):
     """Redis could not be reached, or went away while a reply was awaited."""
 
-    code = "connection_lost"
 
-
+@error_code("config_error", 500, "a configuration file or value is invalid")
 class ConfigError(DaebusError):
     """A configuration file or value is invalid; the message names where."""
 
-    code = "config_error"
 
-
+@error_code("name_taken", 409, "another live instance serves that service name")
 class NameTaken(DaebusError):
     """Another live instance already serves this service name.
 
@@ -108,7 +147,6 @@ class NameTaken(DaebusError):
     is that instance's registry record.
     """
 
-    code = "name_taken"
     exit_status = 150
 
     def __init__(self, message: str, holder: dict | None = None):
@@ -116,7 +154,33 @@ class NameTaken(DaebusError):
         self.holder = holder or {}
 
 
-_REMOTE_BY_CODE = {cls.code: cls for cls in (ActionNotFound, ServiceBusy)}
+# Codes only HTTP answers carry (DaebusHttp's HttpError).
+error_code("not_found", 404, "no route matches the path", http_default=True)
+error_code("method_not_allowed", 405, "the route takes other methods", http_default=True)
+error_code("request_timeout", 408, "the request did not arrive in time", http_default=True)
+error_code("payload_too_large", 413, "the body exceeds the limit", http_default=True)
+error_code("cors_forbidden", 403, "CORS refuses the origin, method or header")
+
+CODE_FOR_STATUS = {entry.status: entry.code for entry in CODES.values() if entry.http_default}
+
+
+def http_status(exc: DaebusError) -> int:
+    """The HTTP status answering ``exc``.
+
+    A failure reported by another service (a :class:`RemoteError` whose code
+    means 500, or a code its handler made up) is 502, as a proxy says of a
+    failing upstream.
+    """
+    entry = CODES.get(exc.code)
+    status = entry.status if entry is not None else 500
+    if status == 500 and isinstance(exc, RemoteError):
+        return 502
+    return status
+
+
+def retry_after(code: str) -> int | None:
+    entry = CODES.get(code)
+    return entry.retry_after if entry is not None else None
 
 
 def remote_error(payload, service: str | None = None) -> RemoteError:
@@ -126,5 +190,8 @@ def remote_error(payload, service: str | None = None) -> RemoteError:
         code = payload.get("code") or RemoteError.code
     else:
         message, code = str(payload), RemoteError.code
-    cls = _REMOTE_BY_CODE.get(code, RemoteError)
+    entry = CODES.get(code)
+    cls = entry.exception if entry is not None and entry.exception is not None else RemoteError
+    if not issubclass(cls, RemoteError):
+        cls = RemoteError
     return cls(message, code=str(code), payload=payload, service=service)

@@ -24,11 +24,12 @@ import uuid
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
-# Error codes carried in ``payload["code"]`` of error replies.
-ACTION_NOT_FOUND = "action_not_found"
-HANDLER_ERROR = "handler_error"
-BAD_REQUEST = "bad_request"
-BUSY = "busy"
+from .errors import ActionNotFound, BadRequest, RemoteError, ServiceBusy
+
+# Error codes carried in ``payload["code"]`` of error replies (declared in
+# daebus.errors with their exceptions and HTTP statuses).
+ACTION_NOT_FOUND, HANDLER_ERROR = ActionNotFound.code, RemoteError.code
+BAD_REQUEST, BUSY = BadRequest.code, ServiceBusy.code
 
 SUCCESS = "success"
 ERROR = "error"

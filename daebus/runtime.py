@@ -23,7 +23,7 @@ from .transport import REDIS_ERRORS, Publisher, Subscriber, connect, redact
 
 log = logging.getLogger("daebus.runtime")
 
-_SETTING_NAMES = {f for f in config.Settings.__dataclass_fields__ if f != "sections"}
+_SETTING_NAMES = {f for f in config.Settings.__dataclass_fields__ if f != "origins"}
 
 
 class Runtime:

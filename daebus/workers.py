@@ -24,10 +24,11 @@ import importlib.util
 import os
 import re
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from . import configspec
+from .configspec import TEXT, Key, Section, Table, TextList
 from .errors import ConfigError
 
 DEFAULT_WORKERS_DIR = "/etc/daebus/workers"
@@ -37,7 +38,16 @@ DEFAULT_WORKERS_DIR = "/etc/daebus/workers"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_KEYS = ("app", "service", "python_path", "env")
+
+# A worker file's keys; the file's name stands in for ``service``.
+WORKER_FILE = Section("worker", "a worker file, /etc/daebus/workers/<name>.toml", [
+    Key("app", TEXT, None, "the app: a file such as `/usr/lib/vendor/worker.py` or a module such "
+        "as `vendor.worker:app`"),
+    Key("service", TEXT, None, "the service name", shown_default="the file's name"),
+    Key("python_path", TextList("a folder or a list of folders", tuple), (),
+        "absolute folders put first on the import path"),
+    Key("env", Table('a table, e.g. [env] then NAME = "value" lines', dict), {}, "environment variables set before the app loads"),
+], top_level=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,75 +73,36 @@ def check_name(name: str) -> str:
     return name
 
 
-def _line(text: str, key: str, section: str | None = None) -> int:
-    """The line defining ``key`` (top level or in ``[section]``), 0 if not found."""
-    current = None
-    for number, line in enumerate(text.splitlines(), 1):
-        header = re.match(r"\s*\[\s*([^\]]+?)\s*\]", line)
-        if header:
-            current = header.group(1).strip().strip('"')
-            if section is None and current == key:
-                return number
-        elif current == section and re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", line):
-            return number
-    return 0
-
-
 def parse_worker(text: str, path: Path, name: str) -> WorkerConfig:
     """Validate a worker file's text; errors name the file and line."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-
-    def fail(key: str, message: str, section: str | None = None) -> ConfigError:
-        return ConfigError(f"{path}:{_line(text, key, section)}: {message}")
-
-    for key in data:
-        if key not in _KEYS:
-            raise fail(key, f"unknown key '{key}' (known: {', '.join(_KEYS)})")
-    app = data.get("app")
-    if app is None:
+    doc = configspec.read(path, text)
+    if "app" not in doc.data:
         raise ConfigError(f"{path}: missing 'app' (a file such as \"/usr/lib/vendor/worker.py\" "
                           "or a module such as \"vendor.worker:app\")")
-    if not isinstance(app, str) or not app.strip():
-        raise fail("app", "app: expected a non-empty string")
+    values = {key: value.value for key, value in WORKER_FILE.resolve([doc]).items()}
     try:
-        kind, target, _attr = split_spec(app.strip())
+        kind, target, _attr = split_spec(values["app"])
     except ConfigError as exc:
-        raise fail("app", f"app: {exc}") from None
+        raise ConfigError(f"{doc.where(None, 'app')}: app: {exc}") from None
     if kind == "file" and not os.path.isabs(target):
-        raise fail("app", f"app: {target!r} must be an absolute path")
-
-    service = data.get("service", name)
-    if not isinstance(service, str) or not service.strip():
-        raise fail("service", "service: expected a non-empty string")
-
-    python_path = data.get("python_path", [])
-    if isinstance(python_path, str):
-        python_path = [python_path]
-    if not isinstance(python_path, list) or not all(isinstance(p, str) and p for p in python_path):
-        raise fail("python_path", "python_path: expected a folder or a list of folders")
-    for folder in python_path:
+        raise ConfigError(f"{doc.where(None, 'app')}: app: {target!r} must be an absolute path")
+    for folder in values["python_path"]:
         if not os.path.isabs(folder):
-            raise fail("python_path", f"python_path: {folder!r} must be an absolute path")
-
-    env = data.get("env", {})
-    if not isinstance(env, dict):
-        raise fail("env", "env: expected a table, e.g. [env] then NAME = \"value\" lines")
-    values: dict[str, str] = {}
-    for key, value in env.items():
+            raise ConfigError(f"{doc.where(None, 'python_path')}: python_path: {folder!r} must be an absolute path")
+    env: dict[str, str] = {}
+    for key, value in values["env"].items():
+        where = doc.where("env", key)
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            raise fail(key, f"env: {key!r} is not a valid environment variable name", "env")
+            raise ConfigError(f"{where}: env: {key!r} is not a valid environment variable name")
         if isinstance(value, bool):
             value = "1" if value else "0"
         elif isinstance(value, int | float):
             value = str(value)
         elif not isinstance(value, str):
-            raise fail(key, f"env.{key}: expected a string, got {type(value).__name__}", "env")
-        values[key] = value
-    return WorkerConfig(name=name, path=path, app=app.strip(), service=service.strip(),
-                        python_path=tuple(python_path), env=values)
+            raise ConfigError(f"{where}: env.{key}: expected a string, got {type(value).__name__}")
+        env[key] = value
+    return WorkerConfig(name=name, path=path, app=values["app"], service=values["service"] or name,
+                        python_path=values["python_path"], env=env)
 
 
 def read_worker(name: str, folder: Path | None = None) -> WorkerConfig:

@@ -1,9 +1,10 @@
 """HTTP errors of the API: ``{"error": {"code", "message"}}`` with a status
 that says what happened.
 
-A daebus exception carries a wire ``code``; :func:`from_daebus` maps it to a
-status so a browser can tell its own mistakes (4xx) from a failing worker
-(502), a missing or saturated one (503) and a slow one (504)::
+A daebus exception carries a wire ``code``; :func:`from_daebus` answers it
+with the status of daebus's error table (``daebus.errors.CODES``), so a
+browser can tell its own mistakes (4xx) from a failing worker (502), a
+missing or saturated one (503) and a slow one (504)::
 
     try:
         result = caller.send_request(action, payload)
@@ -19,21 +20,9 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from daebus import protocol
-from daebus.errors import DaebusError, RemoteError
+from daebus.errors import DaebusError, http_status, retry_after
 
 log = logging.getLogger("gateway")
-
-# Wire codes (daebus.protocol and daebus.errors) to HTTP statuses. A code a
-# handler invented is the handler's failure: 502, like handler_error.
-STATUS_BY_CODE = {
-    protocol.ACTION_NOT_FOUND: 404,
-    protocol.BAD_REQUEST: 400,
-    protocol.BUSY: 503,
-    protocol.HANDLER_ERROR: 502,
-    "service_unavailable": 503,
-    "connection_lost": 503,
-    "timeout": 504,
-}
 
 
 class ApiError(Exception):
@@ -66,11 +55,11 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> Respo
 
 
 def from_daebus(exc: DaebusError) -> ApiError:
-    status = STATUS_BY_CODE.get(exc.code)
-    if status is None:
-        status = 502 if isinstance(exc, RemoteError) else 500
-    headers = {"Retry-After": "1"} if exc.code == protocol.BUSY else None
-    return ApiError(status, exc.code, str(exc) or exc.code, headers, exc.details)
+    """The answer to a daebus exception: its code, with the status of
+    daebus's error table."""
+    wait = retry_after(exc.code)
+    headers = {"Retry-After": str(wait)} if wait is not None else None
+    return ApiError(http_status(exc), exc.code, str(exc) or exc.code, headers, exc.details)
 
 
 def install(app: Flask) -> None:

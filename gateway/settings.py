@@ -1,8 +1,10 @@
 """The gateway's settings: the ``[gateway]`` section of the daebus config.
 
-daebus reads ``/etc/daebus/daebus.toml`` and ``conf.d/*.toml`` but leaves
-``[gateway]`` to us, so this module validates it and names the file and line
-of a bad value, as daebus does for its own sections. Example::
+The section is declared once below (:data:`GATEWAY`) and registered with
+daebus's configuration, which parses ``/etc/daebus/daebus.toml`` and
+``conf.d/*.toml`` once and names the file and line of a bad value; this
+module adds the rules that span several keys. Adding a key is one ``Key``
+line in :data:`GATEWAY` and its row in ``docs/gateway.md``. Example::
 
     [gateway]
     bind = "127.0.0.1:8080"
@@ -17,85 +19,82 @@ and in code::
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import re
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
 from daebus import config as daebus_config
+from daebus import configspec
+from daebus.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
 from daebus.errors import ConfigError
 
 from .security import bind_is_loopback, parse_origin
 
-SECTION = "gateway"
 MIN_TOKEN_LENGTH = 16
 
-_STR, _INT, _FLOAT, _BOOL, _LIST = "a string", "an integer", "a number", "true or false", "a list of strings"
 
-# key: (kind, default). Defaults live here, in code, so the shipped config
-# file can stay fully commented and upgrades never hit a conffile prompt.
-SCHEMA: dict[str, tuple[str, Any]] = {
-    "bind": (_LIST, ("127.0.0.1:8080",)),
-    "threads": (_INT, 32),
-    "max_streams": (_INT, None),  # None: what threads leaves after a reserve for calls
-    "graceful_timeout": (_INT, 3),
-    "allowed_hosts": (_LIST, ("localhost", "127.0.0.1", "::1")),
-    "token": (_STR, ""),
-    "token_file": (_STR, ""),
-    "trust_loopback": (_BOOL, True),
-    "expose_actions": (_LIST, ()),
-    "expose_channels": (_LIST, ()),
-    "cors_origins": (_LIST, ()),
-    "max_body_bytes": (_INT, 64 * 1024),
-    "default_timeout": (_FLOAT, 5.0),
-    "max_timeout": (_FLOAT, 30.0),
-    "heartbeat": (_FLOAT, 15.0),
-    "stream_queue": (_INT, 64),
-    "send_timeout": (_FLOAT, 10.0),
-    "static_dir": (_STR, ""),
-}
+def auto_max_streams(threads: int) -> int:
+    """Streams allowed when ``max_streams`` is not set: ``threads`` less a
+    reserve for action calls (a quarter, between 2 and 8 threads)."""
+    return max(0, threads - max(2, min(8, threads // 4)))
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Validated gateway settings (see ``docs/gateway.md`` for each key)."""
+# Defaults live here, in code, so the shipped config file can stay fully
+# commented and upgrades never hit a conffile prompt. docs/gateway.md's table
+# is checked against these rows (tests/unit/gateway/test_gateway_settings.py).
+GATEWAY = configspec.register(Section("gateway", "the HTTP gateway between browsers and the bus", [
+    Key("bind", LIST, ("127.0.0.1:8080",), "addresses gunicorn listens on (a string or a list; "
+        "`unix:/path` works). Anything beyond loopback needs a token."),
+    Key("allowed_hosts", LIST, ("localhost", "127.0.0.1", "::1"), "`Host` header values accepted "
+        "(globs; `\"*\"` accepts any). Add the device's name or address when browsers on the network use it."),
+    Key("token", STR, "", "bearer token (16 characters or more). Required when bound beyond loopback.",
+        secret=True),
+    Key("token_file", STR, "", "a file holding the token (read at start; keeps the secret out of a "
+        "world-readable config)."),
+    Key("trust_loopback", BOOL, True, "clients connecting from 127.0.0.1/::1 (the kiosk on the device) "
+        "need no token. Set to `false` when a reverse proxy on the device forwards other machines' requests."),
+    Key("expose_actions", LIST, (), "`service/action` glob patterns browsers may call. Nothing is exposed "
+        "by default. The lists of every file add up (a vendor's drop-in and the admin's own both count).",
+        additive=True),
+    Key("expose_channels", LIST, (), "broadcast channel glob patterns browsers may subscribe to; add up "
+        "across files like `expose_actions`.", additive=True),
+    Key("cors_origins", LIST, (), "origins (`http://host:port`, or `\"*\"`) allowed to call the API "
+        "from another origin."),
+    Key("max_body_bytes", INT, 64 * 1024, "largest request body.", check=at_least(2)),
+    Key("default_timeout", FLOAT, 5.0, "seconds an action call waits for its reply.", check=more_than(0)),
+    Key("max_timeout", FLOAT, 30.0, "cap for the `?timeout=` parameter.", check=more_than(0)),
+    Key("threads", INT, 32, "gunicorn threads of the one worker.", check=at_least(2)),
+    Key("max_streams", INT, None, "open event streams allowed; more get 503, so action calls always "
+        "find a thread.", check=at_least(0),
+        shown_default=f"threads less a reserve ({auto_max_streams(32)} for 32 threads)"),
+    Key("stream_queue", INT, 64, "events buffered per stream; a browser that falls this far behind is "
+        "dropped.", check=at_least(1)),
+    Key("send_timeout", FLOAT, 10.0, "seconds a write to a browser may block before that stream is "
+        "closed.", check=more_than(0)),
+    Key("heartbeat", FLOAT, 15.0, "seconds between keep-alive comments on an idle stream.",
+        check=more_than(0)),
+    Key("graceful_timeout", INT, 3, "seconds gunicorn waits for requests in flight when stopping.",
+        check=at_least(1)),
+    Key("static_dir", STR, "", "folder served at `/`. Empty: the `kiosk_demo/static` folder next to the "
+        "`gateway` package if there is one, else a small built-in page."),
+]))
+SECTION = GATEWAY.name
 
-    bind: tuple[str, ...] = ("127.0.0.1:8080",)
-    threads: int = 32
-    max_streams: int = 24
-    graceful_timeout: int = 3
-    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
-    token: str = ""
-    token_file: str = ""
-    trust_loopback: bool = True
-    expose_actions: tuple[str, ...] = ()
-    expose_channels: tuple[str, ...] = ()
-    cors_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 64 * 1024
-    default_timeout: float = 5.0
-    max_timeout: float = 30.0
-    heartbeat: float = 15.0
-    stream_queue: int = 64
-    send_timeout: float = 10.0
-    static_dir: str = ""
-    # From daebus's own sections ([redis] url, [log] level) and environment.
-    redis_url: str = daebus_config.DEFAULT_REDIS_URL
-    log_level: str = "info"
-    max_message_bytes: int = 1024 * 1024
+
+def _auto_streams(settings) -> None:
+    if settings.max_streams is None:
+        object.__setattr__(settings, "max_streams", auto_max_streams(settings.threads))
+
+
+_CORE_KEYS = (daebus_config.REDIS.keys["url"], daebus_config.LOG.keys["level"],
+              daebus_config.SERVICE.keys["max_message_bytes"])
+
+Settings = GATEWAY.settings_class(
+    "Settings", "Validated gateway settings (see ``docs/gateway.md`` for each key), with daebus's "
+    "``[redis] url``, ``[log] level`` and ``[service] max_message_bytes``.",
+    *((key.attr, Any, key.default) for key in _CORE_KEYS),
     # Where the operator changes things, for error and 403 messages.
-    config_file: str = daebus_config.DEFAULT_CONFIG_PATH
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    return "[" + ", ".join(_toml(item) for item in value) + "]"
+    ("config_file", str, daebus_config.DEFAULT_CONFIG_PATH),
+    post_init=_auto_streams)
 
 
 def render(redis_url: str, gateway: Mapping[str, Any], comment: str | None = None) -> str:
@@ -107,108 +106,35 @@ def render(redis_url: str, gateway: Mapping[str, Any], comment: str | None = Non
         path.write_text(render("redis://127.0.0.1:6380/0", {"bind": "127.0.0.1:9000"}))
     """
     lines = [f"# {comment}"] if comment else []
-    lines += ["[redis]", f"url = {_toml(redis_url)}", "", f"[{SECTION}]"]
-    lines += [f"{key} = {_toml(value)}" for key, value in gateway.items()]
+    lines += ["[redis]", f"url = {configspec.toml_value(redis_url)}", "", f"[{SECTION}]"]
+    lines += [f"{key} = {configspec.toml_value(value)}" for key, value in gateway.items()]
     return "\n".join(lines) + "\n"
 
 
-def auto_max_streams(threads: int) -> int:
-    """Streams allowed when ``max_streams`` is not set: ``threads`` less a
-    reserve for action calls (a quarter, between 2 and 8 threads)."""
-    return max(0, threads - max(2, min(8, threads // 4)))
-
-
-def _line(text: str, key: str) -> int:
-    """Line of ``key = ...`` inside the ``[gateway]`` table, 0 if not found."""
-    inside = False
-    for number, line in enumerate(text.splitlines(), 1):
-        header = re.match(r"\s*\[\s*([^\]]+?)\s*\]", line)
-        if header:
-            inside = header.group(1) == SECTION
-        elif inside and re.match(rf"\s*\"?{re.escape(key)}\"?\s*=", line):
-            return number
-    return 0
-
-
-# Lists that add up across files, so that a vendor's conf.d drop-in and the
-# admin's own can each expose what they need without overwriting the other.
-ADDITIVE = ("expose_actions", "expose_channels")
-
-
-def _read_tables(files: list[Path]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The merged ``[gateway]`` table and ``key -> "file:line"`` of the file
-    that set each key last; ADDITIVE lists are checked file by file and
-    joined."""
-    table: dict[str, Any] = {}
-    where: dict[str, str] = {}
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        section = tomllib.loads(text).get(SECTION)
-        if not isinstance(section, dict):
-            continue
-        for key, value in section.items():
-            where[key] = f"{path}:{_line(text, key)}"
-            if key in ADDITIVE:
-                value = table.get(key, ()) + _coerce(key, value, where[key])
-            table[key] = value
-    return table, where
-
-
-def _coerce(key: str, value: Any, where: str) -> Any:
-    kind, _ = SCHEMA[key]
-    prefix = f"{where}: {SECTION}.{key}"
-    if kind == _LIST:
-        if isinstance(value, str):
-            value = [value]  # bind = "127.0.0.1:8080" reads better than a list of one
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"{prefix}: expected {kind} (non-empty), got {value!r}")
-        return tuple(value)
-    if kind == _BOOL:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{prefix}: expected {kind}, got {value!r}")
-        return value
-    if isinstance(value, bool):
-        raise ConfigError(f"{prefix}: expected {kind}, got {value!r}")
-    if kind == _INT and isinstance(value, int):
-        return value
-    if kind == _FLOAT and isinstance(value, int | float):
-        return float(value)
-    if kind == _STR and isinstance(value, str):
-        return value
-    raise ConfigError(f"{prefix}: expected {kind}, got {type(value).__name__} {value!r}")
-
-
-def _check(values: dict[str, Any], where: dict[str, str], default_where: str) -> None:
-    """Cross-field rules; each error names the key that must change."""
+def _check(settings: Settings, where: dict[str, str]) -> None:
+    """Rules across keys; each error names the key that must change."""
 
     def fail(key: str, message: str) -> None:
-        raise ConfigError(f"{where.get(key, default_where)}: {SECTION}.{key}: {message}")
+        raise ConfigError(f"{where[key]}: {SECTION}.{key}: {message}")
 
-    for key in ("default_timeout", "max_timeout", "heartbeat", "send_timeout"):
-        if values[key] <= 0:
-            fail(key, f"must be more than 0, got {values[key]!r}")
-    for key, low in (("graceful_timeout", 1), ("threads", 2), ("stream_queue", 1),
-                     ("max_body_bytes", 2), ("max_streams", 0)):
-        if values[key] < low:
-            fail(key, f"must be at least {low}, got {values[key]!r}")
-    if values["max_streams"] >= values["threads"]:
-        fail("max_streams", f"must be less than threads ({values['threads']}): each event stream "
+    if settings.max_streams >= settings.threads:
+        fail("max_streams", f"must be less than threads ({settings.threads}): each event stream "
                             "holds a thread, and action calls need some left")
-    if values["max_timeout"] < values["default_timeout"]:
-        fail("max_timeout", f"must be at least default_timeout ({values['default_timeout']:g})")
-    for pattern in values["expose_actions"]:
+    if settings.max_timeout < settings.default_timeout:
+        fail("max_timeout", f"must be at least default_timeout ({settings.default_timeout:g})")
+    for pattern in settings.expose_actions:
         if "/" not in pattern and pattern != "*":
             fail("expose_actions", f"{pattern!r} is not a 'service/action' pattern "
                                    "(for example 'clock/*' or 'my_service/get_status')")
-    for origin in values["cors_origins"]:
+    for origin in settings.cors_origins:
         if origin != "*" and parse_origin(origin) is None:
             fail("cors_origins", f"{origin!r} is not an origin such as 'http://kiosk.local:8080'")
-    if values["token"] and len(values["token"]) < MIN_TOKEN_LENGTH:
+    if settings.token and len(settings.token) < MIN_TOKEN_LENGTH:
         fail("token", f"must be at least {MIN_TOKEN_LENGTH} characters")
-    if values["static_dir"] and not Path(values["static_dir"]).is_dir():
-        fail("static_dir", f"{values['static_dir']!r} is not a directory")
-    open_binds = [b for b in values["bind"] if not bind_is_loopback(b)]
-    if open_binds and not values["token"]:
+    if settings.static_dir and not Path(settings.static_dir).is_dir():
+        fail("static_dir", f"{settings.static_dir!r} is not a directory")
+    open_binds = [b for b in settings.bind if not bind_is_loopback(b)]
+    if open_binds and not settings.token:
         fail("bind", f"{', '.join(open_binds)} listens beyond loopback: set {SECTION}.token "
                      f"(or {SECTION}.token_file) so that other machines must present it")
 
@@ -231,27 +157,20 @@ def load(overrides: Mapping[str, Any] | None = None) -> Settings:
     it are reported as coming from ``config``. Raises
     :class:`daebus.errors.ConfigError` with ``file:line`` for bad files.
     """
-    files = daebus_config.config_files()
-    base = daebus_config.load()  # validates [redis], [log], ... too
-    table, where = _read_tables(files)
     overrides = dict(overrides or {})
-    redis_url = overrides.pop("redis_url", None) or base.redis_url
-    for key in overrides:
-        where[key] = "config"
-    table.update(overrides)
-    default_where = str(daebus_config.config_path())
-    values = {key: default for key, (_, default) in SCHEMA.items()}
-    for key, value in table.items():
-        if key not in SCHEMA:
-            raise ConfigError(f"{where.get(key, default_where)}: unknown key '{key}' in [{SECTION}] "
-                              f"(known: {', '.join(SCHEMA)})")
-        values[key] = value if key in ADDITIVE and key not in overrides else \
-            _coerce(key, value, where.get(key, default_where))
+    unknown = set(overrides) - set(GATEWAY.keys) - {"redis_url"}
+    if unknown:
+        raise ConfigError(f"config: unknown key '{sorted(unknown)[0]}' in [{SECTION}] "
+                          f"(known: {', '.join(GATEWAY.keys)})")
+    base = daebus_config.load(redis_url=overrides.pop("redis_url", None))  # checks [redis], [log] too
+    resolved = daebus_config.resolve((GATEWAY,), overrides, override_origin="config")[SECTION]
+    main = str(daebus_config.config_path())
+    # A rule broken by a default is fixed in the main file.
+    where = {key: value.origin if value.origin != "default" else main for key, value in resolved.items()}
+    values = {key: value.value for key, value in resolved.items()}
     if values["token_file"] and not values["token"]:
-        values["token"] = _read_token_file(values["token_file"], where.get("token_file", default_where))
-    if values["max_streams"] is None:
-        values["max_streams"] = auto_max_streams(values["threads"])
-    _check(values, where, default_where)
-    return Settings(**values, redis_url=redis_url, log_level=base.log_level,
-                    max_message_bytes=base.max_message_bytes,
-                    config_file=f"{default_where} or a drop-in in {Path(default_where).parent / 'conf.d'}")
+        values["token"] = _read_token_file(values["token_file"], where["token_file"])
+    settings = Settings(**values, **{key.attr: getattr(base, key.attr) for key in _CORE_KEYS},
+                        config_file=f"{main} or a drop-in in {Path(main).parent / 'conf.d'}")
+    _check(settings, where)
+    return settings

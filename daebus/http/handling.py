@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..context import handler_context
-from ..errors import BadRequest
+from ..errors import DaebusError, http_status, retry_after
 from .cors import CorsPolicy
 from .messages import HttpRequest, HttpResponse, check_status
 from .routing import Router, allow_header
@@ -75,14 +75,22 @@ class Dispatcher:
                 return make_response(rule.fn(req, **params), resp)
             except HttpError:
                 raise
-            except BadRequest as exc:
-                raise HttpError(400, str(exc) or "bad request") from None
+            except DaebusError as exc:
+                # A handler's BadRequest, or a call to another service that failed.
+                status = http_status(exc)
+                if status >= 500:
+                    log.warning("%s %s: %s: %s", req.method, req.path, exc.code, exc)
+                if resp.sent:
+                    return resp
+                wait = retry_after(exc.code)
+                raise HttpError(status, str(exc) or exc.code, code=exc.code,
+                                headers={"Retry-After": str(wait)} if wait is not None else None) from None
             except Exception:  # noqa: BLE001 - a handler bug answers 500, it never kills the server
                 log.exception("%s %s: handler %s failed", req.method, req.path,
                               getattr(rule.fn, "__qualname__", rule.fn))
                 if resp.sent:
                     return resp
-                raise HttpError(500, "internal server error", code="handler_error") from None
+                raise HttpError(500, "internal server error") from None
 
 
 def error_response(exc: HttpError, req: HttpRequest | None = None) -> HttpResponse:

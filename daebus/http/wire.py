@@ -15,9 +15,9 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
+from ..errors import CODE_FOR_STATUS
+
 REASONS = {status.value: status.phrase for status in HTTPStatus}
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
-          413: "payload_too_large", 500: "handler_error"}
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\r\n\0]")
 
@@ -41,7 +41,7 @@ class HttpError(Exception):
         reason = REASONS.get(status, "Error")
         super().__init__(message or reason)
         self.status = status
-        self.code = code or _CODES.get(status) or re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")
+        self.code = code or CODE_FOR_STATUS.get(status) or re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")
         self.headers = Headers(headers)
 
     @property

@@ -1,6 +1,6 @@
 import pytest
 
-from daebus import ConfigError, config
+from daebus import ConfigError, config, configspec
 
 
 @pytest.fixture
@@ -71,9 +71,59 @@ def test_log_level_must_be_a_known_level(etc, monkeypatch):
         config.load()
 
 
-def test_gateway_section_is_left_to_the_gateway(etc):
-    (etc / "daebus.toml").write_text('[gateway]\nbind = "127.0.0.1:8080"\n')
-    assert config.load().sections["gateway"] == {"bind": "127.0.0.1:8080"}
+@pytest.fixture
+def registry(monkeypatch):
+    """The registered sections, restored after the test."""
+    monkeypatch.setattr(configspec, "REGISTRY", dict(configspec.REGISTRY))
+    return configspec.REGISTRY
+
+
+def test_a_section_nobody_here_declared_is_left_to_its_program(etc, registry):
+    registry.pop("gateway", None)
+    (etc / "daebus.toml").write_text('[gateway]\nbind = "127.0.0.1:8080"\n[redis]\nurl = "redis://x/0"\n')
+    assert config.load().redis_url == "redis://x/0"
+
+
+def test_a_near_miss_of_a_declared_section_is_refused(etc, registry):
+    registry.pop("gateway", None)
+    (etc / "daebus.toml").write_text('[log]\nlevel = "info"\n\n[servcie]\nqueue_size = 3\n')
+    with pytest.raises(ConfigError, match=r"daebus.toml:4: unknown section \[servcie\] .*did you mean \[service\]"):
+        config.load()
+
+
+def test_a_program_declares_its_own_section(etc, registry):
+    section = configspec.register(configspec.Section("acme", "the acme worker", [
+        configspec.Key("rate", configspec.FLOAT, 1.0, "samples per second", check=configspec.more_than(0)),
+        configspec.Key("ports", configspec.LIST, (), "serial ports", additive=True),
+    ]))
+    (etc / "daebus.toml").write_text('[acme]\nports = "/dev/ttyUSB0"\n')
+    (etc / "conf.d" / "50-x.toml").write_text('[acme]\n\nports = ["/dev/ttyUSB1"]\nrate = 2\n')
+    values = config.resolve((section,))["acme"]
+    assert values["rate"] == configspec.Value(2.0, f"{etc / 'conf.d' / '50-x.toml'}:4")
+    assert values["ports"].value == ("/dev/ttyUSB0", "/dev/ttyUSB1")
+    assert values["ports"].origin == f"{etc / 'daebus.toml'}:2, {etc / 'conf.d' / '50-x.toml'}:3"
+    (etc / "conf.d" / "50-x.toml").write_text('[acme]\nrate = 0\n')
+    with pytest.raises(ConfigError, match=r"50-x.toml:2: acme.rate: must be more than 0"):
+        config.resolve((section,))
+
+
+def test_every_value_knows_where_it_came_from(etc, monkeypatch):
+    (etc / "daebus.toml").write_text('[service]\n\nqueue_size = 5\n')
+    monkeypatch.setenv("DAEBUS_LOG_LEVEL", "debug")
+    origins = config.load(shutdown_timeout=2).origins
+    assert origins["service.queue_size"] == f"{etc / 'daebus.toml'}:3"
+    assert origins["log.level"] == "environment DAEBUS_LOG_LEVEL"
+    assert origins["service.shutdown_timeout"] == "argument"
+    assert origins["redis.url"] == "default"
+
+
+def test_one_helper_finds_a_keys_line():
+    text = '# c\napp = "x"\n[redis]\n"url" = 1\n[env]\nA = "1"\n'
+    assert configspec.line_of(text, None, "app") == 2
+    assert configspec.line_of(text, "redis", "url") == 4
+    assert configspec.line_of(text, "env") == 5 == configspec.line_of(text, None, "env")
+    assert configspec.line_of(text, "env", "A") == 6
+    assert configspec.line_of(text, "redis", "missing") == 0
 
 
 def test_bad_environment_value_is_a_clear_error(etc, monkeypatch):

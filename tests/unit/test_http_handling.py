@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from daebus import BadRequest, Daebus, HttpRequest, logger, request, response
+from daebus import BadRequest, Daebus, RemoteError, RequestTimeout, ServiceBusy, HttpRequest, logger, request, response
 from daebus.http import CorsPolicy, HttpError, Router
 from daebus.http.handling import Dispatcher
 
@@ -26,6 +26,11 @@ def app():
     @app.route("/bad")
     def bad(req):
         raise BadRequest("level must be 0-100")
+
+    @app.route("/upstream/<code>")
+    def upstream(req, code):
+        raise {"timeout": RequestTimeout("sensors did not answer"), "busy": ServiceBusy("sensors is busy"),
+               "failed": RemoteError("sensors failed")}[code]
 
     @app.route("/teapot")
     def teapot(req):
@@ -96,3 +101,10 @@ def test_preflight_on_any_route_and_cors_on_errors(app):
     assert dispatch(app, "OPTIONS", "/unknown", pre, cors=cors).status == 404
     resp = dispatch(app, "GET", "/boom", {"Origin": "http://kiosk"}, cors=cors)
     assert resp.status == 500 and resp.headers["Access-Control-Allow-Origin"] == "http://kiosk"
+
+
+@pytest.mark.parametrize("code, status", [("timeout", 504), ("busy", 503), ("failed", 502)])
+def test_a_failed_call_to_another_service_answers_as_the_gateway_would(app, code, status):
+    resp = dispatch(app, "GET", f"/upstream/{code}")
+    assert resp.status == status and resp.json()["code"] == {"failed": "handler_error"}.get(code, code)
+    assert (resp.headers.get("Retry-After") == "1") == (code == "busy")
