@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from daebus import protocol
-from daebus.errors import DaebusError
+from daebus.errors import DaebusError, RequestTimeout
 
 from .errors import ApiError, from_daebus
 from .events import HEARTBEAT, sse_event
@@ -107,7 +107,7 @@ def start_call(call: Callable[..., Any], timeout: float, heartbeat: float) -> It
     while not items and final is None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise ApiError(504, "timeout", "no reply within the timeout")
+            raise from_daebus(RequestTimeout("no reply within the timeout"))
         items, final = exchange.take(remaining)
     if not items and final is not None and final[0] == "error":
         raise final[1]
