@@ -8,16 +8,9 @@ import pytest
 from daebus import cli, configspec
 
 
-@pytest.fixture
-def etc(tmp_path, monkeypatch):
-    main = tmp_path / "daebus.toml"
-    (tmp_path / "conf.d").mkdir()
-    monkeypatch.setenv("DAEBUS_CONFIG", str(main))
-    for name in ("DAEBUS_REDIS_URL", "DAEBUS_LOG_LEVEL", "DAEBUS_SHUTDOWN_TIMEOUT", "DAEBUS_QUEUE_SIZE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(configspec, "REGISTRY", dict(configspec.REGISTRY))
-    configspec.REGISTRY.pop("gateway", None)
-    return tmp_path
+@pytest.fixture(autouse=True)
+def only_daebus_sections(registry):
+    registry.pop("gateway", None)
 
 
 def test_each_value_shows_its_origin(etc, capsys, monkeypatch):

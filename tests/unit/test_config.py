@@ -3,16 +3,6 @@ import pytest
 from daebus import ConfigError, config, configspec
 
 
-@pytest.fixture
-def etc(tmp_path, monkeypatch):
-    main = tmp_path / "daebus.toml"
-    (tmp_path / "conf.d").mkdir()
-    monkeypatch.setenv("DAEBUS_CONFIG", str(main))
-    for name in ("DAEBUS_REDIS_URL", "DAEBUS_LOG_LEVEL", "DAEBUS_SHUTDOWN_TIMEOUT", "DAEBUS_QUEUE_SIZE"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
 def test_defaults_without_files(etc):
     settings = config.load()
     assert settings.redis_url == "redis://localhost:6379/0"
@@ -69,13 +59,6 @@ def test_log_level_must_be_a_known_level(etc, monkeypatch):
     monkeypatch.setenv("DAEBUS_LOG_LEVEL", "chatty")
     with pytest.raises(ConfigError, match="DAEBUS_LOG_LEVEL"):
         config.load()
-
-
-@pytest.fixture
-def registry(monkeypatch):
-    """The registered sections, restored after the test."""
-    monkeypatch.setattr(configspec, "REGISTRY", dict(configspec.REGISTRY))
-    return configspec.REGISTRY
 
 
 def test_a_section_nobody_here_declared_is_left_to_its_program(etc, registry):

@@ -68,7 +68,9 @@ def test_the_monitor_thread_broadcasts_until_stopped(system):
     assert running.waits == [system.INTERVAL] * 3
 
 
-def test_diagnostics_report_progress_for_every_check(system):
+def test_diagnostics_report_progress_for_every_check(system, monkeypatch):
+    # The checks read this machine: a loaded test machine is not a failing device.
+    monkeypatch.setattr(system.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     with TestClient(system.app) as client:
         reply = client.request("run_diagnostics", {"pause": 0})
     assert reply.ok
