@@ -20,7 +20,7 @@ import socket
 from flask import Blueprint, Response, current_app, request
 
 from daebus import __version__ as daebus_version
-from daebus.errors import DaebusError
+from daebus.errors import ConnectionLost, DaebusError
 
 from . import openapi
 from .errors import ApiError, from_daebus, json_response
@@ -190,5 +190,5 @@ def health():
             "streams": hub.stream_count, "dropped_streams": hub.dropped,
             "version": daebus_version}
     if error is not None:
-        body["error"] = {"code": "connection_lost", "message": error}
+        body["error"] = {"code": ConnectionLost.code, "message": error}
     return json_response(body, 200 if error is None else 503)
