@@ -35,10 +35,12 @@ from .errors import (
     ConfigError,
     ConnectionLost,
     DaebusError,
+    MalformedReply,
     NameTaken,
     RemoteError,
     RequestTimeout,
     ServiceBusy,
+    ServiceStopped,
     ServiceUnavailable,
 )
 from .pubsub import Broadcaster, PubSubRequest, PubSubResponse
@@ -59,8 +61,9 @@ def __getattr__(name):
 __all__ = [
     "ActionNotFound", "BadRequest", "Blueprint", "Broadcaster", "ConfigError", "ConnectionLost",
     "Daebus", "DaebusCaller", "DaebusError", "DaebusHttp", "HttpRequest", "HttpResponse",
-    "NameTaken", "OutsideContextError", "PubSubRequest",
-    "PubSubResponse", "RemoteError", "RequestTimeout", "ServiceBusy", "ServiceUnavailable",
+    "MalformedReply", "NameTaken", "OutsideContextError", "PubSubRequest",
+    "PubSubResponse", "RemoteError", "RequestTimeout", "ServiceBusy", "ServiceStopped",
+    "ServiceUnavailable",
     "broadcast", "cache", "direct_logger", "get_daemon", "list_services", "logger", "request",
     "response",
 ]

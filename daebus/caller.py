@@ -14,6 +14,8 @@ import time
 import uuid
 from typing import Any, Callable
 
+import redis
+
 from . import config, protocol
 from .context import get_daemon
 from .errors import ConnectionLost, DaebusError, RequestTimeout, ServiceUnavailable, remote_error
@@ -91,9 +93,13 @@ class DaebusCaller:
                      on_progress: Callable[[Any], None] | None = None) -> Any:
         """Call ``action`` and return the reply's payload.
 
-        Raises :class:`RemoteError` (the service answered with an error),
-        :class:`ServiceUnavailable` (nobody listens, raised at once),
-        :class:`RequestTimeout` or :class:`ConnectionLost`.
+        Ends within ``timeout`` seconds (plus the few milliseconds it takes
+        to raise) whatever Redis does. Raises :class:`RemoteError` (the
+        service answered with an error), :class:`ServiceUnavailable` (nobody
+        listens, raised at once), :class:`RequestTimeout` (Redis took the
+        request but no reply came in time), :class:`ConnectionLost` (Redis
+        refused, dropped or stalled the request or the reply subscription) or
+        :class:`MalformedReply` (a reply that is not strict JSON).
         """
         self._check_open()
         timeout = self.timeout if timeout is None else timeout
@@ -108,9 +114,12 @@ class DaebusCaller:
         try:
             message = protocol.dumps(protocol.request_envelope(
                 action, {} if payload is None else payload, hub.channel, request_id,
-                self.target_service, int(timeout * 1000)))
+                self.target_service, int(timeout * 1000), time.time()))
             try:
-                receivers = publish(self.target_service, message)
+                receivers = publish(self.target_service, message, deadline)
+            except redis.TimeoutError as exc:
+                raise ConnectionLost(f"Redis at {redact(url)} did not take the request within "
+                                     f"{timeout:g} s (stalled or overloaded): {exc}") from exc
             except REDIS_ERRORS as exc:
                 raise ConnectionLost(f"cannot reach Redis at {redact(url)}: {exc}") from exc
             if receivers == 0:

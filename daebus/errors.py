@@ -133,6 +133,17 @@ class ConnectionLost(DaebusError, ConnectionError):
     """Redis could not be reached, or went away while a reply was awaited."""
 
 
+@error_code("malformed_reply", 502, "the reply could not be read (not strict JSON, nested too deeply)")
+class MalformedReply(DaebusError):
+    """The reply arrived but could not be read (not strict JSON, nested too
+    deeply, too large)."""
+
+
+@error_code("shutting_down", 503, "the service stopped before answering", retry_after=1)
+class ServiceStopped(RemoteError):
+    """The service stopped (its ``shutdown_timeout`` ran out) before answering."""
+
+
 @error_code("config_error", 500, "a configuration file or value is invalid")
 class ConfigError(DaebusError):
     """A configuration file or value is invalid; the message names where."""

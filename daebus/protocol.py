@@ -3,7 +3,11 @@
 A request is published on the channel named exactly as the service::
 
     {"action": "get_status", "payload": {...}, "reply_to": "caller:<uuid>",
-     "request_id": "<uuid>", "service": "<target>", "timeout_ms": 5000}
+     "request_id": "<uuid>", "service": "<target>", "timeout_ms": 5000,
+     "sent_at": 1764500000.123}
+
+(``timeout_ms`` and ``sent_at``, the caller's wall clock in seconds, are
+optional; peers that don't know ``sent_at`` ignore it)
 
 and answered on ``reply_to`` with::
 
@@ -20,16 +24,18 @@ import datetime
 import decimal
 import enum
 import json
+import re
 import uuid
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
-from .errors import ActionNotFound, BadRequest, RemoteError, ServiceBusy
+from .errors import ActionNotFound, BadRequest, RemoteError, ServiceBusy, ServiceStopped
 
 # Error codes carried in ``payload["code"]`` of error replies (declared in
 # daebus.errors with their exceptions and HTTP statuses).
 ACTION_NOT_FOUND, HANDLER_ERROR = ActionNotFound.code, RemoteError.code
 BAD_REQUEST, BUSY = BadRequest.code, ServiceBusy.code
+SHUTTING_DOWN = ServiceStopped.code
 
 SUCCESS = "success"
 ERROR = "error"
@@ -39,7 +45,8 @@ REGISTRY_PREFIX = "daebus:service:"
 
 # Envelope keys; a message on the service channel without "payload" (the old
 # send_to_service) carries its data beside these.
-ENVELOPE_KEYS = frozenset({"action", "payload", "reply_to", "request_id", "service", "timeout_ms"})
+ENVELOPE_KEYS = frozenset({"action", "payload", "reply_to", "request_id", "service", "timeout_ms",
+                           "sent_at"})
 
 
 class ProtocolError(ValueError):
@@ -60,6 +67,7 @@ class Request(NamedTuple):
     service: str | None
     timeout_ms: int | None
     raw: dict
+    sent_at: float | None = None
 
 
 def _default(obj: Any) -> Any:
@@ -89,23 +97,63 @@ def _default(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> str:
-    """Encode ``obj`` as compact JSON, converting dates, decimals, sets, bytes,
-    UUIDs, enums and dataclasses; raises ``TypeError`` for anything else."""
-    return json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False)
+    """Encode ``obj`` as compact, strict JSON, converting dates, decimals,
+    sets, bytes, UUIDs, enums and dataclasses; raises ``TypeError`` for
+    anything else and ``ValueError`` for NaN, infinities and nesting too deep."""
+    try:
+        return json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except RecursionError:
+        raise ValueError("value nested too deeply to encode as JSON") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def loads(data: str | bytes) -> Any:
-    return json.loads(data)
+    """Decode strict JSON: ``NaN`` and ``Infinity`` are refused, and so is
+    nesting deeper than the interpreter's recursion limit (ValueError)."""
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+_ID_FIELDS = {name: re.compile(rb'"%s"\s*:\s*"((?:[^"\\\x00-\x1f]|\\.){1,512})"' % name.encode())
+              for name in ("reply_to", "request_id")}
+
+
+def salvage(data: str | bytes, name: str) -> str | None:
+    """The string field ``name`` of a message that did not parse, if it can
+    be found (the last occurrence: envelope fields follow the payload)."""
+    raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
+    found = None
+    for found in _ID_FIELDS[name].finditer(raw):
+        pass
+    if found is None:
+        return None
+    try:
+        value = json.loads(b'"' + found.group(1) + b'"')
+    except ValueError:
+        return None
+    return value or None
 
 
 def decode_object(data: str | bytes, max_bytes: int) -> dict:
-    """Parse one pub/sub message that must be a JSON object."""
+    """Parse one pub/sub message that must be a JSON object.
+
+    On failure the :class:`ProtocolError` carries the ``reply_to`` and
+    ``request_id`` found in the raw text, so the sender can still be told.
+    """
     if len(data) > max_bytes:
-        raise ProtocolError(f"message of {len(data)} bytes exceeds the {max_bytes} byte limit")
+        raise ProtocolError(f"message of {len(data)} bytes exceeds the {max_bytes} byte limit",
+                            salvage(data, "reply_to"), salvage(data, "request_id"))
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not JSON: {exc}") from None
+        raise ProtocolError(f"not JSON: {exc}", salvage(data, "reply_to"),
+                            salvage(data, "request_id")) from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -127,7 +175,7 @@ def parse_request(obj: dict) -> Request:
         if isinstance(payload, str):
             # Daebus 0.0.x accepted a JSON-encoded string payload.
             try:
-                payload = json.loads(payload)
+                payload = loads(payload)
             except ValueError:
                 pass
     else:
@@ -137,17 +185,22 @@ def parse_request(obj: dict) -> Request:
                                    or timeout_ms <= 0):
         raise ProtocolError(f"'timeout_ms' must be a positive number, got {timeout_ms!r}", reply_to, request_id)
     service = obj.get("service")
+    sent_at = obj.get("sent_at")
+    if isinstance(sent_at, bool) or not isinstance(sent_at, int | float):
+        sent_at = None  # optional and informative only: never a reason to refuse
     return Request(action, payload, reply_to, request_id,
                    service if isinstance(service, str) else None,
-                   timeout_ms, obj)
+                   timeout_ms, obj, sent_at)
 
 
 def request_envelope(action: str, payload: Any, reply_to: str, request_id: str,
-                     service: str, timeout_ms: int | None) -> dict:
+                     service: str, timeout_ms: int | None, sent_at: float | None = None) -> dict:
     msg = {"action": action, "payload": payload, "reply_to": reply_to,
            "request_id": request_id, "service": service}
     if timeout_ms is not None:
         msg["timeout_ms"] = timeout_ms
+    if sent_at is not None:
+        msg["sent_at"] = round(sent_at, 3)
     return msg
 
 

@@ -21,7 +21,7 @@ import uuid
 import redis
 
 from . import protocol
-from .errors import ConnectionLost, RequestTimeout
+from .errors import ConnectionLost, MalformedReply, RequestTimeout
 from .logs import StateLog
 from .transport import REDIS_ERRORS, Liveness, redact, subscriber_client
 
@@ -29,6 +29,7 @@ log = logging.getLogger("daebus.caller")
 
 _TAKE_OVER = object()  # put in a waiting caller's queue: "the reading role is yours now"
 _MAX_REPLY_BYTES = 64 * 1024 * 1024
+_SOCKET_TIMEOUT = 5.0
 
 _lock = threading.Lock()
 _hubs: dict[tuple[str, int], ReplyHub] = {}
@@ -53,10 +54,12 @@ class ReplyHub:
         self.url = url
         self.channel = f"{protocol.REPLY_PREFIX}{uuid.uuid4()}"
         self.health_interval = health_interval
-        self._client = subscriber_client(url)
         self._pubsub = None               # only touched by the thread holding _reader
         self._reader = threading.Lock()   # the reading role
         self._subscribed = threading.Event()
+        # Notified when a subscribe attempt ends or the reading role is
+        # released: what callers waiting in prepare() wait for.
+        self._changed = threading.Condition()
         self._waiting: dict[str, queue.SimpleQueue] = {}
         self._state = StateLog(log)
         self._lost_at: float | None = None
@@ -99,10 +102,17 @@ class ReplyHub:
                 return
             if self._subscribed.is_set():
                 return  # another caller is reading a confirmed subscription
-            # Another caller is connecting: wait for it to finish.
-            if not self._reader.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise ConnectionLost(f"Redis at {redact(self.url)} did not answer in time")
-            self._reader.release()
+            # Another caller is connecting: wait until it succeeds or gives
+            # up, not for the lock (callers reading replies take it in turns,
+            # and a wait for it is no sign of a silent Redis).
+            with self._changed:
+                self._changed.wait_for(lambda: self._subscribed.is_set() or not self._reader.locked(),
+                                       max(0.0, deadline - time.monotonic()))
+            if self._subscribed.is_set():
+                return
+            if time.monotonic() >= deadline:
+                raise ConnectionLost(f"Redis at {redact(self.url)} did not confirm the reply "
+                                     f"subscription in time")
 
     def next_reply(self, inbox: queue.SimpleQueue, deadline: float) -> dict:
         """The next reply (or progress update) for ``inbox``'s request;
@@ -134,7 +144,13 @@ class ReplyHub:
                 return
             except REDIS_ERRORS as exc:
                 self._broken(exc)  # it died while idle: subscribe afresh below
-        pubsub = self._pubsub = self._client.pubsub()
+        # A client whose connect and socket timeouts end with this call: a
+        # stalled Redis must not hold it past its deadline. Rare (the first
+        # call, or after an outage), so a fresh client costs nothing.
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ConnectionLost(f"Redis at {redact(self.url)} did not answer in time")
+        pubsub = self._pubsub = subscriber_client(self.url, min(remaining, _SOCKET_TIMEOUT)).pubsub()
         try:
             pubsub.subscribe(self.channel)
             while True:
@@ -149,7 +165,15 @@ class ReplyHub:
         except REDIS_ERRORS as exc:
             self._broken(exc)
             raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
+        # Replies may be large: once subscribed, reads get the usual timeout.
+        connection = getattr(pubsub, "connection", None)
+        sock = getattr(connection, "_sock", None)
+        if sock is not None:
+            connection.socket_timeout = _SOCKET_TIMEOUT
+            sock.settimeout(_SOCKET_TIMEOUT)
         self._subscribed.set()
+        with self._changed:
+            self._changed.notify_all()
         if self._lost_at is not None:
             self._state.set("up", logging.WARNING, "replies: Redis connection restored after %.1f s",
                             time.monotonic() - self._lost_at)
@@ -185,6 +209,10 @@ class ReplyHub:
             reply = protocol.decode_object(message["data"], _MAX_REPLY_BYTES)
         except protocol.ProtocolError as exc:
             log.warning("dropped malformed reply on %s: %s", self.channel, exc)
+            inbox = self._waiting.get(exc.request_id) if exc.request_id else None
+            if inbox is not None:
+                # Its caller learns now, not at its timeout.
+                inbox.put(MalformedReply(f"the reply could not be read: {exc}"))
             return
         request_id = reply.get("request_id")
         inbox = self._waiting.get(request_id) if isinstance(request_id, str) else None
@@ -211,6 +239,8 @@ class ReplyHub:
 
     def _release(self, exclude: queue.SimpleQueue | None = None) -> None:
         self._reader.release()
+        with self._changed:
+            self._changed.notify_all()
         self._hand_over(exclude)
 
     def _hand_over(self, exclude: queue.SimpleQueue | None) -> None:

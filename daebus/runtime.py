@@ -14,6 +14,7 @@ from .context import app_context, set_running_app
 from .dispatch import run_action, run_listener
 from .errors import NameTaken
 from .membership import Membership
+from .expiry import TransitClock
 from .pool import WorkerPool
 from .pubsub import Broadcaster
 from .scheduler import TaskScheduler
@@ -52,6 +53,10 @@ class Runtime:
         self.scheduler = TaskScheduler(app, list(app.tasks.values()))
         self.threads = {name: ManagedThread(app, spec) for name, spec in app.threads.items()}
         self.started_at = time.time()
+        self._transit = TransitClock()
+        # Requests accepted into the pool and not yet answered, by identity:
+        # the ones still here when shutdown_timeout runs out get an error reply.
+        self._inflight: dict[int, protocol.Request] = {}
         self._busy_log = logs.StateLog(log)
         self._busy_log.state = "ok"
         self._signals = _SignalWatcher(self)
@@ -160,6 +165,7 @@ class Runtime:
         if not self.pool.join(max(0.0, deadline - time.monotonic())):
             log.warning("%d handler(s) still running after %.0f s; exiting without them",
                         self.pool.unfinished, self.settings.shutdown_timeout)
+            self._abandon_inflight()
         for name, thread in self.threads.items():
             if not thread.join(max(0.0, deadline - time.monotonic())):
                 log.warning("thread %r ignored the stop request; exiting without it", name)
@@ -186,6 +192,15 @@ class Runtime:
         else:
             self._on_event(channel, data)
 
+    def _abandon_inflight(self) -> None:
+        # Their callers would otherwise wait out their whole timeout.
+        for message in list(self._inflight.values()):
+            if message.reply_to:
+                self._reply_error(message.reply_to, message.request_id,
+                                  f"service {self.service!r} stopped before answering",
+                                  protocol.SHUTTING_DOWN)
+        self._inflight.clear()
+
     def _on_request(self, data: bytes, received: float) -> None:
         try:
             message = protocol.parse_request(protocol.decode_object(data, self.settings.max_message_bytes))
@@ -194,9 +209,14 @@ class Runtime:
             if exc.reply_to:
                 self._reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
             return
-        if self.pool.submit(self._handle_request, message, received):
+        # Measured from when the caller sent it: a request that sat in Redis
+        # or a socket buffer during a flood is as stale as one that sat here.
+        waited = self._transit.transit(message.sent_at)
+        self._inflight[id(message)] = message
+        if self.pool.submit(self._handle_request, message, received - waited):
             self._busy_log.set("ok", logging.INFO, "work queue accepting requests again")
             return
+        self._inflight.pop(id(message), None)
         self._busy_log.set("busy", logging.WARNING, "work queue full (%d workers, %d queued): "
                            "answering 'busy'", self.app.max_workers, self.settings.queue_size)
         if message.reply_to:
@@ -210,12 +230,15 @@ class Runtime:
         except REDIS_ERRORS as exc:
             log.error("could not send %s reply to %s: %s", code, reply_to, exc)
 
-    def _handle_request(self, message: protocol.Request, received: float) -> None:
-        if message.timeout_ms and (time.monotonic() - received) * 1000 > message.timeout_ms:
-            log.debug("skipped %r request %s: its caller gave up after %d ms",
-                      message.action, message.request_id, message.timeout_ms)
-            return
-        run_action(self.app, message, self.publish)
+    def _handle_request(self, message: protocol.Request, sent: float) -> None:
+        try:
+            if message.timeout_ms and (time.monotonic() - sent) * 1000 > message.timeout_ms:
+                log.debug("skipped %r request %s: its caller gave up after %d ms",
+                          message.action, message.request_id, message.timeout_ms)
+                return
+            run_action(self.app, message, self.publish)
+        finally:
+            self._inflight.pop(id(message), None)
 
     def _on_event(self, channel: str, data: bytes) -> None:
         try:

@@ -69,26 +69,40 @@ class Publisher:
     than the command itself; on any connection error it falls back to the
     client's retrying path, so a Redis restart costs one slow publish.
 
+    With a ``deadline`` (a ``time.monotonic()`` value) the publish, connecting
+    included, ends by then whatever Redis does: a stalled server raises
+    ``redis.TimeoutError`` at the deadline and nothing is retried, except a
+    connection found dead before anything was sent (a restarted Redis).
+
     Example::
 
         publish = Publisher(connect(url))
         receivers = publish("sensors", '{"t": 21.5}')
+        receivers = publish("sensors", '{"t": 21.5}', deadline=time.monotonic() + 1)
     """
 
     def __init__(self, client: redis.Redis):
         self.client = client
         self._local = threading.local()
 
-    def __call__(self, channel: str, message: str | bytes) -> int:
+    def _own(self):
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
             # A forked child must not write on its parent's socket. Built
             # outside the pool: the pool counts what it makes against its limit
-            # and these connections never return to it.
+            # and these connections never return to it. Failures are handled
+            # here, so redis-py's own retries and health checks are off.
             pool = self.client.connection_pool
-            conn = local.conn = pool.connection_class(**pool.connection_kwargs)
+            conn = local.conn = pool.connection_class(**{
+                **pool.connection_kwargs, "retry": Retry(NoBackoff(), 0), "health_check_interval": 0})
             local.pid = os.getpid()
+        return conn
+
+    def __call__(self, channel: str, message: str | bytes, deadline: float | None = None) -> int:
+        conn = self._own()
+        if deadline is not None:
+            return self._within(conn, channel, message, deadline)
         try:
             conn.send_command("PUBLISH", channel, message)
             return conn.read_response()
@@ -96,10 +110,46 @@ class Publisher:
             conn.disconnect()
             return self.client.publish(channel, message)
 
+    def _within(self, conn, channel: str, message: str | bytes, deadline: float) -> int:
+        reused = getattr(conn, "_sock", None) is not None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise redis.TimeoutError("no time left to publish")
+            saved = conn.socket_timeout, conn.socket_connect_timeout
+            conn.socket_timeout = remaining
+            conn.socket_connect_timeout = min(remaining, saved[1] or remaining)
+            _set_sock_timeout(conn, remaining)
+            try:
+                conn.send_command("PUBLISH", channel, message)
+                return conn.read_response()
+            except redis.ConnectionError:
+                conn.disconnect()
+                # A socket a restarted Redis closed fails at once, before the
+                # command reached anyone: one fresh attempt is safe.
+                if not reused:
+                    raise
+                reused = False
+            except REDIS_ERRORS:
+                conn.disconnect()
+                raise
+            finally:
+                conn.socket_timeout, conn.socket_connect_timeout = saved
+                _set_sock_timeout(conn, saved[0])
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.disconnect()
+
+
+def _set_sock_timeout(conn, timeout: float | None) -> None:
+    sock = getattr(conn, "_sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(timeout)
+        except OSError:
+            pass
 
 
 class Backoff:

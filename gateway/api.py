@@ -13,13 +13,13 @@ Example (from a kiosk page)::
 from __future__ import annotations
 
 import functools
-import json
 import math
 import socket
 
 from flask import Blueprint, Response, current_app, request
 
 from daebus import __version__ as daebus_version
+from daebus import protocol
 from daebus.errors import ConnectionLost, DaebusError
 
 from . import openapi
@@ -55,7 +55,7 @@ def _read_payload(limit: int) -> dict:
     if not body.strip():
         return {}
     try:
-        payload = json.loads(body)
+        payload = protocol.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):

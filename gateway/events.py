@@ -214,7 +214,7 @@ class EventHub:
         try:
             if len(data) > self.max_message_bytes:
                 raise ValueError(f"{len(data)} bytes exceed the {self.max_message_bytes} byte limit")
-            payload = json.loads(data)
+            payload = protocol.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             # Logged once per channel: a chatty bad publisher must not flood the journal.
             level = logging.DEBUG if channel in self._warned else logging.WARNING

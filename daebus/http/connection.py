@@ -3,16 +3,24 @@
 Every read is bounded twice: in size (head and body limits, checked before
 the bytes are read) and in time (one deadline for the whole request, so a
 client that trickles a byte a second is cut off like one that sends
-nothing).
+nothing). The serving loop buffers a request with :meth:`Connection.fill_nowait`
+until :meth:`Connection.request_buffered` says a handler can answer it
+without waiting on the client.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from typing import NamedTuple
 
 from .wire import HttpError, RequestHead, body_length, parse_head
+
+_CRLF = b"\r\n"
+# RFC 9112 7.1: chunk-size is 1*HEXDIG (no "0x", sign or spaces before it),
+# then optional extensions; 16 digits already exceed any body limit.
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _RECV = 65536
@@ -58,6 +66,40 @@ class Connection:
     def has_data(self) -> bool:
         """Bytes of a next (pipelined) request are already buffered."""
         return bool(self.buf)
+
+    def fill_nowait(self) -> int | None:
+        """Buffer what the socket holds without waiting: the byte count,
+        0 at end of stream, None when nothing was there after all."""
+        try:
+            data = self.sock.recv(_RECV, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return None
+        self.buf += data
+        return len(data)
+
+    def request_buffered(self, limits: Limits) -> bool:
+        """A handler can answer the next request without waiting on the client.
+
+        True once the whole head is buffered, and with it a body announced by
+        ``Content-Length``; also when what is buffered is already bad enough
+        to refuse (too large, malformed). A chunked body, or one behind
+        ``Expect: 100-continue``, is read by the handler within its timeout.
+        """
+        buf = self.buf
+        start = 0
+        while buf.startswith(_CRLF, start):
+            start += 2
+        end = buf.find(b"\r\n\r\n", start)
+        if end < 0:
+            return len(buf) - start > limits.max_head
+        try:
+            head = parse_head(bytes(buf[start:end]))
+            length = body_length(head, limits.max_body)
+        except HttpError:
+            return True
+        if length is None or "expect" in head.headers:
+            return True
+        return len(buf) >= end + 4 + length
 
     def read_request(self, limits: Limits, deadline: float) -> tuple[RequestHead, bytes] | None:
         """The next request's head and body; None if the client closed first.
@@ -106,6 +148,13 @@ class Connection:
         """Write all of ``data`` within ``timeout`` seconds (socket.timeout otherwise)."""
         self.sock.settimeout(timeout)
         self.sock.sendall(data)
+
+    def send_nowait(self, data: bytes) -> None:
+        """Write what the socket takes at once; a client that is not reading loses the rest."""
+        try:
+            self.sock.send(data, socket.MSG_DONTWAIT)
+        except OSError:
+            pass
 
     def close(self, linger: float = 0.0) -> None:
         """Close; with ``linger``, first let the client read what was sent.
@@ -175,13 +224,10 @@ class Connection:
     def _read_chunked(self, limits: Limits, deadline: float) -> bytes:
         body = bytearray()
         while True:
-            size_text = self._read_line(limits, deadline).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                size = -1
-            if size < 0 or not size_text.isalnum():
+            match = _CHUNK_SIZE.fullmatch(self._read_line(limits, deadline))
+            if match is None:
                 raise HttpError(400, "invalid chunk size")
+            size = int(match.group(1), 16)
             if size == 0:
                 break
             if len(body) + size > limits.max_body:

@@ -1,11 +1,14 @@
-"""The serving loop: one selector thread for accept and idle connections, a bounded pool for requests.
+"""The serving loop: one selector thread that receives requests, a bounded pool that answers them.
 
-The selector thread (epoll on Linux) accepts new connections and waits on
-every idle one. A connection with bytes to read goes to a bounded pool of
-handler threads, which reads one request, answers it, and hands the
-connection back. So a keep-alive connection costs a file descriptor, not a
-thread, while it is idle, and a slow client holds a thread for at most
-``timeout`` seconds. Nothing wakes while there are no connections.
+The selector thread (epoll on Linux) accepts new connections, waits on every
+idle one, and reads what clients send, without ever blocking, until a whole
+request head (and a ``Content-Length`` body) is buffered. Only then does the
+connection go to a bounded pool of handler threads, which answers the
+request and hands the connection back. So an idle or slow client costs a
+file descriptor, never a thread: a client that trickles its head a byte at
+a time is answered 408 and closed ``timeout`` seconds after its first byte,
+whatever the number of such clients, while complete requests keep being
+served. Nothing wakes while there are no connections.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import socket
 import threading
 import time
 
+from ..logs import StateLog
 from ..pool import WorkerPool
 from .connection import Connection, Limits, Timeout
 from .handling import Dispatcher
@@ -26,6 +30,8 @@ log = logging.getLogger("daebus.http")
 
 _ACCEPT, _WAKE = "accept", "wake"
 _NO_HEADERS = Headers()
+# Out of file descriptors: accepting pauses this long, or until a connection closes.
+_FD_PAUSE = 0.5
 # Kernel-side selectors see a registration made by a handler thread at once;
 # with select()/poll() the loop has to be woken to notice it.
 _KERNEL_SELECTORS = tuple(getattr(selectors, name) for name in ("EpollSelector", "KqueueSelector",
@@ -65,9 +71,13 @@ class ServeLoop:
         self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
         self._selector.register(listener, selectors.EVENT_READ, _ACCEPT)
         self._accepting = True
-        # Idle connections by expiry time; insertion order is expiry order
-        # because every connection waits the same keepalive_timeout.
+        self._fd_pause_until = 0.0
+        self._fd_state = StateLog(log)
+        # Connections the loop waits on, by deadline. Insertion order is
+        # deadline order in each: idle ones all wait keepalive_timeout, ones
+        # in the middle of a request all get timeout from their first byte.
         self._idle: dict[Connection, float] = {}
+        self._reading: dict[Connection, float] = {}
         self._open: set[Connection] = set()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
@@ -102,15 +112,7 @@ class ServeLoop:
     def _loop(self) -> None:
         try:
             while not self._stopping.is_set():
-                with self._lock:
-                    # Sleep until the oldest idle connection expires; with no
-                    # connection at all, until something happens.
-                    timeout = None
-                    if self._idle:
-                        timeout = max(0.0, next(iter(self._idle.values())) - time.monotonic())
-                    elif self._open:
-                        timeout = self.keepalive_timeout
-                for key, _ in self._selector.select(timeout):
+                for key, _ in self._selector.select(self._next_timeout()):
                     if key.data is _ACCEPT:
                         self._accept()
                     elif key.data is _WAKE:
@@ -120,15 +122,26 @@ class ServeLoop:
                         except BlockingIOError:
                             pass
                     else:
-                        self._dispatch(key.data)
-                self._expire_idle()
+                        self._receive(key.data)
+                self._expire()
                 self._pause_or_resume_accept()
         except Exception:  # noqa: BLE001 - log it; the app keeps its pub/sub side
             log.exception("HTTP server loop failed; no more HTTP requests will be served")
         finally:
-            self._close_all_idle()
+            self._close_all_waiting()
             self._selector.close()
             self._listener.close()
+
+    def _next_timeout(self) -> float | None:
+        # Sleep until the first deadline; with no connection at all, until something happens.
+        now = time.monotonic()
+        with self._lock:
+            deadlines = [next(iter(d.values())) for d in (self._idle, self._reading) if d]
+            if not self._accepting and self._fd_pause_until:
+                deadlines.append(self._fd_pause_until)
+            if not deadlines:
+                return self.keepalive_timeout if self._open else None
+        return max(0.0, min(deadlines) - now)
 
     def _accept(self) -> None:
         while len(self._open) < self.max_connections:
@@ -137,19 +150,28 @@ class ServeLoop:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                # Out of file descriptors: stop accepting until a connection closes.
-                log.error("accepting an HTTP connection failed: %s", exc)
-                self._pause_or_resume_accept(force_pause=True)
+                # Out of file descriptors (EMFILE, ENFILE) or memory: the
+                # pending connection stays in the backlog and the listener
+                # stays readable, so stop watching it for a while instead of
+                # spinning on it; a closed connection resumes sooner.
+                self._fd_state.set("paused", logging.ERROR, "accepting HTTP connections failed (%s); "
+                                   "pausing accept until a connection closes", exc)
+                with self._lock:
+                    self._fd_pause_until = time.monotonic() + _FD_PAUSE
+                self._pause_or_resume_accept()
                 return
+            self._fd_state.set("ok", logging.INFO, "accepting HTTP connections again")
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = Connection(sock, addr)
             with self._lock:
                 self._open.add(conn)
                 self._park_locked(conn)
 
-    def _pause_or_resume_accept(self, force_pause: bool = False) -> None:
+    def _pause_or_resume_accept(self) -> None:
         with self._lock:
-            want = not force_pause and len(self._open) < self.max_connections
+            if self._fd_pause_until and time.monotonic() >= self._fd_pause_until:
+                self._fd_pause_until = 0.0
+            want = not self._fd_pause_until and len(self._open) < self.max_connections
             if want != self._accepting:
                 if want:
                     self._selector.register(self._listener, selectors.EVENT_READ, _ACCEPT)
@@ -157,16 +179,37 @@ class ServeLoop:
                     self._selector.unregister(self._listener)
                 self._accepting = want
 
-    def _dispatch(self, conn: Connection) -> None:
+    def _receive(self, conn: Connection) -> None:
+        """Buffer what a waiting client sent; hand it to a handler once it
+        has a whole request (loop thread, never blocks)."""
+        try:
+            got = conn.fill_nowait()
+        except OSError:
+            got = 0
+        if got is None:
+            return
         with self._lock:
-            if self._idle.pop(conn, None) is None:
+            if conn in self._idle:
+                # The request's clock starts with its first byte.
+                del self._idle[conn]
+                self._reading[conn] = time.monotonic() + self.timeout
+            if got and not conn.request_buffered(self.limits):
+                return
+            if self._reading.pop(conn, None) is None:
                 return  # expired and closed meanwhile
             self._selector.unregister(conn.sock)
-        if not self._pool.submit(self._serve, conn):
+        if not conn.buf:
+            self._forget(conn)  # closed while idle
+        elif not self._pool.submit(self._serve, conn):
             self._forget(conn)
 
     def _park_locked(self, conn: Connection) -> None:
-        self._idle[conn] = time.monotonic() + self.keepalive_timeout
+        conn.sock.setblocking(False)
+        if conn.buf:
+            # Part of a pipelined request is here: its deadline runs from now.
+            self._reading[conn] = time.monotonic() + self.timeout
+        else:
+            self._idle[conn] = time.monotonic() + self.keepalive_timeout
         self._selector.register(conn.sock, selectors.EVENT_READ, conn)
 
     def _park(self, conn: Connection) -> None:
@@ -179,33 +222,47 @@ class ServeLoop:
         if self._wake_on_park:
             self._wake()
 
-    def _expire_idle(self) -> None:
+    def _expire(self) -> None:
         now = time.monotonic()
+        late: list[Connection] = []
         with self._lock:
-            while self._idle:
-                conn, expiry = next(iter(self._idle.items()))
-                if expiry > now:
-                    break
-                del self._idle[conn]
-                self._selector.unregister(conn.sock)
-                self._forget_locked(conn)
+            for waiting in (self._idle, self._reading):
+                while waiting:
+                    conn, expiry = next(iter(waiting.items()))
+                    if expiry > now:
+                        break
+                    del waiting[conn]
+                    self._selector.unregister(conn.sock)
+                    if waiting is self._reading:
+                        late.append(conn)
+                    else:
+                        self._forget_locked(conn)
+        for conn in late:
+            # Best effort and without waiting: a client this slow may not read it.
+            log.debug("HTTP client %s did not send a whole request within %g s", conn.addr, self.timeout)
+            resp = self.dispatcher.error(HttpError(408, "request not received in time"), _NO_HEADERS)
+            conn.send_nowait(serialize_response(resp.status, resp.headers, resp.body, close=True))
+            self._forget(conn)
 
-    def _close_all_idle(self) -> None:
+    def _close_all_waiting(self) -> None:
         with self._lock:
-            for conn in list(self._idle):
-                self._selector.unregister(conn.sock)
-                self._forget_locked(conn)
-            self._idle.clear()
+            for waiting in (self._idle, self._reading):
+                for conn in list(waiting):
+                    self._selector.unregister(conn.sock)
+                    self._forget_locked(conn)
+                waiting.clear()
 
     def _forget(self, conn: Connection, linger: float = 0.0) -> None:
         with self._lock:
             self._open.discard(conn)
+            self._fd_pause_until = 0.0  # a file descriptor is free again
         conn.close(linger)
         if not self._accepting:
             self._wake()
 
     def _forget_locked(self, conn: Connection) -> None:
         self._open.discard(conn)
+        self._fd_pause_until = 0.0
         conn.close()
 
     # -- serving (handler threads) ------------------------------------------------
@@ -220,7 +277,7 @@ class ServeLoop:
                 if self._stopping.is_set():
                     self._forget(conn)
                     return
-                if not conn.has_data:
+                if not conn.request_buffered(self.limits):
                     self._park(conn)
                     return
         except Exception:  # noqa: BLE001 - a broken connection must not take the thread

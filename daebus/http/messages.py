@@ -57,7 +57,7 @@ class HttpRequest:
         media_type = self.content_type
         if self.body and (media_type == JSON_TYPE or media_type.endswith("+json")):
             try:
-                self.json = json.loads(self.body)
+                self.json = protocol.loads(self.body)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise HttpError(400, f"malformed JSON body: {exc}") from None
         elif media_type == "application/x-www-form-urlencoded":

@@ -1,8 +1,9 @@
 """Flask-style URL rules: ``/devices/<int:device_id>``, matched to a handler per method.
 
 Converters: ``<name>`` or ``<string:name>`` (one path segment), ``<int:name>``
-and ``<float:name>`` (an optional leading ``-``; a float may omit its
-fraction), ``<path:name>`` (the rest of the path, slashes included).
+and ``<float:name>`` (ASCII digits, at most 100 before and after the point,
+an optional leading ``-``; a float may omit its fraction), ``<path:name>``
+(the rest of the path, slashes included).
 
 A path with no parameters is looked up in a dict; parameterised rules are
 tried most specific first (fewest ``path`` converters, then most literal
@@ -19,8 +20,10 @@ from .wire import HttpError
 
 _CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "string": (r"[^/]+", str),
-    "int": (r"-?\d+", int),
-    "float": (r"-?\d+(?:\.\d+)?", float),
+    # ASCII digits only ("\d" would take any script's digits), and at most
+    # 100 of them: a longer number is no such path (404), not a conversion error.
+    "int": (r"-?[0-9]{1,100}", int),
+    "float": (r"-?[0-9]{1,100}(?:\.[0-9]{1,100})?", float),
     "path": (r".+", str),
 }
 _PARAM = re.compile(r"<(?:(?P<conv>[a-zA-Z_]\w*):)?(?P<name>[^<>:]*)>")
@@ -80,7 +83,10 @@ class Rule:
         m = self._regex.fullmatch(path)
         if m is None:
             return None
-        return {name: self._convert[name](value) for name, value in m.groupdict().items()}
+        try:
+            return {name: self._convert[name](value) for name, value in m.groupdict().items()}
+        except ValueError:
+            return None  # e.g. a float too large to represent: no such path
 
     def __repr__(self) -> str:
         return f"Rule({self.path!r}, {sorted(self.methods)}, {getattr(self.fn, '__qualname__', self.fn)})"

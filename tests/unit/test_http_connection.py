@@ -56,7 +56,9 @@ def test_chunked_body(pair):
     assert body == b"Wikipedia" and not conn.has_data
 
 
-@pytest.mark.parametrize("chunks", [b"zz\r\n", b"-1\r\n", b"4\r\nWikiXX\r\n"])
+@pytest.mark.parametrize("chunks", [b"zz\r\n", b"-1\r\n", b"4\r\nWikiXX\r\n", b"0x5\r\nhello\r\n",
+                                    b"+5\r\nhello\r\n", b" 5\r\nhello\r\n", b"5_0\r\n",
+                                    b"\r\n", b"11111111111111111\r\n"])
 def test_bad_chunks_are_a_400(pair, chunks):
     conn, client = pair
     client.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
@@ -138,3 +140,44 @@ def test_lingering_close_lets_the_client_read_the_answer(pair):
     client.close()
     closer.join(5)
     assert not closer.is_alive()
+
+
+def test_chunk_size_may_carry_spaces_and_an_extension_after_it(pair):
+    conn, client = pair
+    client.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"5 ;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\n")
+    head, body = conn.read_request(Limits(), soon())
+    assert body == b"hello0123456789"
+
+
+def test_request_buffered_waits_for_the_head_and_a_content_length_body(pair):
+    conn, client = pair
+    limits = Limits(max_head=1024)
+    steps = [(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n", False), (b"Content-Length: 3\r\n\r\n", False),
+             (b"ab", False), (b"c", True)]
+    for data, ready in steps:
+        client.sendall(data)
+        while conn.fill_nowait() is None:
+            time.sleep(0.001)
+        assert conn.request_buffered(limits) is ready
+
+
+@pytest.mark.parametrize("data", [
+    b"x" * 2000,                                                            # a head over the limit
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",          # refused at once
+    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",     # the handler reads chunks
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n",
+])
+def test_request_buffered_hands_over_what_the_handler_must_answer_itself(pair, data):
+    conn, client = pair
+    conn.buf += data
+    assert conn.request_buffered(Limits(max_head=1024))
+
+
+def test_fill_nowait_never_waits(pair):
+    conn, client = pair
+    started = time.monotonic()
+    assert conn.fill_nowait() is None
+    client.close()
+    assert conn.fill_nowait() == 0
+    assert time.monotonic() - started < 0.5

@@ -24,6 +24,18 @@ def test_converters_convert_and_constrain():
     assert Rule("/p/<path:rest>", ["GET"], handler).match("/p/") is None
 
 
+@pytest.mark.parametrize("path", ["/d/\u0663", "/d/\uff17", "/d/" + "7" * 5000, "/d/" + "7" * 101,
+                                  "/f/" + "9" * 101, "/f/1." + "0" * 101])
+def test_numbers_are_ascii_digits_of_sane_length(path):
+    router = Router()
+    router.add("/d/<int:n>", ["GET"], handler)
+    router.add("/f/<float:x>", ["GET"], handler)
+    with pytest.raises(HttpError) as exc:
+        router.match("GET", path)
+    assert exc.value.status == 404
+    assert Rule("/d/<int:n>", ["GET"], handler).match("/d/" + "7" * 100) == {"n": int("7" * 100)}
+
+
 def test_several_parameters_and_literal_text():
     rule = Rule("/devices/<int:id>/files/<path:name>.json", ["GET"], handler)
     assert rule.match("/devices/3/files/a/b.json") == {"id": 3, "name": "a/b"}
