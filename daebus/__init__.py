@@ -50,16 +50,19 @@ _LAZY = {"DaebusHttp", "HttpRequest", "HttpResponse"}
 
 
 def __getattr__(name):
-    # The HTTP server is imported on first use: most services and the
-    # gateway never need it.
+    # The HTTP server and asyncio are imported on first use: most services
+    # and the gateway never need them.
     if name in _LAZY:
         from . import http
         return getattr(http, name)
+    if name == "AsyncCaller":
+        from .aiocaller import AsyncCaller
+        return AsyncCaller
     raise AttributeError(f"module 'daebus' has no attribute {name!r}")
 
 
 __all__ = [
-    "ActionNotFound", "BadRequest", "Blueprint", "Broadcaster", "ConfigError", "ConnectionLost",
+    "ActionNotFound", "AsyncCaller", "BadRequest", "Blueprint", "Broadcaster", "ConfigError", "ConnectionLost",
     "Daebus", "DaebusCaller", "DaebusError", "DaebusHttp", "HttpRequest", "HttpResponse",
     "MalformedReply", "NameTaken", "OutsideContextError", "PubSubRequest",
     "PubSubResponse", "RemoteError", "RequestTimeout", "ServiceBusy", "ServiceStopped",

@@ -7,6 +7,7 @@ unchanged, so handlers stay plain functions that tests can call directly.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable
 
 from .schemas import Contract
@@ -42,6 +43,23 @@ def _check_name(kind: str, name) -> None:
         raise TypeError(f"{kind} name must be a non-empty string, got {name!r}")
 
 
+def is_async(fn: Callable) -> bool:
+    """True for ``async def`` functions (also behind functools.partial)."""
+    return inspect.iscoroutinefunction(fn)
+
+
+def uses_async(app) -> bool:
+    """Whether ``app`` declares a handler that needs an event loop."""
+    handlers = [*app.actions.values(), *(fn for fns in app.listeners.values() for fn in fns),
+                *(task.fn for task in app.tasks.values()), *app.start_hooks]
+    return any(is_async(fn) for fn in handlers)
+
+
+def _not_async(fn, what: str, hint: str) -> None:
+    if is_async(fn):
+        raise TypeError(f"{what} needs a plain function, not an async def: {hint}")
+
+
 def _contract(what: str, schema: Any, reply_schema: Any) -> Contract | None:
     if schema is None and reply_schema is None:
         return None
@@ -71,6 +89,8 @@ class Scaffold:
         answered ``bad_request`` naming every problem, and the handler is
         not called. ``reply_schema`` documents the success reply (registry,
         OpenAPI) and is checked by :class:`daebus.testing.TestClient`.
+        The handler may be ``async def``: it then runs on the service's
+        event loop.
 
         Example::
 
@@ -156,6 +176,7 @@ class Scaffold:
         _check_name("thread", name)
 
         def decorator(fn: F) -> F:
+            _not_async(fn, f"@thread({name!r})", "for async code use @background or an async @on_start")
             if name in self.threads:
                 raise ValueError(f"thread {name!r} is already registered")
             self.threads[name] = ThreadSpec(name, fn, auto_start)
@@ -185,6 +206,7 @@ class Scaffold:
         verbs = tuple(m.upper() for m in (methods or ["GET"]))
 
         def decorator(fn: F) -> F:
+            _not_async(fn, f"@route({path!r})", "DaebusHttp serves routes from its own threads")
             self.routes.append(Route(path, verbs, fn))
             return fn
         return decorator

@@ -67,6 +67,23 @@ class WorkerPool:
                 self._backlog.append((fn, args))
         return True
 
+    def admit(self) -> bool:
+        """Count one call that runs elsewhere (an async handler on the event
+        loop) against the same bound; False when full or closed. Each
+        admitted call must be followed by :meth:`release`."""
+        with self._lock:
+            if self._closed or self._unfinished >= self.max_workers + self.queue_size:
+                return False
+            self._unfinished += 1
+        return True
+
+    def release(self) -> None:
+        """An admitted call has ended."""
+        with self._lock:
+            self._unfinished -= 1
+            if self._unfinished == 0:
+                self._done.notify_all()
+
     def _worker(self, job) -> None:
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         while job is not _EXIT:

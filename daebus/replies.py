@@ -74,8 +74,9 @@ class ReplyHub:
             return hub
 
     # -- one call ------------------------------------------------------------
-    def expect(self, request_id: str) -> queue.SimpleQueue:
-        inbox: queue.SimpleQueue = queue.SimpleQueue()
+    def expect(self, request_id: str, inbox=None) -> queue.SimpleQueue:
+        """Register a call; ``inbox`` (anything with put/get_nowait) receives its replies."""
+        inbox = queue.SimpleQueue() if inbox is None else inbox
         self._waiting[request_id] = inbox
         return inbox
 
@@ -132,6 +133,28 @@ class ReplyHub:
                 raise RequestTimeout("no reply") from None
             if item is not _TAKE_OVER:
                 return _checked(item)
+
+    @property
+    def subscribed(self) -> bool:
+        """The subscription is confirmed (prepare() then never blocks)."""
+        return self._subscribed.is_set()
+
+    @property
+    def reading(self) -> bool:
+        """Some caller holds the reading role."""
+        return self._reader.locked()
+
+    def read_for(self, inbox, deadline: float):
+        """Take the reading role if it is free and read until ``inbox`` has
+        an item, which is returned (an exception instance for a lost
+        connection); None when another caller holds the role. For callers
+        that cannot block where they wait (async code runs this in a thread)."""
+        if not self._reader.acquire(blocking=False):
+            return None
+        try:
+            return self._read_until(inbox, deadline)
+        finally:
+            self._release(exclude=inbox)
 
     # -- the reading role (callers hold self._reader) ------------------------------
     def _ensure(self, deadline: float) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 
 from . import __version__, config, logs, protocol, registry, schemas
+from .blueprint import is_async, uses_async
 from .context import app_context, set_running_app
 from .dispatch import run_action, run_listener
 from .errors import NameTaken
@@ -24,6 +25,9 @@ from .transport import REDIS_ERRORS, Publisher, Subscriber, connect, redact
 
 log = logging.getLogger("daebus.runtime")
 
+# Seconds async handlers still running past the shutdown bound get, once
+# cancelled, to send their error reply.
+ASYNC_CANCEL_GRACE = 1.0
 _SETTING_NAMES = {f for f in config.Settings.__dataclass_fields__ if f != "origins"}
 
 
@@ -50,7 +54,13 @@ class Runtime:
         self.broadcaster: Broadcaster | None = None
         self.subscriber: Subscriber | None = None
         self.pool = WorkerPool(app.max_workers, self.settings.queue_size, name=f"daebus-{self.service}")
-        self.scheduler = TaskScheduler(app, list(app.tasks.values()))
+        # The event loop exists only for apps with async def handlers.
+        self.aio = None
+        if uses_async(app):
+            from . import aio  # asyncio is imported only by services that use it
+            self.aio = aio.EventLoop(self.service, app.max_workers)
+        self._async_actions = {name for name, fn in app.actions.items() if is_async(fn)}
+        self.scheduler = TaskScheduler(app, list(app.tasks.values()), aio=self.aio)
         self.threads = {name: ManagedThread(app, spec) for name, spec in app.threads.items()}
         self.started_at = time.time()
         self._transit = TransitClock()
@@ -83,6 +93,8 @@ class Runtime:
     def _start(self) -> bool:
         url = self.settings.redis_url
         log.info("starting service %r (daebus %s, Redis %s)", self.service, __version__, redact(url))
+        if self.aio is not None:
+            self.aio.start()
         self.notifier.status("connecting to redis")
         self.client = connect(url, socket_timeout=self.settings.socket_timeout)
         self.publish = Publisher(self.client)
@@ -127,7 +139,11 @@ class Runtime:
         with app_context(self.app):
             for hook in self.app.start_hooks:
                 try:
-                    hook()
+                    if is_async(hook):
+                        from .aio import call_in_app
+                        self.aio.run(call_in_app, self.app, hook)
+                    else:
+                        hook()
                 except Exception:
                     log.exception("on_start hook %s failed; stopping", getattr(hook, "__qualname__", hook))
                     raise
@@ -162,9 +178,14 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - keep shutting the rest down
                     log.exception("stopping %r failed", component)
         self.pool.close()
-        if not self.pool.join(max(0.0, deadline - time.monotonic())):
+        drained = self.pool.join(max(0.0, deadline - time.monotonic()))
+        if not drained:
             log.warning("%d handler(s) still running after %.0f s; exiting without them",
                         self.pool.unfinished, self.settings.shutdown_timeout)
+        if self.aio is not None:
+            # Async handlers past the bound are cancelled, so they answer themselves.
+            self.aio.stop(grace=ASYNC_CANCEL_GRACE)
+        if not drained:
             self._abandon_inflight()
         for name, thread in self.threads.items():
             if not thread.join(max(0.0, deadline - time.monotonic())):
@@ -213,7 +234,7 @@ class Runtime:
         # or a socket buffer during a flood is as stale as one that sat here.
         waited = self._transit.transit(message.sent_at)
         self._inflight[id(message)] = message
-        if self.pool.submit(self._handle_request, message, received - waited):
+        if self._submit_request(message, received - waited):
             self._busy_log.set("ok", logging.INFO, "work queue accepting requests again")
             return
         self._inflight.pop(id(message), None)
@@ -230,15 +251,49 @@ class Runtime:
         except REDIS_ERRORS as exc:
             log.error("could not send %s reply to %s: %s", code, reply_to, exc)
 
+    def _submit_request(self, message: protocol.Request, sent: float) -> bool:
+        if message.action in self._async_actions:
+            return self._on_loop(message.action, self._handle_request_async, message, sent)
+        return self.pool.submit(self._handle_request, message, sent)
+
+    def _on_loop(self, name: str, fn, *args) -> bool:
+        """Run ``fn(*args)`` on the event loop, counted by the pool like a
+        thread's job (the busy bound and the shutdown drain)."""
+        if not self.pool.admit():
+            return False
+        try:
+            future = self.aio.submit(fn, *args, name=name)
+        except RuntimeError:  # the loop is gone: shutting down
+            self.pool.release()
+            return False
+        future.add_done_callback(lambda _: self.pool.release())
+        return True
+
+    def _expired(self, message: protocol.Request, sent: float) -> bool:
+        if message.timeout_ms and (time.monotonic() - sent) * 1000 > message.timeout_ms:
+            log.debug("skipped %r request %s: its caller gave up after %d ms",
+                      message.action, message.request_id, message.timeout_ms)
+            return True
+        return False
+
     def _handle_request(self, message: protocol.Request, sent: float) -> None:
         try:
-            if message.timeout_ms and (time.monotonic() - sent) * 1000 > message.timeout_ms:
-                log.debug("skipped %r request %s: its caller gave up after %d ms",
-                          message.action, message.request_id, message.timeout_ms)
-                return
-            run_action(self.app, message, self.publish)
+            if not self._expired(message, sent):
+                run_action(self.app, message, self.publish)
         finally:
             self._inflight.pop(id(message), None)
+
+    async def _handle_request_async(self, message: protocol.Request, sent: float) -> None:
+        from .aio import run_action_async
+        try:
+            if not self._expired(message, sent):
+                await run_action_async(self.app, message, self.publish)
+        finally:
+            self._inflight.pop(id(message), None)
+
+    async def _listen_async(self, handler, channel: str, payload: dict) -> None:
+        from .aio import run_listener_async
+        await run_listener_async(self.app, handler, channel, payload)
 
     def _on_event(self, channel: str, data: bytes) -> None:
         try:
@@ -247,7 +302,11 @@ class Runtime:
             log.warning("dropped malformed message on %r: %s", channel, exc)
             return
         for handler in self.app.listeners.get(channel, ()):
-            if not self.pool.submit(run_listener, self.app, handler, channel, payload):
+            if is_async(handler):
+                accepted = self._on_loop(channel, self._listen_async, handler, channel, payload)
+            else:
+                accepted = self.pool.submit(run_listener, self.app, handler, channel, payload)
+            if not accepted:
                 log.warning("work queue full: dropped a message on %r", channel)
 
     # -- supervision -----------------------------------------------------------

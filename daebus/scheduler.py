@@ -7,12 +7,13 @@ name. APScheduler is imported only by services that declare tasks.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import logging
 import sys
 import threading
 
-from .blueprint import BackgroundTask
+from .blueprint import BackgroundTask, is_async
 from .context import app_context
 
 log = logging.getLogger("daebus.scheduler")
@@ -49,16 +50,24 @@ def _trigger(task: BackgroundTask):
 class TaskScheduler:
     """Starts and stops an app's background tasks."""
 
-    def __init__(self, app, tasks: list[BackgroundTask]):
+    def __init__(self, app, tasks: list[BackgroundTask], aio=None):
         self.app = app
         self.tasks = tasks
+        self.aio = aio  # the app's EventLoop, for async def tasks
         self._scheduler = None
 
     def _wrap(self, task: BackgroundTask):
         def run():
             with app_context(self.app):
                 try:
-                    task.fn()
+                    if is_async(task.fn):
+                        from .aio import call_in_app
+                        # This job thread waits, so a run still never overlaps the previous one.
+                        self.aio.run(call_in_app, self.app, task.fn)
+                    else:
+                        task.fn()
+                except concurrent.futures.CancelledError:
+                    log.info("background task %r cancelled at shutdown", task.name)
                 except Exception:  # noqa: BLE001 - a failing run must not stop the schedule
                     log.exception("background task %r failed", task.name)
         return run

@@ -22,6 +22,7 @@ import uuid
 from typing import Any
 
 from . import protocol
+from .blueprint import is_async
 from .context import app_context
 from .dispatch import run_action, run_listener
 from .errors import remote_error
@@ -72,6 +73,7 @@ class TestClient:
         self.broadcasts: list[tuple[str, Any]] = []
         self._replies: dict[str, list[dict]] = {}
         self._previous = app._runtime
+        self._loop = None
         app._runtime = _TestRuntime(cache, Broadcaster(self._publish))
 
     def _publish(self, channel: str, text: str) -> int:
@@ -91,7 +93,12 @@ class TestClient:
         # Round-trip through JSON so handlers see what the wire would give them.
         message = protocol.parse_request(json.loads(protocol.dumps(envelope)))
         try:
-            run_action(self.app, message, self._publish)
+            handler = self.app.actions.get(action)
+            if handler is not None and is_async(handler):
+                from .aio import run_action_async
+                self._await(run_action_async(self.app, message, self._publish))
+            else:
+                run_action(self.app, message, self._publish)
         finally:
             sent = self._replies.pop(reply_to)
         finals = [r for r in sent if r.get("final", True)]
@@ -119,21 +126,42 @@ class TestClient:
         payload = json.loads(protocol.dumps(payload))
         handlers = self.app.listeners.get(channel, [])
         for handler in handlers:
-            run_listener(self.app, handler, channel, payload)
+            if is_async(handler):
+                from .aio import run_listener_async
+                self._await(run_listener_async(self.app, handler, channel, payload))
+            else:
+                run_listener(self.app, handler, channel, payload)
         return len(handlers)
 
     def run_task(self, name: str) -> None:
         """Run a background task once (exceptions propagate)."""
-        with app_context(self.app):
-            self.app.tasks[name].fn()
+        self._call(self.app.tasks[name].fn)
 
     def run_start_hooks(self) -> None:
-        with app_context(self.app):
-            for hook in self.app.start_hooks:
-                hook()
+        for hook in self.app.start_hooks:
+            self._call(hook)
+
+    def _call(self, fn) -> None:
+        if is_async(fn):
+            from .aio import call_in_app
+            self._await(call_in_app(self.app, fn))
+        else:
+            with app_context(self.app):
+                fn()
+
+    def _await(self, coro):
+        # One loop per client, so objects an async on_start hook creates
+        # (locks, queues, tasks) stay usable by the handlers called next.
+        if self._loop is None:
+            import asyncio
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
 
     def close(self) -> None:
         self.app._runtime = self._previous
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
 
     def __enter__(self) -> TestClient:
         return self
