@@ -62,3 +62,11 @@ def test_openapi_document_validates_and_lists_only_exposed_actions(gateway):
     assert list(doc["paths"]) == ["/api/services/contracts/set_alarm"]
     body = doc["paths"]["/api/services/contracts/set_alarm"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["properties"]["hour"]["maximum"] == 23
+
+
+def test_an_event_stream_request_gets_the_same_400(gateway):
+    response = gateway.post("/api/services/contracts/set_alarm", {"hour": 99},
+                            headers={"Accept": "text/event-stream"})
+    assert response.status_code == 400 and response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["details"] == [{"path": "$.hour",
+                                                    "message": "99 is greater than the maximum of 23"}]
