@@ -19,6 +19,7 @@ import redis
 from . import config, protocol
 from .context import get_daemon
 from .errors import ConnectionLost, DaebusError, RequestTimeout, ServiceUnavailable, remote_error
+from .kept import KeepingPublisher
 from .replies import ReplyHub
 from .transport import REDIS_ERRORS, Publisher, connect, redact
 
@@ -26,6 +27,7 @@ log = logging.getLogger("daebus.caller")
 
 _lock = threading.Lock()
 _publishers: dict[tuple[str, int], Publisher] = {}
+_keepers: dict[tuple[str, int], KeepingPublisher] = {}
 
 
 def shared_publisher(url: str) -> Publisher:
@@ -36,6 +38,19 @@ def shared_publisher(url: str) -> Publisher:
         if publisher is None:
             publisher = _publishers[key] = Publisher(connect(url))
         return publisher
+
+
+def shared_broadcaster(url: str) -> KeepingPublisher:
+    """The process's broadcast publisher for ``url``: it keeps what a
+    gateway asked to keep (see :mod:`daebus.kept`)."""
+    key = (url, os.getpid())
+    with _lock:
+        keeper = _keepers.get(key)
+    if keeper is None:
+        publisher = shared_publisher(url)
+        with _lock:
+            keeper = _keepers.setdefault(key, KeepingPublisher(publisher.client, publisher))
+    return keeper
 
 
 def shared_client(url: str):
@@ -151,7 +166,11 @@ class DaebusCaller:
     def send_message(self, channel: str, payload: dict) -> int:
         """Broadcast ``payload`` on ``channel``; returns the receiver count."""
         self._check_open()
-        return self._publish(channel, protocol.dumps(payload))
+        text = protocol.dumps(payload)
+        try:
+            return shared_broadcaster(self.redis_url)(channel, text)
+        except REDIS_ERRORS as exc:
+            raise ConnectionLost(f"cannot reach Redis at {redact(self.redis_url)}: {exc}") from exc
 
     def send_to_service(self, payload: dict, action: str | None = None) -> int:
         """Publish ``payload`` on the service channel without waiting for a

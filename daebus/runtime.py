@@ -16,6 +16,7 @@ from .dispatch import run_action, run_listener
 from .errors import NameTaken
 from .membership import Membership
 from .expiry import TransitClock
+from .kept import KeepingPublisher
 from .pool import WorkerPool
 from .pubsub import Broadcaster
 from .scheduler import TaskScheduler
@@ -98,7 +99,7 @@ class Runtime:
         self.notifier.status("connecting to redis")
         self.client = connect(url, socket_timeout=self.settings.socket_timeout)
         self.publish = Publisher(self.client)
-        self.broadcaster = Broadcaster(self.publish)
+        self.broadcaster = Broadcaster(KeepingPublisher(self.client, self.publish))
         self.membership = Membership(self.client, self.service, self.mode, self.settings.registry_ttl)
         # Only the liveness channels at first: an instance that loses the
         # claim must never have received a request or an event.

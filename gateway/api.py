@@ -135,7 +135,11 @@ def events():
         stream = hub.open(channels)
     except TooManyStreams as exc:
         raise ApiError(503, "too_many_streams", str(exc), {"Retry-After": "5"}) from None
-    return _event_stream(sse_body(hub, stream, gateway.settings.heartbeat), gateway.settings)
+    # EventSource sends Last-Event-ID when it reconnects by itself; a page
+    # that opens a new EventSource passes it as a parameter instead.
+    last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    plan = hub.resume(stream, last_event_id)
+    return _event_stream(sse_body(hub, stream, gateway.settings.heartbeat, plan), gateway.settings)
 
 
 @bp.get("/api/services")

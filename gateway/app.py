@@ -35,6 +35,7 @@ from . import settings as settings_module
 from .contracts import Contracts
 from .events import EventHub
 from .expose import Exposure
+from .replay import History
 from .settings import Settings
 
 log = logging.getLogger("gateway")
@@ -79,9 +80,17 @@ class Gateway:
             if self._pid == os.getpid():
                 return
             url = self.settings.redis_url
+            history = History(connect(url, socket_timeout=2.0), self.exposure.channels,
+                              count=self.settings.keep_events, age=self.settings.keep_seconds)
+            try:
+                # Before the first stream opens, so that publishers keep from now on.
+                history.declare()
+            except REDIS_ERRORS as exc:
+                log.warning("cannot declare the kept channels yet (%s); retrying", exc)
             self._hub = EventHub(url, self.exposure, queue_size=self.settings.stream_queue,
                                  max_streams=self.settings.max_streams,
-                                 max_message_bytes=self.settings.max_message_bytes).start()
+                                 max_message_bytes=self.settings.max_message_bytes,
+                                 history=history.start()).start()
             # A short timeout: a health probe must answer fast when Redis hangs.
             self._health_client = connect(url, socket_timeout=1.0)
             self._pid = os.getpid()

@@ -17,33 +17,40 @@ client can't delay the others or grow the gateway's memory. Example::
 from __future__ import annotations
 
 import collections
-import itertools
 import json
 import logging
 import threading
 from typing import Iterator
 
-from daebus import protocol
+from daebus import kept, protocol
 from daebus.transport import Subscriber
 
 from .expose import Exposure
+from .replay import READ_ERRORS, History, Plan
 
 log = logging.getLogger("gateway.events")
 
 HEARTBEAT = b": keepalive\n\n"
+REPLAY_BATCH = 32  # kept events written to the browser at once
 # The browser's reconnect delay after a drop or a restart, in milliseconds.
 PREAMBLE = b"retry: 2000\n: connected\n\n"
 
 
-def sse_event(data: str, *, event_id: int | None = None, event: str | None = None) -> bytes:
+def sse_event(data: str, *, event_id: int | str | None = None, event: str | None = None) -> bytes:
     """One SSE event; ``data`` must be a single line (compact JSON is)."""
     head = (f"id: {event_id}\n" if event_id is not None else "") + (f"event: {event}\n" if event else "")
     return f"{head}data: {data}\n\n".encode("utf-8")
 
 
-def status_event(up: bool) -> bytes:
+def status_event(up: bool, event_id: str | None = None) -> bytes:
     """``event: status`` telling the page whether live data is flowing."""
-    return sse_event(json.dumps({"redis": "up" if up else "down"}, separators=(",", ":")), event="status")
+    return sse_event(json.dumps({"redis": "up" if up else "down"}, separators=(",", ":")),
+                     event="status", event_id=event_id)
+
+
+def gap_event(channels) -> bytes:
+    """``event: gap``: events on these channels may have been missed."""
+    return sse_event(json.dumps({"channels": list(channels)}, separators=(",", ":")), event="gap")
 
 
 class TooManyStreams(Exception):
@@ -58,10 +65,12 @@ class Stream:
         self.size = size
         self.closed: str | None = None  # why the stream ended, once it has
         self.initially_up = False  # Redis state when opened; later changes are queued
-        self._items: collections.deque[bytes] = collections.deque()
+        # Kept events up to this id are sent from Redis, not from the queue.
+        self.floor: tuple[int, int] | None = None
+        self._items: collections.deque[tuple[tuple[int, int] | None, bytes]] = collections.deque()
         self._cond = threading.Condition()
 
-    def offer(self, chunk: bytes) -> bool:
+    def offer(self, chunk: bytes, key: tuple[int, int] | None = None) -> bool:
         """Queue ``chunk`` without waiting; False (and the stream closed)
         when the browser is ``size`` events behind."""
         with self._cond:
@@ -72,7 +81,7 @@ class Stream:
                 self._items.clear()  # frees the memory now, not at the next write
                 self._cond.notify()
                 return False
-            self._items.append(chunk)
+            self._items.append((key, chunk))
             self._cond.notify()
             return True
 
@@ -90,7 +99,9 @@ class Stream:
                 self._cond.wait(timeout)
             if self.closed:
                 return None
-            chunk = b"".join(self._items)
+            floor = self.floor
+            chunk = b"".join(chunk for key, chunk in self._items
+                             if key is None or floor is None or key > floor)
             self._items.clear()
             return chunk
 
@@ -99,7 +110,8 @@ class EventHub:
     """The process's broadcast subscription and its open streams."""
 
     def __init__(self, url: str, exposure: Exposure, *, queue_size: int = 64, max_streams: int = 24,
-                 max_message_bytes: int = 1024 * 1024, subscriber_factory=Subscriber):
+                 max_message_bytes: int = 1024 * 1024, subscriber_factory=Subscriber,
+                 history: History | None = None):
         self.url = url
         self.exposure = exposure
         self.queue_size = queue_size
@@ -111,8 +123,11 @@ class EventHub:
         self._lock = threading.Lock()
         self._by_channel: dict[str, set[Stream]] = collections.defaultdict(set)
         self._streams: set[Stream] = set()
-        self._ids = itertools.count(1)
-        self._skip: dict[str, int] = {}
+        self.history = history if history is not None and history.enabled else None
+        # Channels of the messages still to come that copy one already
+        # handled: Redis sends one per matching pattern, back to back, and a
+        # kept event's announcement comes right before its broadcast.
+        self._copies: collections.deque[str] = collections.deque()
         self._warned: set[str] = set()
         self._closing = False
         self.up = False
@@ -126,7 +141,7 @@ class EventHub:
             # Even with no channel exposed: the connection still tells the
             # gateway when Redis is down, so calls can fail at once.
             self._subscriber = self._factory(
-                self.url, [], self._on_message, name="gateway-events", patterns=self.patterns,
+                self.url, [kept.NOTICE] if self.history else [], self._on_message, name="gateway-events", patterns=self.patterns,
                 on_lost=self._on_lost, on_restored=self._on_restored, on_state=self._on_state,
                 on_ready=self._on_ready).start()
         return self
@@ -173,6 +188,42 @@ class EventHub:
                 self._by_channel[channel].add(stream)
         return stream
 
+    def resume(self, stream: Stream, last_event_id: str | None) -> Plan:
+        """Where an opened ``stream`` starts: the kept events it missed
+        after ``last_event_id`` (the browser's ``Last-Event-ID``) and the
+        channels where it missed more than is kept."""
+        channels = sorted(stream.channels)
+        if self.history is None:
+            return Plan.unknown(channels, last_event_id)
+        try:
+            # Read after the stream was registered: what comes later is
+            # queued, what came before is in Redis, and the floor parts them.
+            until = self.history.clock()
+            plan = self.history.plan(channels, last_event_id, until)
+        except READ_ERRORS as exc:
+            log.debug("cannot look up kept events: %s", exc)
+            return Plan.unknown(channels, last_event_id)
+        stream.floor = until
+        return plan
+
+    def replay(self, plan: Plan) -> Iterator[bytes]:
+        """The SSE bytes of the plan's kept events, a batch at a time; a gap
+        event when Redis fails halfway."""
+        batch: list[bytes] = []
+        try:
+            for event_id, channel, data in plan.entries():
+                chunk = self.encode(channel, data, event_id)
+                if chunk is not None:
+                    batch.append(chunk)
+                if len(batch) >= REPLAY_BATCH:
+                    yield b"".join(batch)
+                    batch.clear()
+        except READ_ERRORS as exc:
+            log.warning("replay of kept events failed: %s", exc)
+            batch.append(gap_event(plan.channels))
+        if batch:
+            yield b"".join(batch)
+
     def release(self, stream: Stream) -> None:
         stream.close("released")
         with self._lock:
@@ -186,23 +237,32 @@ class EventHub:
 
     # -- Redis side (the subscriber's reader thread) ------------------------
     def _on_message(self, channel: str, data: bytes) -> None:
-        # Redis sends one pmessage per matching pattern, back to back, so
-        # the copies after the first are skipped.
-        if self._skip.get(channel):
-            self._skip[channel] -= 1
-            return
-        copies = self.exposure.copies(channel, self.patterns)
-        if copies > 1:
-            self._skip[channel] = copies - 1
+        copies = self._copies
+        if copies:
+            if copies[0] == channel:
+                copies.popleft()
+                return
+            copies.clear()  # a copy that never came (a subscription in progress)
+        event_id = None
+        if channel == kept.NOTICE and self.history is not None:
+            copies.extend([channel] * self.exposure.copies(channel, self.patterns))
+            notice = kept.parse_notice(data)
+            if notice is None:
+                return
+            event_id, channel, data = notice
+            copies.extend([channel] * self.exposure.copies(channel, self.patterns))
+        else:
+            copies.extend([channel] * (self.exposure.copies(channel, self.patterns) - 1))
         with self._lock:
             streams = list(self._by_channel.get(channel, ()))
         if not streams:
             return
-        chunk = self._encode(channel, data)
+        chunk = self.encode(channel, data, event_id)
         if chunk is None:
             return
+        key = kept.parse_id(event_id) if event_id else None
         for stream in streams:
-            if stream.offer(chunk):
+            if stream.offer(chunk, key):
                 self.delivered += 1
             elif stream.closed == "overflow":
                 self.dropped += 1
@@ -210,7 +270,8 @@ class EventHub:
                             self.queue_size, ", ".join(sorted(stream.channels)))
                 self.release(stream)
 
-    def _encode(self, channel: str, data: bytes) -> bytes | None:
+    def encode(self, channel: str, data: bytes, event_id: str | None = None) -> bytes | None:
+        """The SSE bytes of one broadcast; None (logged) when malformed."""
         try:
             if len(data) > self.max_message_bytes:
                 raise ValueError(f"{len(data)} bytes exceed the {self.max_message_bytes} byte limit")
@@ -222,10 +283,10 @@ class EventHub:
             log.log(level, "dropped a malformed message on %r: %s", channel, exc)
             return None
         body = protocol.dumps({"channel": channel, "data": payload})
-        return sse_event(body, event_id=next(self._ids))
+        return sse_event(body, event_id=event_id)
 
     def _on_lost(self, exc: Exception) -> None:
-        self._skip.clear()
+        self._copies.clear()
         self.failed = True
         self._set_up(False)
 
@@ -235,7 +296,7 @@ class EventHub:
         self._set_up(False)
 
     def _on_restored(self, outage: float) -> None:
-        self._skip.clear()
+        self._copies.clear()
         self._set_up(True)
 
     def _set_up(self, up: bool) -> None:
@@ -250,10 +311,13 @@ class EventHub:
             stream.offer(chunk)
 
 
-def sse_body(hub: EventHub, stream: Stream, heartbeat: float) -> Iterator[bytes]:
+def sse_body(hub: EventHub, stream: Stream, heartbeat: float, plan: Plan | None = None) -> Iterator[bytes]:
     """The response body of one stream; releases it however it ends."""
     try:
-        yield PREAMBLE + status_event(stream.initially_up)
+        plan = plan or Plan.unknown(sorted(stream.channels), None)
+        yield (PREAMBLE + status_event(stream.initially_up, plan.start_id)
+               + (gap_event(plan.gap) if plan.gap else b""))
+        yield from hub.replay(plan)
         while True:
             chunk = stream.take(heartbeat)
             if chunk is None:

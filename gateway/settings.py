@@ -74,6 +74,10 @@ GATEWAY = configspec.register(Section("gateway", "the HTTP gateway between brows
         check=more_than(0)),
     Key("graceful_timeout", INT, 3, "seconds gunicorn waits for requests in flight when stopping.",
         check=at_least(1)),
+    Key("keep_events", INT, 100, "recent broadcasts kept in Redis per exposed channel, for pages that "
+        "reconnect (see [Missed events](#missed-events)). `0`: nothing is kept.", check=at_least(0)),
+    Key("keep_seconds", FLOAT, 300.0, "how long a kept broadcast stays replayable; also how long "
+        "publishers go on keeping while no gateway runs.", check=more_than(0)),
     Key("static_dir", STR, "", "folder served at `/`. Empty: the `kiosk_demo/static` folder next to the "
         "`gateway` package if there is one, else a small built-in page."),
 ]))

@@ -16,6 +16,7 @@ import pytest
 import redis
 import requests
 
+from daebus.kept import KeepingPublisher
 from gateway.settings import render
 from support import ROOT, ManagedProcess, Service, free_port
 
@@ -201,11 +202,23 @@ def stalled_client():
 
 
 @pytest.fixture
-def publish(redis_url):
-    client = redis.Redis.from_url(redis_url)
+def publish_to():
+    """``publish_to(url)(channel, payload)`` as a daebus worker's broadcast
+    does: kept for replay when a gateway declared the channel."""
+    clients = []
 
-    def send(channel: str, payload) -> int:
-        return client.publish(channel, json.dumps(payload))
+    def make(url: str):
+        client = redis.Redis.from_url(url)
+        clients.append(client)
+        send_kept = KeepingPublisher(client, client.publish)
+        return lambda channel, payload: send_kept(channel, json.dumps(payload))
 
-    yield send
-    client.close()
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def publish(publish_to, redis_url):
+    """``publish(channel, payload)`` on the shared Redis."""
+    return publish_to(redis_url)

@@ -1,11 +1,13 @@
-"""The SSE hub: fan-out, bounded queues, duplicate deliveries, status events."""
+"""The SSE hub: fan-out, bounded queues, duplicate deliveries, status events, kept events."""
 
 import json
 import threading
 
 import pytest
 
+from daebus.kept import NOTICE
 from gateway.events import HEARTBEAT, PREAMBLE, Stream, TooManyStreams, sse_body, sse_event
+from gateway.replay import Plan
 
 
 def decode(chunk: bytes) -> list[dict]:
@@ -57,7 +59,8 @@ def test_messages_reach_only_streams_of_their_channel(make_hub):
     assert [e["data"] for e in decode(a.take(0))] == [{"channel": "news.a", "data": {"n": 1}}]
     events = decode(b.take(0))
     assert [e["data"]["data"] for e in events] == [{"n": 1}, {"n": 2}]
-    assert int(events[0]["id"]) < int(events[1]["id"])
+    # Not kept (no gateway asked publishers to keep them): no id to resume from.
+    assert all("id" not in e for e in events)
 
 
 def test_duplicate_pattern_deliveries_are_skipped(make_hub):
@@ -149,3 +152,60 @@ def test_closing_the_body_releases_the_stream(make_hub):
     next(body)
     body.close()  # what the server does when the browser goes away
     assert hub.stream_count == 0
+
+
+# -- kept events ---------------------------------------------------------------
+
+class EnabledHistory:
+    enabled = True
+
+
+def notice(event_id: str, channel: str, payload: bytes) -> bytes:
+    return f"{event_id} {len(channel.encode())} {channel}".encode() + payload
+
+
+def test_a_kept_event_is_sent_once_with_its_id(make_hub):
+    hub = make_hub(channels=("news.*", "*.a"), history=EnabledHistory())
+    stream = hub.open({"news.a"})
+    hub._on_message(NOTICE, notice("10-0", "news.a", b'{"n": 1}'))
+    hub._on_message("news.a", b'{"n": 1}')  # the broadcast itself, once per pattern
+    hub._on_message("news.a", b'{"n": 1}')
+    hub._on_message("news.a", b'{"n": 2}')  # not kept: no id
+    events = decode(stream.take(0))
+    assert [(e.get("id"), e["data"]["data"]["n"]) for e in events] == [("10-0", 1), (None, 2)]
+
+
+def test_the_announcement_matched_by_a_pattern_is_skipped_too(make_hub):
+    hub = make_hub(channels=("*",), history=EnabledHistory())
+    stream = hub.open({"news.a"})
+    hub._on_message(NOTICE, notice("10-0", "news.a", b'{"n": 1}'))
+    hub._on_message(NOTICE, notice("10-0", "news.a", b'{"n": 1}'))  # via "*"
+    hub._on_message("news.a", b'{"n": 1}')
+    assert [e["id"] for e in decode(stream.take(0))] == ["10-0"]
+
+
+def test_a_garbled_announcement_is_dropped_and_the_stream_goes_on(make_hub):
+    hub = make_hub(history=EnabledHistory())
+    stream = hub.open({"news.a"})
+    hub._on_message(NOTICE, b"garbage")
+    hub._on_message("news.a", b'{"n": 2}')
+    assert [e["data"]["data"] for e in decode(stream.take(0))] == [{"n": 2}]
+
+
+def test_events_below_the_floor_come_from_the_replay_not_the_queue(make_hub):
+    hub = make_hub(history=EnabledHistory())
+    stream = hub.open({"news.a"})
+    for n in (1, 2, 3):
+        hub._on_message(NOTICE, notice(f"{n}-0", "news.a", b"{}"))
+        hub._on_message("news.a", b"{}")
+    stream.floor = (2, 0)
+    assert [e["id"] for e in decode(stream.take(0))] == ["3-0"]
+
+
+def test_without_history_a_resuming_page_is_told_of_a_gap(make_hub):
+    hub = make_hub()
+    stream = hub.open({"news.a", "news.b"})
+    plan = hub.resume(stream, "5-0")
+    assert plan.gap == ["news.a", "news.b"] and plan.start_id is None
+    assert hub.resume(stream, None).gap == []
+    assert list(Plan.unknown(["news.a"], "5-0").entries()) == []

@@ -1,0 +1,171 @@
+"""Kept events: a stream that reconnects with Last-Event-ID gets what it missed."""
+
+import json
+import time
+
+import redis
+
+from daebus.kept import STREAM_PREFIX, parse_id
+
+
+def messages_until(stream, count, timeout=5):
+    """The next ``count`` broadcasts and the gap events among them."""
+    got, gaps = [], []
+    while len(got) < count:
+        event = stream.next_event(timeout)
+        assert event is not None, "the stream ended"
+        if event["event"] == "gap":
+            gaps.append(json.loads(event["data"]))
+        elif event["event"] == "message":
+            got.append({"id": event.get("id"), **json.loads(event["data"])})
+    return got, gaps
+
+
+def first_events(stream, timeout=5):
+    """The first event of a stream: the status, with the id the page starts from."""
+    status = stream.next_event(timeout)
+    assert status["event"] == "status"
+    return status
+
+
+def events_up(gw, timeout=20):
+    """Wait until the gateway's broadcast subscription is up, so that a
+    stream opened now starts with status "up" and misses no broadcast."""
+    deadline = time.monotonic() + timeout
+    while gw.get("/api/health").json().get("events") != "up":
+        assert time.monotonic() < deadline, "the gateway never subscribed"
+        time.sleep(0.05)
+
+
+def last_id_seen(gw, channel, publish):
+    """Open a stream, receive one broadcast on ``channel``, leave; its id."""
+    stream = gw.events(channel)
+    stream.wait_status("up")
+    publish(channel, {"n": 1})
+    last = messages_until(stream, 1)[0][0]["id"]
+    stream.close()
+    return last
+
+
+def test_a_restarted_gateway_replays_what_the_page_missed(start_gateway, fresh_redis, publish_to):
+    publish = publish_to(fresh_redis.url)
+    gw = start_gateway(url=fresh_redis.url)
+    stream = gw.events("news.a", "news.b")
+    stream.wait_status("up")
+    for n in range(1, 4):
+        publish("news.a" if n % 2 else "news.b", {"n": n})
+    seen, _ = messages_until(stream, 3)
+    last = seen[-1]["id"]
+    stream.close()
+    assert gw.terminate() == 0
+    # Sent while no gateway runs at all.
+    for n in range(4, 9):
+        publish("news.a" if n % 2 else "news.b", {"n": n})
+    publish("news.other", {"n": 0})  # not asked for
+    gw = start_gateway(url=fresh_redis.url)
+    events_up(gw)
+    stream = gw.events("news.a", "news.b", headers={"Last-Event-ID": last})
+    assert first_events(stream)["event"] == "status"
+    publish("news.a", {"n": 9})
+    replayed, gaps = messages_until(stream, 6)
+    assert gaps == []
+    assert [m["data"]["n"] for m in replayed] == [4, 5, 6, 7, 8, 9]
+    ids = [parse_id(m["id"]) for m in seen + replayed]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)  # monotonic across the restart
+    # Nothing comes twice: the next one is new.
+    publish("news.b", {"n": 10})
+    assert stream.next_message()["data"] == {"n": 10}
+
+
+def test_a_fresh_page_gets_a_start_id_and_misses_nothing_after_it(start_gateway, fresh_redis, publish_to):
+    publish = publish_to(fresh_redis.url)
+    gw = start_gateway(url=fresh_redis.url)
+    stream = gw.events("news.a")
+    status = first_events(stream)
+    assert parse_id(status["id"]) is not None
+    stream.close()
+    publish("news.a", {"n": 1})
+    stream = gw.events("news.a", query={"last_event_id": status["id"]})
+    assert messages_until(stream, 1)[0][0]["data"] == {"n": 1}
+
+
+def test_more_missed_than_kept_is_a_gap_event_then_what_is_kept(start_gateway, fresh_redis, publish_to):
+    publish = publish_to(fresh_redis.url)
+    gw = start_gateway({"keep_events": 3}, url=fresh_redis.url)
+    stream = gw.events("news.a", "news.b")
+    stream.wait_status("up")
+    publish("news.a", {"n": 0})
+    publish("news.b", {"n": 0})
+    last = messages_until(stream, 2)[0][-1]["id"]
+    stream.close()
+    for n in range(1, 11):
+        publish("news.a", {"n": n})
+    publish("news.b", {"n": 1})
+    stream = gw.events("news.a", "news.b", headers={"Last-Event-ID": last})
+    got, gaps = messages_until(stream, 4)
+    assert gaps == [{"channels": ["news.a"]}]  # news.b lost nothing
+    assert [(m["channel"], m["data"]["n"]) for m in got] == [("news.a", 8), ("news.a", 9), ("news.a", 10),
+                                                            ("news.b", 1)]
+
+
+def test_a_gateway_away_longer_than_the_kept_window_says_so(start_gateway, fresh_redis, publish_to):
+    publish = publish_to(fresh_redis.url)
+    gw = start_gateway({"keep_seconds": 1.0}, url=fresh_redis.url)
+    last = last_id_seen(gw, "news.a", publish)
+    assert gw.terminate() == 0
+    publish("news.a", {"n": 2})
+    time.sleep(2.5)  # the outage itself: longer than the kept window
+    publish("news.a", {"n": 3})
+    gw = start_gateway({"keep_seconds": 1.0}, url=fresh_redis.url)
+    events_up(gw)
+    stream = gw.events("news.a", headers={"Last-Event-ID": last})
+    first_events(stream)
+    event = stream.next_event(5)
+    assert event["event"] == "gap" and json.loads(event["data"]) == {"channels": ["news.a"]}
+    publish("news.a", {"n": 4})
+    assert stream.next_message()["data"] == {"n": 4}
+
+
+def test_garbage_huge_and_future_ids_get_a_gap_and_a_fresh_start(start_gateway, fresh_redis, publish_to):
+    publish = publish_to(fresh_redis.url)
+    gw = start_gateway(url=fresh_redis.url)
+    events_up(gw)
+    publish("news.a", {"n": 0})
+    for bad in ("abc", "9" * 5000, "99999999999999-0", "1-2-3", "-1-0", "17"):
+        stream = gw.events("news.a", headers={"Last-Event-ID": bad})
+        assert stream.status == 200
+        status = first_events(stream)
+        assert parse_id(status["id"]) is not None  # where the page starts afresh
+        event = stream.next_event(5)
+        assert event["event"] == "gap", bad
+        publish("news.a", {"n": 1})
+        assert stream.next_message()["data"] == {"n": 1}  # not the kept n=0
+        stream.close()
+    assert gw.get("/api/health").status_code == 200
+
+
+def test_each_event_is_kept_once_whatever_the_number_of_gateways(start_gateway, fresh_redis, publish_to):
+    publish = publish_to(fresh_redis.url)
+    one, two = start_gateway(url=fresh_redis.url), start_gateway(url=fresh_redis.url)
+    streams = [one.events("news.a"), two.events("news.a")]
+    for stream in streams:
+        stream.wait_status("up")
+    for n in range(5):
+        publish("news.a", {"n": n})
+    got = [messages_until(stream, 5)[0] for stream in streams]
+    assert got[0] == got[1]  # the same ids everywhere
+    assert redis.Redis.from_url(fresh_redis.url).xlen(STREAM_PREFIX + "news.a") == 5
+
+
+def test_a_flooding_channel_keeps_its_own_bound_only(start_gateway, fresh_redis, publish_to):
+    publish = publish_to(fresh_redis.url)
+    gw = start_gateway({"keep_events": 50}, url=fresh_redis.url)
+    last = last_id_seen(gw, "news.quiet", publish)
+    publish("news.quiet", {"n": 2})
+    client = redis.Redis.from_url(fresh_redis.url)
+    for n in range(2000):
+        publish("news.flood", {"n": n})
+    assert client.xlen(STREAM_PREFIX + "news.flood") == 50
+    stream = gw.events("news.quiet", headers={"Last-Event-ID": last})
+    got, gaps = messages_until(stream, 1)
+    assert gaps == [] and got[0]["data"] == {"n": 2}
