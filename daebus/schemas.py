@@ -103,6 +103,12 @@ def _validator(schema, what: str):
         json.dumps(schema)
     except (TypeError, ValueError) as exc:
         raise SchemaDeclarationError(f"{what}: the schema is not JSON: {exc}") from None
+    remote = _remote_ref(schema, [])
+    if remote is not None:
+        # Older jsonschema releases would fetch it over the network while
+        # validating (the gateway reads schemas from Redis): only "#..." refs.
+        raise SchemaDeclarationError(f"{what}: only local references (\"#/...\") are supported, "
+                                     f"got {remote[1]!r} at {json_path(remote[0])}")
     jsonschema = _jsonschema()
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
@@ -111,6 +117,22 @@ def _validator(schema, what: str):
         where = json_path(exc.absolute_path) if exc.absolute_path else "its top level"
         raise SchemaDeclarationError(f"{what}: invalid JSON Schema at {where}: {_short(exc.message)}") from None
     return cls(schema)
+
+
+def _remote_ref(node, path: list):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(value, str) and not value.startswith("#"):
+                return [*path, key], value
+            found = _remote_ref(value, [*path, key])
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found = _remote_ref(value, [*path, index])
+            if found is not None:
+                return found
+    return None
 
 
 def _problems(validator, payload) -> list[dict]:

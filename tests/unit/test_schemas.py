@@ -156,6 +156,13 @@ def test_invalid_schemas_are_refused_at_declaration(schema, where):
     assert "x" not in app.actions
 
 
+def test_only_local_references_are_followed():
+    local = Contract.compile({"$defs": {"h": {"type": "integer"}}, "properties": {"h": {"$ref": "#/$defs/h"}}}, "x")
+    assert local.problems({"h": "x"}) == [{"path": "$.h", "message": "'x' is not of type 'integer'"}]
+    with pytest.raises(SchemaDeclarationError, match=r'only local references .* at \$\.properties\.h\["\$ref"\]'):
+        Contract.compile({"properties": {"h": {"$ref": "http://127.0.0.1:9/h.json"}}}, "x")
+
+
 def test_schemas_that_are_not_json_are_refused():
     with pytest.raises(SchemaDeclarationError, match="must be a dict"):
         Daebus("bad").listen("c", schema="{}")
