@@ -15,13 +15,13 @@ import sys
 
 from .. import __version__
 from ..errors import DaebusError
-from . import bus, config, new, serve, services
+from . import bus, config, doctor, new, serve, services
 from .common import CommandError, Exit, exit_for, say_error
 
 __all__ = ["Exit", "CommandError", "build_parser", "main"]
 
 # In the order `daebus --help` lists them.
-COMMAND_GROUPS = (serve, bus, services, new, config)
+COMMAND_GROUPS = (serve, bus, services, new, doctor, config)
 
 
 def build_parser() -> argparse.ArgumentParser:
