@@ -199,3 +199,29 @@ def test_async_handlers_share_the_busy_bound(service, redis_url):
         answers[reply["request_id"]] = reply
     assert answers["1"]["status"] == answers["2"]["status"] == "success"
     assert answers["3"]["status"] == "error" and answers["3"]["payload"]["code"] == "busy"
+
+
+def test_an_async_request_whose_caller_gave_up_is_skipped(service, redis_url):
+    service("async_service.py", "--workers", "1")
+    events = started_events(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    replies = client.pubsub(ignore_subscribe_messages=True)
+    replies.subscribe("caller:expiry-test")
+    replies.get_message(timeout=5)
+    # The second waits for the only slot longer than its caller waits for it.
+    for tag, seconds, timeout_ms in ((1, 1.0, None), (2, 0.1, 300), (3, 0.1, None)):
+        request = {"action": "nap", "payload": {"seconds": seconds, "tag": tag},
+                   "reply_to": "caller:expiry-test", "request_id": str(tag)}
+        if timeout_ms:
+            request["timeout_ms"] = timeout_ms
+        client.publish("aio", json.dumps(request))
+    answered = []
+    while len(answered) < 2:
+        message = replies.get_message(timeout=10)
+        assert message is not None, answered
+        answered.append(json.loads(message["data"])["request_id"])
+    assert answered == ["1", "3"]
+    started = []
+    while (message := events.get_message(timeout=0.5)) is not None:
+        started.append(json.loads(message["data"])["tag"])
+    assert started == [1, 3]  # the expired one never ran
