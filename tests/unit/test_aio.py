@@ -148,3 +148,14 @@ def test_admitted_calls_share_the_pool_bound():
     assert pool.join(0.01)
     pool.close()
     assert not pool.admit()
+
+
+def test_the_testing_example_of_the_async_docs_passes():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "async.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", text, re.S)[-1]
+    namespace = {"Daebus": Daebus, "TestClient": TestClient, "asyncio": asyncio, "__name__": "docs_async"}
+    exec(block, namespace)  # noqa: S102 - the documentation's own code
+    namespace["test_measure"]()
