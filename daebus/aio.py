@@ -35,14 +35,14 @@ BLOCKED_WARNING = 0.5
 _TICK = 0.1
 
 
-async def run_action_async(app, message: protocol.Request, publish: Publish) -> None:
+async def run_action_async(app, message: protocol.Request, publish: Publish) -> str | None:
     """:func:`run_action` for an ``async def`` handler, on the event loop.
 
     Cancelled at shutdown, the request is answered ``shutting_down``.
     """
     handler, req, resp = begin_action(app, message, publish)
     if handler is None:
-        return
+        return resp.error_code
     with handler_context(app, req, resp):
         try:
             result = await handler()
@@ -54,16 +54,19 @@ async def run_action_async(app, message: protocol.Request, publish: Publish) -> 
             fail_action(resp, message.action, exc)
         else:
             finish_action(resp, result)
+    return resp.error_code
 
 
-async def run_listener_async(app, handler, channel: str, payload: dict) -> None:
+async def run_listener_async(app, handler, channel: str, payload: dict) -> bool:
     if not listener_accepts(app, handler, channel, payload):
-        return
+        return False
     with app_context(app):
         try:
             await handler(payload)
         except Exception:  # noqa: BLE001 - a listener bug must not stop the others
             dispatch_log.exception("listener %s for %r failed", handler_name(handler), channel)
+            return False
+    return True
 
 
 async def call_in_app(app, fn: Callable, *args) -> Any:

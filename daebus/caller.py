@@ -17,7 +17,7 @@ from typing import Any, Callable
 import redis
 
 from . import config, protocol
-from .context import get_daemon
+from .context import current_trace_id, get_daemon
 from .errors import ConnectionLost, DaebusError, RequestTimeout, ServiceUnavailable, remote_error
 from .kept import KeepingPublisher
 from .replies import ReplyHub
@@ -105,7 +105,7 @@ class DaebusCaller:
             raise DaebusError(f"DaebusCaller({self.target_service!r}) is closed")
 
     def send_request(self, action: str, payload: Any = None, timeout: float | None = None,
-                     on_progress: Callable[[Any], None] | None = None) -> Any:
+                     on_progress: Callable[[Any], None] | None = None, trace_id: str | None = None) -> Any:
         """Call ``action`` and return the reply's payload.
 
         Ends within ``timeout`` seconds (plus the few milliseconds it takes
@@ -115,11 +115,19 @@ class DaebusCaller:
         request but no reply came in time), :class:`ConnectionLost` (Redis
         refused, dropped or stalled the request or the reply subscription) or
         :class:`MalformedReply` (a reply that is not strict JSON).
+
+        ``trace_id`` (letters, digits and ``._:@+=/-``, at most 128) travels
+        with the request into the service's log records; by default a call
+        made while handling a request carries that request's id on.
         """
         self._check_open()
         timeout = self.timeout if timeout is None else timeout
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if trace_id is None:
+            trace_id = current_trace_id()
+        elif protocol.valid_trace_id(trace_id) is None:
+            raise ValueError(f"trace_id must match {protocol.TRACE_ID_PATTERN.pattern}, got {trace_id!r}")
         url = self.redis_url
         deadline = time.monotonic() + timeout
         hub, publish = self._route(url)
@@ -129,7 +137,7 @@ class DaebusCaller:
         try:
             message = protocol.dumps(protocol.request_envelope(
                 action, {} if payload is None else payload, hub.channel, request_id,
-                self.target_service, int(timeout * 1000), time.time()))
+                self.target_service, int(timeout * 1000), time.time(), trace_id))
             try:
                 receivers = publish(self.target_service, message, deadline)
             except redis.TimeoutError as exc:

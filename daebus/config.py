@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import configspec
-from .configspec import FLOAT, INT, STR, Key, Section, Value, at_least, more_than
+from .configspec import BOOL, FLOAT, INT, STR, Key, Section, Value, at_least, more_than
 
 DEFAULT_CONFIG_PATH = "/etc/daebus/daebus.toml"
 
@@ -46,6 +46,8 @@ SERVICE = configspec.register(Section("service", "every service run by daebus", 
     Key("max_message_bytes", INT, 1024 * 1024, "larger messages are dropped and logged", check=at_least(1)),
     Key("registry_ttl", FLOAT, 15.0, "seconds a service's registry entry outlives its last beat",
         check=more_than(0)),
+    Key("metrics", BOOL, True, "count calls, errors and latencies, published with the registry beat "
+        "(`false` turns the counters off)"),
 ]))
 LOG = configspec.register(Section("log", "logging of daebus programs", [
     Key("level", STR, "info", "`critical`, `error`, `warning`, `info` or `debug`", env="DAEBUS_LOG_LEVEL",

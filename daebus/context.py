@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 _handler: contextvars.ContextVar[tuple[Any, Any] | None] = contextvars.ContextVar("daebus_handler", default=None)
 _app: contextvars.ContextVar[Daebus | None] = contextvars.ContextVar("daebus_app", default=None)
 _running_app: list[Daebus | None] = [None]
+# Log fields bound by code that serves requests outside a handler context
+# (the gateway binds the HTTP request's id for the time it handles it).
+_log_fields: contextvars.ContextVar[dict | None] = contextvars.ContextVar("daebus_log_fields", default=None)
 
 _base_logger = logging.getLogger("daebus")
 
@@ -57,6 +60,51 @@ def handler_context(app: Daebus, request: Any, response: Any):
     finally:
         _handler.reset(token)
         _app.reset(app_token)
+
+
+def bind_log_fields(**fields: str | None) -> contextvars.Token:
+    """Add ``service``, ``action`` or ``request_id`` to the log records made
+    in this context until :func:`reset_log_fields` (journald fields
+    ``DAEBUS_SERVICE``, ``DAEBUS_ACTION``, ``DAEBUS_REQUEST_ID``)."""
+    return _log_fields.set({**(_log_fields.get() or {}), **fields})
+
+
+def reset_log_fields(token: contextvars.Token) -> None:
+    _log_fields.reset(token)
+
+
+def log_fields() -> dict:
+    """``service``/``action``/``request_id`` of the code running now: the
+    handler's request and app, overridden by fields bound explicitly."""
+    fields: dict = {}
+    app = get_daemon()
+    if app is not None and app.service:
+        fields["service"] = app.service
+    bound = _handler.get()
+    if bound is not None:
+        req = bound[0]
+        action = getattr(req, "action", None)
+        if action:
+            fields["action"] = action
+        log_id = getattr(req, "log_id", None)
+        if log_id:
+            fields["request_id"] = log_id
+    extra = _log_fields.get()
+    if extra:
+        fields.update((k, v) for k, v in extra.items() if v)
+    return fields
+
+
+def current_trace_id() -> str | None:
+    """The trace id a call made now should carry on: the one of the request
+    being handled, or one bound by the code serving an HTTP request."""
+    bound = _handler.get()
+    if bound is not None:
+        log_id = getattr(bound[0], "log_id", None)
+        if log_id:
+            return log_id
+    extra = _log_fields.get()
+    return extra.get("request_id") if extra else None
 
 
 def _current(index: int, name: str):

@@ -19,11 +19,12 @@ log = logging.getLogger("daebus.runtime")
 _drops = DropLog(log)
 
 
-def run_action(app, message: protocol.Request, publish: Publish) -> None:
+def run_action(app, message: protocol.Request, publish: Publish) -> str | None:
     """Call the action's handler and make sure the request gets a final reply.
 
     A returned value without a reply is sent as success (None as null); an
     exception becomes an error reply (the traceback goes to the log only).
+    Returns the code of the error reply, None after a success.
     """
     handler, req, resp = begin_action(app, message, publish)
     if handler is None:
@@ -35,6 +36,7 @@ def run_action(app, message: protocol.Request, publish: Publish) -> None:
             fail_action(resp, message.action, exc)
         else:
             finish_action(resp, result)
+    return resp.error_code
 
 
 # The pieces below are shared with the async versions in daebus.aio.
@@ -75,14 +77,18 @@ def finish_action(resp: PubSubResponse, result) -> None:
         resp.success(result)
 
 
-def run_listener(app, handler, channel: str, payload: dict) -> None:
+def run_listener(app, handler, channel: str, payload: dict) -> bool:
+    """Call one listener; False when it raised (logged, never propagated)
+    or the payload broke its contract."""
     if not listener_accepts(app, handler, channel, payload):
-        return
+        return False
     with app_context(app):
         try:
             handler(payload)
         except Exception:  # noqa: BLE001 - a listener bug must not stop the others
             log.exception("listener %s for %r failed", handler_name(handler), channel)
+            return False
+    return True
 
 
 def listener_accepts(app, handler, channel: str, payload) -> bool:

@@ -2,9 +2,11 @@
 
 Importing daebus configures nothing. ``Daebus.run()`` calls :func:`setup`,
 which leaves logging alone if the root logger already has handlers. Under
-systemd (``JOURNAL_STREAM`` names our stderr) each line carries a syslog
-priority prefix, ``<3>sensors: Redis connection lost``, that journald turns
-into the entry's PRIORITY, and no timestamp since the journal has its own.
+systemd (``JOURNAL_STREAM`` names our stderr) records go to journald's
+native socket as structured entries (:mod:`daebus.journal`); when that socket
+is missing, each stderr line carries a syslog priority prefix,
+``<3>sensors: Redis connection lost``, that journald turns into the entry's
+PRIORITY, and no timestamp since the journal has its own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 _PRIORITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
              (logging.INFO, 6))
@@ -66,7 +69,44 @@ def parse_level(level: str | int) -> int:
         raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}") from None
 
 
-def setup(level: str | int = "info", debug: bool = False) -> bool:
+# Names the journald socket to send entries to, whether or not stderr is
+# the journal (a test's stand-in for journald, or a container's bind mount).
+JOURNAL_SOCKET_ENV = "DAEBUS_JOURNAL_SOCKET"
+IDENTIFIER_ENV = "DAEBUS_SYSLOG_IDENTIFIER"
+
+
+def stderr_handler() -> logging.Handler:
+    """Today's stderr lines: priority-prefixed under journald, else timestamped."""
+    handler = logging.StreamHandler(sys.stderr)
+    if under_journal(sys.stderr):
+        handler.setFormatter(JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter(HUMAN_FORMAT))
+    return handler
+
+
+def default_identifier() -> str:
+    """``SYSLOG_IDENTIFIER`` of this process's entries: ``$DAEBUS_SYSLOG_IDENTIFIER``
+    (``daebus worker NAME`` sets ``daebus-worker-NAME``, as its unit does), else
+    the program's name."""
+    return os.environ.get(IDENTIFIER_ENV) or Path(sys.argv[0] or "python3").name or "python3"
+
+
+def handler(identifier: str | None = None) -> logging.Handler:
+    """The handler a daebus process logs through: journald's native socket
+    under systemd (or where ``$DAEBUS_JOURNAL_SOCKET`` points), falling back
+    to :func:`stderr_handler` for what the socket can't take; else stderr."""
+    from . import journal
+
+    path = os.environ.get(JOURNAL_SOCKET_ENV)
+    if not path and under_journal(sys.stderr) and journal.available():
+        path = journal.SOCKET_PATH
+    if not path:
+        return stderr_handler()
+    return journal.JournalHandler(identifier or default_identifier(), path=path, fallback=stderr_handler())
+
+
+def setup(level: str | int = "info", debug: bool = False, identifier: str | None = None) -> bool:
     """Configure the root logger for a service unless the app already did.
 
     Returns True when a handler was installed.
@@ -74,12 +114,7 @@ def setup(level: str | int = "info", debug: bool = False) -> bool:
     root = logging.getLogger()
     if root.handlers:
         return False
-    handler = logging.StreamHandler(sys.stderr)
-    if under_journal(sys.stderr):
-        handler.setFormatter(JournalFormatter("%(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter(HUMAN_FORMAT))
-    root.addHandler(handler)
+    root.addHandler(handler(identifier))
     root.setLevel(logging.DEBUG if debug else parse_level(level))
     # APScheduler logs every run at INFO; that is noise on a device's journal.
     if not debug:

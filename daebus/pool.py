@@ -51,6 +51,11 @@ class WorkerPool:
         """Queued plus running calls."""
         return self._unfinished
 
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a free thread."""
+        return len(self._backlog)
+
     def submit(self, fn: Callable, *args) -> bool:
         """Queue ``fn(*args)``; False when the pool is full or closed."""
         with self._lock:

@@ -4,10 +4,10 @@ A request is published on the channel named exactly as the service::
 
     {"action": "get_status", "payload": {...}, "reply_to": "caller:<uuid>",
      "request_id": "<uuid>", "service": "<target>", "timeout_ms": 5000,
-     "sent_at": 1764500000.123}
+     "sent_at": 1764500000.123, "trace_id": "<the X-Request-ID of the HTTP call>"}
 
-(``timeout_ms`` and ``sent_at``, the caller's wall clock in seconds, are
-optional; peers that don't know ``sent_at`` ignore it)
+(``timeout_ms``, ``sent_at``, the caller's wall clock in seconds, and
+``trace_id`` are optional; peers that don't know a field ignore it)
 
 and answered on ``reply_to`` with::
 
@@ -46,7 +46,19 @@ REGISTRY_PREFIX = "daebus:service:"
 # Envelope keys; a message on the service channel without "payload" (the old
 # send_to_service) carries its data beside these.
 ENVELOPE_KEYS = frozenset({"action", "payload", "reply_to", "request_id", "service", "timeout_ms",
-                           "sent_at"})
+                           "sent_at", "trace_id"})
+
+# What a trace id (the id one HTTP request keeps through the gateway, the bus
+# and the worker's journal fields) may look like: it reaches log fields and
+# response headers, so no spaces, quotes or control characters, and bounded.
+TRACE_ID_PATTERN = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
+
+
+def valid_trace_id(value: Any) -> str | None:
+    """``value`` when it is an acceptable trace id, else None."""
+    if isinstance(value, str) and TRACE_ID_PATTERN.fullmatch(value):
+        return value
+    return None
 
 
 class ProtocolError(ValueError):
@@ -68,6 +80,7 @@ class Request(NamedTuple):
     timeout_ms: int | None
     raw: dict
     sent_at: float | None = None
+    trace_id: str | None = None
 
 
 def _default(obj: Any) -> Any:
@@ -190,17 +203,20 @@ def parse_request(obj: dict) -> Request:
         sent_at = None  # optional and informative only: never a reason to refuse
     return Request(action, payload, reply_to, request_id,
                    service if isinstance(service, str) else None,
-                   timeout_ms, obj, sent_at)
+                   timeout_ms, obj, sent_at, valid_trace_id(obj.get("trace_id")))
 
 
 def request_envelope(action: str, payload: Any, reply_to: str, request_id: str,
-                     service: str, timeout_ms: int | None, sent_at: float | None = None) -> dict:
+                     service: str, timeout_ms: int | None, sent_at: float | None = None,
+                     trace_id: str | None = None) -> dict:
     msg = {"action": action, "payload": payload, "reply_to": reply_to,
            "request_id": request_id, "service": service}
     if timeout_ms is not None:
         msg["timeout_ms"] = timeout_ms
     if sent_at is not None:
         msg["sent_at"] = round(sent_at, 3)
+    if trace_id is not None:
+        msg["trace_id"] = trace_id
     return msg
 
 

@@ -16,11 +16,13 @@ class PubSubRequest:
     """One request received on the service channel.
 
     ``payload`` is what the caller sent; ``action``, ``reply_to``,
-    ``request_id`` and ``service`` come from the envelope, ``raw`` is the
-    whole decoded message.
+    ``request_id``, ``service`` and ``trace_id`` come from the envelope,
+    ``raw`` is the whole decoded message. ``log_id`` is the id the service's
+    log records carry: the trace id when the caller gave one (the HTTP
+    request's ``X-Request-ID``), else the request id.
     """
 
-    __slots__ = ("action", "payload", "reply_to", "request_id", "service", "timeout_ms", "raw")
+    __slots__ = ("action", "payload", "reply_to", "request_id", "service", "timeout_ms", "raw", "trace_id")
 
     def __init__(self, message: protocol.Request):
         self.action = message.action
@@ -30,6 +32,12 @@ class PubSubRequest:
         self.service = message.service
         self.timeout_ms = message.timeout_ms
         self.raw = message.raw
+        self.trace_id = message.trace_id
+
+    @property
+    def log_id(self) -> str | None:
+        rid = self.request_id
+        return self.trace_id or (str(rid) if rid is not None else None)
 
     def __repr__(self) -> str:
         return f"PubSubRequest(action={self.action!r}, request_id={self.request_id!r})"
@@ -51,6 +59,7 @@ class PubSubResponse:
         self._publish = publish
         self._log = log or logging.getLogger("daebus")
         self.finished = False
+        self.error_code: str | None = None  # the code of the final reply, when an error
 
     @property
     def request_id(self):
@@ -90,6 +99,8 @@ class PubSubResponse:
             return 0
         if final:
             self.finished = True
+            if status == protocol.ERROR:
+                self.error_code = payload.get("code") if isinstance(payload, dict) else protocol.HANDLER_ERROR
         if self._req is None or not self._req.reply_to:
             return 0
         envelope = protocol.reply_envelope(self._req.request_id, status, payload, final)
@@ -101,6 +112,7 @@ class PubSubResponse:
                 self._req.request_id, protocol.ERROR,
                 protocol.error_payload(f"reply not serialisable: {exc}", protocol.HANDLER_ERROR), True))
             self.finished = True
+            self.error_code = protocol.HANDLER_ERROR
         try:
             return self._publish(self._req.reply_to, text)
         except REDIS_ERRORS as exc:

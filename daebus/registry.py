@@ -19,7 +19,7 @@ import os
 import socket
 import time
 
-from . import protocol
+from . import metrics, protocol
 
 OWNER = "owner"
 GROUP = "group"
@@ -35,12 +35,14 @@ def member_key(service: str, token: str) -> str:
 
 
 def record(service: str, *, actions, channels, version: str, started_at: float, status: str,
-           schemas: dict | None = None) -> dict:
+           schemas: dict | None = None, metrics: str | None = None) -> dict:
     info = {"name": service, "pid": os.getpid(), "host": socket.gethostname(),
             "started_at": started_at, "version": version,
             "actions": sorted(actions), "channels": sorted(channels), "status": status}
     if schemas:
         info["schemas"] = schemas  # only services that declare contracts carry the field
+    if metrics is not None:
+        info["metrics"] = metrics  # the JSON text of a ServiceMetrics snapshot
     return info
 
 
@@ -74,6 +76,13 @@ def parse(raw: dict) -> dict:
         except (KeyError, ValueError):
             info[field] = None
     info["mode"] = info.get("mode") or OWNER
+    snapshot = info.pop("metrics", None)
+    info["metrics"] = None
+    if snapshot:
+        try:
+            info["metrics"] = metrics.parse_snapshot(snapshot)
+        except ValueError as exc:
+            info["metrics_error"] = str(exc)
     return info
 
 
@@ -96,7 +105,9 @@ def members(client, service: str) -> list[dict]:
 
 def list_services(client) -> list[dict]:
     """Live services, sorted by name, each with its ``mode``, actions,
-    channels and ``instances`` (one for an owner, every member of a group)."""
+    channels, ``instances`` (one for an owner, every member of a group) and
+    ``metrics`` (a parsed snapshot, the members' added up for a group; None
+    with ``metrics_error`` saying why when one was corrupt)."""
     services = []
     now = time.time()
     for name in client.scan_iter(match=protocol.REGISTRY_PREFIX + "*", count=100):
@@ -109,6 +120,10 @@ def list_services(client) -> list[dict]:
         if info["mode"] == GROUP:
             group = members(client, info["name"])
             info["instances"] = [_instance(m, now) for m in group]
+            info["metrics"] = metrics.merge([m["metrics"] for m in group if m.get("metrics")])
+            errors = [m["metrics_error"] for m in group if m.get("metrics_error")]
+            if errors:
+                info["metrics_error"] = errors[0]
             first = group[0] if group else {}
             info.update(pid=first.get("pid"), host=first.get("host"), started_at=first.get("started_at"))
         else:

@@ -17,6 +17,7 @@ from .errors import NameTaken
 from .membership import Membership
 from .expiry import TransitClock
 from .kept import KeepingPublisher
+from .metrics import NullMetrics, ServiceMetrics
 from .pool import WorkerPool
 from .pubsub import Broadcaster
 from .scheduler import TaskScheduler
@@ -61,7 +62,9 @@ class Runtime:
             from . import aio  # asyncio is imported only by services that use it
             self.aio = aio.EventLoop(self.service, app.max_workers)
         self._async_actions = {name for name, fn in app.actions.items() if is_async(fn)}
-        self.scheduler = TaskScheduler(app, list(app.tasks.values()), aio=self.aio)
+        self.metrics = (ServiceMetrics if self.settings.metrics else NullMetrics)(
+            app.actions, app.listeners, app.tasks)
+        self.scheduler = TaskScheduler(app, list(app.tasks.values()), aio=self.aio, metrics=self.metrics)
         self.threads = {name: ManagedThread(app, spec) for name, spec in app.threads.items()}
         self.started_at = time.time()
         self._transit = TransitClock()
@@ -239,6 +242,7 @@ class Runtime:
             self._busy_log.set("ok", logging.INFO, "work queue accepting requests again")
             return
         self._inflight.pop(id(message), None)
+        self.metrics.busy(message.action)
         self._busy_log.set("busy", logging.WARNING, "work queue full (%d workers, %d queued): "
                            "answering 'busy'", self.app.max_workers, self.settings.queue_size)
         if message.reply_to:
@@ -272,15 +276,19 @@ class Runtime:
 
     def _expired(self, message: protocol.Request, sent: float) -> bool:
         if message.timeout_ms and (time.monotonic() - sent) * 1000 > message.timeout_ms:
+            self.metrics.expired(message.action)
             log.debug("skipped %r request %s: its caller gave up after %d ms",
-                      message.action, message.request_id, message.timeout_ms)
+                      message.action, message.request_id, message.timeout_ms,
+                      extra={"daebus_action": message.action,
+                             "daebus_request_id": message.trace_id or message.request_id})
             return True
         return False
 
     def _handle_request(self, message: protocol.Request, sent: float) -> None:
         try:
             if not self._expired(message, sent):
-                run_action(self.app, message, self.publish)
+                code = run_action(self.app, message, self.publish)
+                self.metrics.call(message.action, time.monotonic() - sent, code)
         finally:
             self._inflight.pop(id(message), None)
 
@@ -288,13 +296,21 @@ class Runtime:
         from .aio import run_action_async
         try:
             if not self._expired(message, sent):
-                await run_action_async(self.app, message, self.publish)
+                code = await run_action_async(self.app, message, self.publish)
+                self.metrics.call(message.action, time.monotonic() - sent, code)
         finally:
             self._inflight.pop(id(message), None)
 
+    def _listen(self, handler, channel: str, payload: dict) -> None:
+        started = time.monotonic()
+        ok = run_listener(self.app, handler, channel, payload)
+        self.metrics.listener(channel, time.monotonic() - started, not ok)
+
     async def _listen_async(self, handler, channel: str, payload: dict) -> None:
         from .aio import run_listener_async
-        await run_listener_async(self.app, handler, channel, payload)
+        started = time.monotonic()
+        ok = await run_listener_async(self.app, handler, channel, payload)
+        self.metrics.listener(channel, time.monotonic() - started, not ok)
 
     def _on_event(self, channel: str, data: bytes) -> None:
         try:
@@ -306,12 +322,14 @@ class Runtime:
             if is_async(handler):
                 accepted = self._on_loop(channel, self._listen_async, handler, channel, payload)
             else:
-                accepted = self.pool.submit(run_listener, self.app, handler, channel, payload)
+                accepted = self.pool.submit(self._listen, handler, channel, payload)
             if not accepted:
                 log.warning("work queue full: dropped a message on %r", channel)
 
+
     # -- supervision -----------------------------------------------------------
     def _on_restored(self, outage: float) -> None:
+        self.metrics.reconnected()
         self._register("running")
         if self.ready.is_set():
             self.notifier.status(f"serving (Redis restored after {outage:.1f} s)")
@@ -320,7 +338,9 @@ class Runtime:
         self.membership.claim(registry.record(
             self.service, actions=self.app.actions, channels=self.app.listeners,
             version=__version__, started_at=self.started_at, status=status,
-            schemas=schemas.published(self.app)))
+            schemas=schemas.published(self.app),
+            metrics=self.metrics.snapshot(uptime=time.time() - self.started_at, queued=self.pool.queued,
+                                          in_flight=self.pool.unfinished - self.pool.queued)))
 
     def _register(self, status: str) -> None:
         """Refresh this instance's registry entry; if another live instance

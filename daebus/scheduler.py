@@ -12,6 +12,7 @@ import datetime
 import logging
 import sys
 import threading
+import time
 
 from .blueprint import BackgroundTask, is_async
 from .context import app_context
@@ -50,14 +51,17 @@ def _trigger(task: BackgroundTask):
 class TaskScheduler:
     """Starts and stops an app's background tasks."""
 
-    def __init__(self, app, tasks: list[BackgroundTask], aio=None):
+    def __init__(self, app, tasks: list[BackgroundTask], aio=None, metrics=None):
         self.app = app
         self.tasks = tasks
         self.aio = aio  # the app's EventLoop, for async def tasks
+        self.metrics = metrics
         self._scheduler = None
 
     def _wrap(self, task: BackgroundTask):
         def run():
+            started = time.monotonic()
+            failed = False
             with app_context(self.app):
                 try:
                     if is_async(task.fn):
@@ -69,7 +73,10 @@ class TaskScheduler:
                 except concurrent.futures.CancelledError:
                     log.info("background task %r cancelled at shutdown", task.name)
                 except Exception:  # noqa: BLE001 - a failing run must not stop the schedule
+                    failed = True
                     log.exception("background task %r failed", task.name)
+            if self.metrics is not None:
+                self.metrics.task(task.name, time.monotonic() - started, failed)
         return run
 
     def start(self) -> None:

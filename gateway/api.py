@@ -23,6 +23,7 @@ from daebus import protocol
 from daebus.errors import ConnectionLost, DaebusError
 
 from . import openapi
+from . import metrics, observe
 from .errors import ApiError, from_daebus, json_response
 from .events import TooManyStreams, sse_body
 from .progress import start_call
@@ -108,11 +109,12 @@ def call_action(service: str, action: str):
     payload = _read_payload(gateway.settings.max_body_bytes)
     timeout = _timeout(gateway.settings)
     if _wants_events():
-        body = start_call(functools.partial(gateway.call, service, action, payload, timeout),
+        body = start_call(functools.partial(gateway.call, service, action, payload, timeout,
+                                            trace_id=observe.request_id()),
                           timeout, gateway.settings.heartbeat)
         return _event_stream(body, gateway.settings)
     try:
-        result = gateway.call(service, action, payload, timeout)
+        result = gateway.call(service, action, payload, timeout, trace_id=observe.request_id())
     except DaebusError as exc:
         raise from_daebus(exc) from exc
     return json_response({"result": result})
@@ -161,6 +163,12 @@ def services():
                         "channels": _only(schemas.get("channels"), channels)},
         })
     return json_response({"services": listed})
+
+
+@bp.get(metrics.PATH)
+def prometheus_metrics():
+    """The gateway's figures and every live service's counters (Prometheus text)."""
+    return Response(_gateway().metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 def _only(schemas, names: list[str]) -> dict:

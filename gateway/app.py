@@ -26,16 +26,17 @@ from werkzeug.security import safe_join
 
 from daebus import DaebusCaller, registry
 from daebus.caller import shared_client
-from daebus.errors import BadRequest, ConnectionLost
+from daebus.errors import BadRequest, ConnectionLost, DaebusError
 from daebus.schemas import describe
 from daebus.transport import REDIS_ERRORS, connect, redact
 
-from . import api, errors, security
+from . import api, errors, observe, security
 from . import settings as settings_module
 from .contracts import Contracts
 from .events import EventHub
 from .expose import Exposure
 from .replay import History
+from .metrics import GatewayMetrics
 from .settings import Settings
 
 log = logging.getLogger("gateway")
@@ -70,6 +71,7 @@ class Gateway:
         self._health_client = None
         self._callers: dict[str, DaebusCaller] = {}
         self.contracts = Contracts(lambda: shared_client(self.settings.redis_url))
+        self.metrics = GatewayMetrics(self)
 
     def start(self) -> None:
         """Subscribe to broadcasts and replies in this process (idempotent;
@@ -108,18 +110,29 @@ class Gateway:
             self._hub.close_streams()
 
     def call(self, service: str, action: str, payload: dict, timeout: float,
-             on_progress=None) -> Any:
+             on_progress=None, trace_id: str | None = None) -> Any:
         """Send one request through daebus and return the reply's payload;
-        ``on_progress(payload)`` gets each progress reply."""
-        if self.hub.redis_down:
-            # The caller would wait for its reply subscription until the
-            # timeout; the event hub already knows Redis is gone.
-            raise ConnectionLost(f"Redis at {redact(self.settings.redis_url)} is unavailable")
+        ``on_progress(payload)`` gets each progress reply. Counted by outcome
+        (``ok`` or the error code) once it goes to the bus."""
         # Checked here so that a payload breaking the action's schema never
         # reaches the bus; the service would refuse it the same way.
         problems = self.contracts.problems(service, action, payload)
         if problems:
             raise BadRequest(f"invalid payload for {service}/{action}: {describe(problems)}", details=problems)
+        try:
+            result = self._call(service, action, payload, timeout, on_progress, trace_id)
+        except DaebusError as exc:
+            self.metrics.bus_call(service, exc.code)
+            raise
+        self.metrics.bus_call(service, "ok")
+        return result
+
+    def _call(self, service: str, action: str, payload: dict, timeout: float, on_progress,
+              trace_id: str | None) -> Any:
+        if self.hub.redis_down:
+            # The caller would wait for its reply subscription until the
+            # timeout; the event hub already knows Redis is gone.
+            raise ConnectionLost(f"Redis at {redact(self.settings.redis_url)} is unavailable")
         # One caller per service, reused by every thread: it caches its route
         # to the process's reply subscription and publisher.
         caller = self._callers.get(service)
@@ -128,7 +141,8 @@ class Gateway:
                 self._callers.clear()  # bounded, whatever names "*" lets through
             caller = self._callers[service] = DaebusCaller(service, redis_url=self.settings.redis_url,
                                                            timeout=self.settings.default_timeout)
-        return caller.send_request(action, payload, timeout=timeout, on_progress=on_progress)
+        return caller.send_request(action, payload, timeout=timeout, on_progress=on_progress,
+                                   trace_id=trace_id)
 
     def services(self) -> list[dict]:
         self.start()
@@ -190,7 +204,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """
     settings = config if isinstance(config, Settings) else settings_module.load(config)
     app = Flask(__name__, static_folder=None)
-    app.extensions[EXTENSION] = Gateway(settings)
+    gateway = app.extensions[EXTENSION] = Gateway(settings)
+    observe.install(app, gateway)  # first: refusals are counted and carry an id too
     errors.install(app)
     security.install(app, settings)
     app.register_blueprint(api.bp)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from daebus import protocol
@@ -67,6 +67,7 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def on_api_error(exc: ApiError):
+        g.error_code = exc.code  # for the access log line
         return exc.response()
 
     @app.errorhandler(HTTPException)

@@ -22,6 +22,7 @@ from gunicorn import glogging
 
 from daebus import logs
 from daebus.errors import ConfigError
+from daebus.journal import JournalHandler
 from daebus.systemd import Notifier
 from gateway.app import get_gateway
 from gateway.security import address_is_loopback
@@ -59,15 +60,19 @@ if os.path.isdir("/dev/shm"):
 
 
 class GatewayLogger(glogging.Logger):
-    """gunicorn's error log, with ``<N>`` priority prefixes under journald,
-    and a handler for the app's own loggers (``gateway``, ``daebus``)."""
+    """gunicorn's error log and the app's own loggers (``gateway``,
+    ``daebus``) as structured journald entries under systemd (stderr lines
+    with ``<N>`` priority prefixes when journald's socket is missing)."""
 
     def setup(self, cfg):
         super().setup(cfg)
-        if logs.under_journal(sys.stderr):
-            for handler in self.error_log.handlers:
-                handler.setFormatter(logs.JournalFormatter("%(message)s"))
-        logs.setup(cfg.loglevel)
+        handler = logs.handler(proc_name)
+        if isinstance(handler, JournalHandler):
+            self.error_log.handlers = [handler]
+        elif logs.under_journal(sys.stderr):
+            for existing in self.error_log.handlers:
+                existing.setFormatter(logs.JournalFormatter("%(message)s"))
+        logs.setup(cfg.loglevel, identifier=proc_name)
 
 
 logger_class = GatewayLogger

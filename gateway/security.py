@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, request
 
 from .errors import ApiError
+from .metrics import PATH as METRICS_PATH
 
 API_PREFIX = "/api/"
 # Open without a token: a monitor can watch the box without holding secrets.
@@ -118,6 +119,11 @@ def presented_token() -> str | None:
     return request.args.get("access_token")
 
 
+def guarded(path: str) -> bool:
+    """Paths under the API's rules (Origin, token): the API and ``/metrics``."""
+    return path.startswith(API_PREFIX) or path == METRICS_PATH
+
+
 def install(app: Flask, settings) -> None:
     """Register the checks on ``app`` (before any view runs)."""
 
@@ -128,7 +134,7 @@ def install(app: Flask, settings) -> None:
         if not host_allowed(host, settings.allowed_hosts):
             raise ApiError(400, "bad_host", f"host {host!r} is not allowed; add it to "
                            f"gateway.allowed_hosts in {settings.config_file}")
-        if not request.path.startswith(API_PREFIX):
+        if not guarded(request.path):
             return None
         origin = request.headers.get("Origin")
         if origin is not None:
@@ -150,7 +156,7 @@ def install(app: Flask, settings) -> None:
     @app.after_request
     def add_headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if request.path.startswith(API_PREFIX):
+        if guarded(request.path):
             response.headers.setdefault("Cache-Control", "no-store")
             origin = request.headers.get("Origin")
             if (origin and settings.cors_origins and not origin_allowed(origin, request.host, ())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import array
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -307,3 +309,76 @@ class TcpProxy:
             except OSError:
                 pass
             sock.close()
+
+
+def parse_journal_entry(data: bytes) -> dict:
+    """Fields of one entry in journald's native format."""
+    fields: dict = {}
+    i = 0
+    while i < len(data):
+        end = data.index(b"\n", i)
+        line = data[i:end]
+        if b"=" in line:
+            name, value = line.split(b"=", 1)
+            fields[name.decode()] = value.decode()
+            i = end + 1
+        else:
+            size = struct.unpack("<Q", data[end + 1:end + 9])[0]
+            start = end + 9
+            fields[line.decode()] = data[start:start + size].decode()
+            assert data[start + size:start + size + 1] == b"\n", "a binary field must end with a newline"
+            i = start + size + 1
+    return fields
+
+
+class JournalSink:
+    """A datagram socket standing in for journald's: collects entries,
+    including those passed as a memfd. ``read=False`` never reads, so the
+    queue fills up as with a journald that has stalled."""
+
+    def __init__(self, path: str | None = None, read: bool = True):
+        self.path = path or os.path.join(tempfile.mkdtemp(prefix="daebus-journal-"), "socket")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.entries: list[dict] = []
+        self.memfd_entries = 0
+        self._cond = threading.Condition()
+        if read:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(8 * 1024 * 1024, socket.CMSG_SPACE(16))
+            except OSError:
+                return
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fd = array.array("i", payload[:4])[0]
+                    with os.fdopen(fd, "rb") as f:
+                        f.seek(0)  # the sender's writes moved the shared offset, as journald's mmap ignores
+                        data = f.read()
+                    self.memfd_entries += 1
+            with self._cond:
+                self.entries.append(parse_journal_entry(data))
+                self._cond.notify_all()
+
+    def wait_for(self, timeout: float = 10, **fields) -> dict:
+        """The first entry whose fields include ``fields``."""
+        def match():
+            return next((e for e in self.entries if all(e.get(k) == v for k, v in fields.items())), None)
+        with self._cond:
+            entry = self._cond.wait_for(match, timeout)
+        assert entry, f"no journal entry with {fields}; got {self.entries}"
+        return entry
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader, so the socket really goes
+        except OSError:
+            pass
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass

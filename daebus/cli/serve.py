@@ -57,6 +57,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from ..workers import read_worker
 
     config = read_worker(args.name)
+    # The unit's SyslogIdentifier only reaches stderr lines; structured
+    # journal entries name themselves the same way.
+    os.environ.setdefault(logs.IDENTIFIER_ENV, f"daebus-worker-{args.name}")
     os.environ.update(config.env)
     for folder in reversed(config.python_path):
         if folder not in sys.path:
