@@ -23,6 +23,11 @@ def echo():
     return request.payload
 
 
+@app.action("aecho")
+async def aecho():
+    return request.payload
+
+
 @app.action("fail")
 def fail():
     raise ValueError("the handler broke on purpose")

@@ -128,6 +128,13 @@ def test_listener_runs_and_failures(observed, redis_server):
     assert figures[("daebus_listener_failures_total", labels(service="observed", listener="observed.news"))] == 1
 
 
+def test_async_actions_are_counted_too(observed):
+    _, gw = observed
+    assert [gw.post("/api/services/observed/aecho", {"i": i}).status_code for i in range(2)] == [200, 200]
+    key = ("daebus_action_calls_total", labels(service="observed", action="aecho"))
+    assert scrape_until(gw, lambda f: f.get(key) == 2)[key] == 2
+
+
 def test_a_corrupt_snapshot_beside_a_live_service(observed, redis_server):
     _, gw = observed
     client = redis_server.client()
