@@ -16,7 +16,7 @@ import sys
 from .. import __version__
 from ..errors import DaebusError
 from . import bus, config, doctor, new, serve, services
-from .common import CommandError, Exit, exit_for, say_error
+from .common import MEANINGS, CommandError, Exit, exit_for, say_error
 
 __all__ = ["Exit", "CommandError", "build_parser", "main"]
 
@@ -27,8 +27,8 @@ COMMAND_GROUPS = (serve, bus, services, new, doctor, config)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="daebus", description="Run, call and inspect Daebus services.",
-        epilog="Exit status: 0 ok, 1 failure, 2 usage or configuration error, 3 remote error, "
-               "4 service unavailable, 5 timeout, 6 Redis unreachable. See daebus(1).")
+        epilog="Exit status: " + "; ".join(f"{int(code)} {text}" for code, text in MEANINGS.items())
+               + ". See daebus(1).")
     parser.add_argument("--version", action="version", version=f"daebus {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in COMMAND_GROUPS:

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from .. import logs
-from ..errors import (ConfigError, ConnectionLost, DaebusError, RemoteError, RequestTimeout,
+from ..errors import (ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError, RequestTimeout,
                       ServiceUnavailable)
 
 
@@ -22,13 +22,27 @@ class Exit(enum.IntEnum):
     """The exit statuses of every ``daebus`` command (documented in daebus(1))."""
 
     OK = 0
-    FAILURE = 1          # the app failed, or ``doctor`` found a problem
-    USAGE = 2            # bad arguments, bad JSON, a configuration error
-    REMOTE_ERROR = 3     # the service answered with an error
-    UNAVAILABLE = 4      # no such service running
-    TIMEOUT = 5          # no answer within the timeout
-    REDIS = 6            # Redis unreachable, or lost while waiting
-    INTERRUPTED = 130    # Ctrl-C during a command that was not meant to run until it
+    FAILURE = 1
+    USAGE = 2
+    REMOTE_ERROR = 3
+    UNAVAILABLE = 4
+    TIMEOUT = 5
+    REDIS = 6
+    INTERRUPTED = 130
+    NAME_TAKEN = NameTaken.exit_status
+
+
+MEANINGS = {
+    Exit.OK: "ok",
+    Exit.FAILURE: "failure (the app failed, or doctor found a problem)",
+    Exit.USAGE: "usage or configuration error (bad arguments, bad JSON)",
+    Exit.REMOTE_ERROR: "the service answered with an error",
+    Exit.UNAVAILABLE: "service unavailable",
+    Exit.TIMEOUT: "timeout",
+    Exit.REDIS: "Redis unreachable",
+    Exit.INTERRUPTED: "interrupted by Ctrl-C",
+    Exit.NAME_TAKEN: "run, worker: another live instance serves the name",
+}
 
 
 _EXIT_FOR_ERROR = ((ConfigError, Exit.USAGE), (RemoteError, Exit.REMOTE_ERROR),
