@@ -46,6 +46,10 @@ MAX_CACHED_CALLERS = 256
 # Installed as /usr/share/daebus/{gateway,kiosk_demo}, and side by side in the repository.
 DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "kiosk_demo" / "static"
 
+# The page client, served at /daebus.js (and its types beside it) whatever static_dir is.
+CLIENT_DIR = Path(__file__).resolve().parent / "client"
+CLIENT_FILES = {"daebus.js": "text/javascript", "daebus.d.ts": "application/typescript"}
+
 BUILTIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Daebus gateway</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -186,6 +190,17 @@ def _register_ui(app: Flask, static_dir: Path | None) -> None:
         if static_dir is not None and (static_dir / "index.html").is_file():
             return send_from_directory(static_dir, "index.html")
         return BUILTIN_PAGE
+
+    def client_file(name: str):
+        response = send_from_directory(CLIENT_DIR, name, mimetype=CLIENT_FILES[name])
+        # Public code, no secret in it: a page on another origin may import it
+        # (module scripts are fetched with CORS); the API keeps its own rules.
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    for name in CLIENT_FILES:
+        app.add_url_rule(f"/{name}", f"client:{name}", client_file, defaults={"name": name},
+                         methods=["GET"])
 
     @app.get("/<page:filename>")
     def static_file(filename: str):

@@ -2,25 +2,20 @@
 // worker actions through the gateway, the list of running services, and an
 // honest "offline" state when the gateway or Redis cannot be reached.
 //
-// Gateway API used here:
-//   GET  /api/events?channel=...        {"channel", "data"} per broadcast, plus
-//                                       "status" events {"redis": "up"|"down"}
-//   POST /api/services/<svc>/<action>   {"result": ...} or {"error": {"code", "message"}}
-//   GET  /api/services                  {"services": [...]}
-//   GET  /api/health                    200 when the gateway and Redis answer
-"use strict";
+// Calls and live events go through the gateway's client, /daebus.js; the
+// page itself only reads GET /api/services for the list of services.
+import { call, configure, subscribe } from "./daebus.js";
 
-(() => {
+{
   const CHANNELS = ["sensors.readings", "display.state", "system.status", "system.diagnostics"];
   const STALE_AFTER_MS = 5000;       // a reading older than this is shown as stale
   const SERVICES_EVERY_MS = 3000;
-  const HEALTH_EVERY_MS = 2000;      // while offline
-  const REFUSED_RETRY_MS = 10000;    // the gateway answers but refuses the stream
   const HISTORY = 60;                // readings in the sparkline
 
   // A token for gateways that require one: open the page as /?token=...
   const TOKEN = new URLSearchParams(location.search).get("token");
   const AUTH = TOKEN ? { Authorization: "Bearer " + TOKEN } : {};
+  if (TOKEN) configure({ token: TOKEN });
 
   const $ = (id) => document.getElementById(id);
 
@@ -82,26 +77,13 @@
   };
 
   // Resolves to {ok: true, result} or {ok: false, code, message}; never throws.
-  async function callAction(service, action, payload, timeoutSeconds) {
-    const query = timeoutSeconds ? "?timeout=" + timeoutSeconds : "";
-    let response;
+  async function callAction(service, action, payload, timeoutSeconds, onProgress) {
     try {
-      response = await fetch(`/api/services/${encodeURIComponent(service)}/${encodeURIComponent(action)}${query}`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", ...AUTH },
-        body: JSON.stringify(payload || {}),
-        cache: "no-store",
-      });
+      return { ok: true, result: await call(service, action, payload || {}, { timeout: timeoutSeconds, onProgress }) };
     } catch (err) {
-      checkHealthSoon();
-      return { ok: false, code: "offline", message: FRIENDLY.offline() };
+      const friendly = FRIENDLY[err.code];
+      return { ok: false, code: err.code, message: friendly ? friendly(service) : err.message };
     }
-    let body = null;
-    try { body = await response.json(); } catch (err) { /* not JSON: a proxy's error page */ }
-    if (response.ok && body && "result" in body) return { ok: true, result: body.result };
-    const error = (body && body.error) || { code: "http_" + response.status, message: response.statusText };
-    const friendly = FRIENDLY[error.code];
-    return { ok: false, code: error.code, message: friendly ? friendly(service) : error.message };
   }
 
   function errorText(reply) {
@@ -304,7 +286,9 @@
     ownRun = true;
     setStatus(status, "pending", "Running diagnostics…");
     showProgress({ percent: 0, done: false });
-    const reply = await callAction("system", "run_diagnostics", {}, 30);
+    // The steps come as progress replies of the call itself; other screens
+    // see them as broadcasts.
+    const reply = await callAction("system", "run_diagnostics", {}, 30, showProgress);
     button.disabled = false;
     ownRun = false;
     if (!reply.ok) {
@@ -387,111 +371,43 @@
 
   // -- live events and reconnection -------------------------------------------------
 
-  let source = null;
-  let healthTimer = null;
-
   const HANDLERS = {
     "sensors.readings": showReading,
     "display.state": showDisplay,
     "system.status": showSystem,
-    "system.diagnostics": showProgress,
+    // This page's own run shows the progress replies of its call instead.
+    "system.diagnostics": (step) => { if (!ownRun) showProgress(step); },
   };
 
-  function eventsUrl() {
-    const params = new URLSearchParams();
-    CHANNELS.forEach((c) => params.append("channel", c));
-    if (TOKEN) params.set("access_token", TOKEN);
-    return "/api/events?" + params.toString();
+  const WHY_OFFLINE = {
+    redis: () => ["Redis is unreachable.",
+      "The gateway is up but has lost Redis: no live data, and controls won't work until it is back."],
+    unreachable: () => ["The gateway is unreachable.", `Nothing answers at ${location.host}. Retrying…`],
+    interrupted: () => ["The gateway is unreachable.", `Nothing answers at ${location.host}. Retrying…`],
+    refused: (detail) => ["Live updates refused.", detail.message || `HTTP ${detail.status}`],
+  };
+
+  function onStatus(state, detail) {
+    if (state === "live") {
+      setConnection("live");
+      refreshAll();
+    } else if (state === "offline") {
+      const [title, text] = (WHY_OFFLINE[detail && detail.reason] || WHY_OFFLINE.unreachable)(detail || {});
+      setConnection("offline", title, text);
+    } else {
+      setConnection(state);
+    }
   }
 
   function openStream() {
-    closeStream();
-    source = new EventSource(eventsUrl());
-    source.onmessage = (e) => {
-      let message;
-      try { message = JSON.parse(e.data); } catch (err) { return; }
-      const handler = HANDLERS[message.channel];
-      if (handler && message.data) handler(message.data);
-    };
-    source.addEventListener("status", (e) => {
-      let status = {};
-      try { status = JSON.parse(e.data); } catch (err) { /* keep the last state */ }
-      if (status.redis === "down") {
-        setConnection("offline", "Redis is unreachable.",
-          "The gateway is up but has lost Redis: no live data, and controls won't work until it is back.");
-      } else {
-        setConnection("live");
-        refreshAll();
-      }
-    });
-    // EventSource retries by itself after a network error but gives up for
-    // good on an HTTP error; either way, ask /api/health what is going on and
-    // open a new stream once everything answers.
-    source.onerror = () => {
-      closeStream();
-      setConnection("reconnecting");
-      checkHealthSoon();
-    };
-  }
-
-  function closeStream() {
-    if (source) {
-      source.onerror = null;
-      source.close();
-      source = null;
-    }
-  }
-
-  function checkHealthSoon(delay = 0) {
-    clearTimeout(healthTimer);
-    healthTimer = setTimeout(checkHealth, delay);
-  }
-
-  // Why the gateway refuses the event stream (not exposed, too many
-  // streams...), or null when it accepts it.
-  async function streamRefusal() {
-    const controller = new AbortController();
-    try {
-      const response = await fetch(eventsUrl(), { signal: controller.signal, cache: "no-store" });
-      if (response.ok) return null;
-      const body = await response.json().catch(() => ({}));
-      return (body.error && body.error.message) || `HTTP ${response.status}`;
-    } catch (err) {
-      return null;  // a network error: the next health check finds out
-    } finally {
-      controller.abort();
-    }
-  }
-
-  async function checkHealth() {
-    if (source) return;
-    let response, body = {};
-    try {
-      response = await fetch("/api/health", { cache: "no-store" });
-      body = await response.json().catch(() => ({}));
-    } catch (err) {
-      setConnection("offline", "The gateway is unreachable.",
-        `Nothing answers at ${location.host}. Retrying every ${HEALTH_EVERY_MS / 1000} s.`);
-      checkHealthSoon(HEALTH_EVERY_MS);
-      return;
-    }
-    if (!response.ok) {
-      const why = body.error && body.error.message ? ` (${body.error.message})` : "";
-      setConnection("offline", "Redis is unreachable.", `The gateway answers but cannot reach Redis${why}. Retrying…`);
-      checkHealthSoon(HEALTH_EVERY_MS);
-      return;
-    }
-    const refusal = await streamRefusal();
-    if (refusal) {
-      setConnection("offline", "Live updates refused.", refusal);
-      checkHealthSoon(REFUSED_RETRY_MS);
-      return;
-    }
-    openStream();
+    subscribe(CHANNELS, (channel, data) => {
+      const handler = HANDLERS[channel];
+      if (handler && data) handler(data);
+    }, { onStatus, onGap: refreshAll });
   }
 
   // What the page shows that isn't only pushed: asked again after every
-  // (re)connection, since broadcasts sent while away are not replayed.
+  // (re)connection, and when the gateway says events were missed.
   function refreshAll() {
     loadHistory();
     loadDisplay();
@@ -512,4 +428,4 @@
     loadServices();
     openStream();
   });
-})();
+}
