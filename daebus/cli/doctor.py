@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -245,13 +246,14 @@ class Doctor:
 
 def _gateway_settings_module():
     """The gateway's settings module, when the gateway is installed here."""
-    try:
-        from gateway import settings
-    except ImportError:
+    if importlib.util.find_spec("gateway") is None:
         if not Path(APPLIANCE_DIR, "gateway", "settings.py").is_file():
             return None
         sys.path.append(APPLIANCE_DIR)
+    try:
         from gateway import settings
+    except ImportError:  # a gateway without its dependencies (Flask) is not installed
+        return None
     return settings
 
 
