@@ -37,12 +37,17 @@ def fetch(url: str) -> list[dict]:
 def render(services: list[dict]) -> str:
     if not services:
         return "no services running"
+    from ..registry import GROUP
+
     rows = [COLUMNS]
     for info in services:
-        rows.append((info["name"], str(info.get("pid") or "-"), info.get("host") or "-",
-                     age(info.get("uptime")), info.get("status") or "-",
-                     ", ".join(info.get("actions") or []) or "-",
-                     ", ".join(info.get("channels") or []) or "-"))
+        name = f"{info['name']} (group)" if info.get("mode") == GROUP else info["name"]
+        # A group has a row per live member; an owner's one instance is the record itself.
+        for instance in info.get("instances") or [info]:
+            rows.append((name, str(instance.get("pid") or "-"), instance.get("host") or "-",
+                         age(instance.get("uptime")), instance.get("status") or "-",
+                         ", ".join(info.get("actions") or []) or "-",
+                         ", ".join(info.get("channels") or []) or "-"))
     return table(rows)
 
 
