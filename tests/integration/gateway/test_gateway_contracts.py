@@ -5,7 +5,6 @@ import json
 
 import pytest
 import redis
-from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from support import Service
 
@@ -55,10 +54,13 @@ def test_services_lists_the_schemas(gateway):
 
 
 def test_openapi_document_validates_and_lists_only_exposed_actions(gateway):
+    # A test dependency (pyproject's test extra); the appliance tier runs this
+    # suite with Debian's packages, where only the unit tier's copy of this check runs.
+    validator = pytest.importorskip("openapi_spec_validator")
     response = gateway.get("/api/openapi.json")
     assert response.status_code == 200
     doc = response.json()
-    validate(doc, cls=OpenAPIV31SpecValidator)
+    validator.validate(doc, cls=validator.OpenAPIV31SpecValidator)
     assert list(doc["paths"]) == ["/api/services/contracts/set_alarm"]
     body = doc["paths"]["/api/services/contracts/set_alarm"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["properties"]["hour"]["maximum"] == 23
