@@ -30,14 +30,17 @@ class TransitClock:
         self.window = window
         self._current = math.inf
         self._previous = math.inf
-        self._since = time.monotonic()
+        self._since: float | None = None
 
-    def transit(self, sent_at: float | None, now: float | None = None) -> float:
-        """Seconds the request spent between its caller and this service."""
+    def transit(self, sent_at: float | None, now: float | None = None, tick: float | None = None) -> float:
+        """Seconds the request spent between its caller and this service
+        (``now`` and ``tick``: this moment's wall and monotonic clocks)."""
         if sent_at is None or not math.isfinite(sent_at):
             return 0.0
         offset = (time.time() if now is None else now) - sent_at
-        tick = time.monotonic()
+        tick = time.monotonic() if tick is None else tick
+        if self._since is None:
+            self._since = tick
         # Two half-window buckets: the baseline is the lowest offset of the
         # last window/2 to window seconds.
         if tick - self._since >= self.window / 2:

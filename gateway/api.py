@@ -27,6 +27,7 @@ from . import metrics, observe
 from .errors import ApiError, from_daebus, json_response
 from .events import TooManyStreams, sse_body
 from .progress import start_call
+from .streamguard import guard
 
 bp = Blueprint("api", __name__)
 
@@ -84,17 +85,19 @@ def _wants_events() -> bool:
         == "text/event-stream"
 
 
-def _event_stream(body, settings) -> Response:
+def _event_stream(body, settings, on_gone=None) -> Response:
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
         # A browser that stops reading would block its thread in send()
-        # forever; with a timeout the write fails and the thread is freed.
+        # forever: guard() aborts the stream when there is no room for
+        # send_timeout, and this timeout is the backstop for a chunk larger
+        # than the room it found.
         sock.settimeout(settings.send_timeout)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
         except OSError:
             pass  # a socket type without the option: the queue bound still holds
-    response = Response(body, mimetype="text/event-stream")
+    response = Response(guard(body, sock, settings.send_timeout, on_gone), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer the stream
     return response
@@ -141,7 +144,8 @@ def events():
     # that opens a new EventSource passes it as a parameter instead.
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     plan = hub.resume(stream, last_event_id)
-    return _event_stream(sse_body(hub, stream, gateway.settings.heartbeat, plan), gateway.settings)
+    return _event_stream(sse_body(hub, stream, gateway.settings.heartbeat, plan), gateway.settings,
+                         on_gone=lambda: stream.close("gone"))
 
 
 @bp.get("/api/services")

@@ -42,7 +42,9 @@ settings = _load_settings()
 
 bind = list(settings.bind)
 workers = 1
-worker_class = "gthread"
+# gthread, except that a thread only gets a connection once its request has
+# arrived: slow clients wait on the worker's main loop (gateway.worker).
+worker_class = "gateway.worker.GatewayWorker"
 threads = settings.threads
 graceful_timeout = settings.graceful_timeout
 timeout = 30

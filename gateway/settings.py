@@ -70,6 +70,9 @@ GATEWAY = configspec.register(Section("gateway", "the HTTP gateway between brows
         "dropped.", check=at_least(1)),
     Key("send_timeout", FLOAT, 10.0, "seconds a write to a browser may block before that stream is "
         "closed.", check=more_than(0)),
+    Key("head_timeout", FLOAT, 10.0, "seconds a client has, from its first byte, to send a request's "
+        "head (and a body with `Content-Length`); a slower one gets 408 and never holds a thread.",
+        check=more_than(0)),
     Key("heartbeat", FLOAT, 15.0, "seconds between keep-alive comments on an idle stream.",
         check=more_than(0)),
     Key("graceful_timeout", INT, 3, "seconds gunicorn waits for requests in flight when stopping.",

@@ -3,7 +3,6 @@
 import json
 import logging
 import os
-import selectors
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import threading
 import time
 
 from http_harness import serve  # noqa: F401 - a fixture
+from stall_harness import Slowloris, p99
 from support import ROOT, free_port
 
 from daebus import Daebus, DaebusHttp
@@ -35,69 +35,6 @@ def make_app(**http_kwargs):
     return app
 
 
-class Slowloris:
-    """Connections that send a request head one byte at a time, each noting
-    when its first byte went out and when the server closed it."""
-
-    def __init__(self, port: int, count: int, interval: float = 0.5):
-        self.interval = interval
-        self.socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
-        self.started: dict[socket.socket, float] = {}
-        self.closed: dict[socket.socket, float] = {}
-        self.answers: dict[socket.socket, bytes] = {s: b"" for s in self.socks}
-        self.head = b"GET /ping HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 1000
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def _run(self):
-        sel = selectors.DefaultSelector()
-        for sock in self.socks:
-            sock.setblocking(False)
-            sel.register(sock, selectors.EVENT_READ)
-        sent = 0
-        next_send = time.monotonic()
-        while not self._stop.is_set() and len(self.closed) < len(self.socks):
-            if time.monotonic() >= next_send:
-                for sock in self.socks:
-                    if sock in self.closed:
-                        continue
-                    try:
-                        sock.send(self.head[sent:sent + 1])
-                        self.started.setdefault(sock, time.monotonic())
-                    except OSError:
-                        self._closed(sel, sock)
-                sent += 1
-                next_send += self.interval
-            for key, _ in sel.select(max(0.0, min(0.25, next_send - time.monotonic()))):
-                try:
-                    data = key.fileobj.recv(65536)
-                except OSError:
-                    data = b""
-                if data:
-                    self.answers[key.fileobj] += data
-                else:
-                    self._closed(sel, key.fileobj)
-
-    def _closed(self, sel, sock):
-        if sock not in self.closed:
-            self.closed[sock] = time.monotonic()
-            sel.unregister(sock)
-
-    def wait_closed(self, timeout: float) -> bool:
-        self.thread.join(timeout)
-        return not self.thread.is_alive()
-
-    def close(self):
-        self._stop.set()
-        self.thread.join(5)
-        for sock in self.socks:
-            sock.close()
-
-
 def timed_get(port: int) -> float:
     started = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -107,11 +44,6 @@ def timed_get(port: int) -> float:
             data += chunk
     assert data.startswith(b"HTTP/1.1 200 "), data[:100]
     return time.perf_counter() - started
-
-
-def p99(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, int(len(ordered) * 0.99) - 1)]
 
 
 def test_slowloris_costs_only_its_own_connections(serve):

@@ -75,3 +75,47 @@ def test_parse_request_rejects_bad_fields_and_keeps_the_reply_address(obj, known
 def test_reply_envelope_has_exactly_the_compatible_fields():
     assert protocol.reply_envelope("r", "success", None) == \
         {"status": "success", "payload": None, "request_id": "r", "final": True}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_dumps_refuses_non_finite_numbers(value):
+    with pytest.raises(ValueError):
+        protocol.dumps({"v": value})
+
+
+@pytest.mark.parametrize("text", ['{"v": NaN}', '{"v": Infinity}', '[-Infinity]'])
+def test_loads_refuses_non_finite_numbers(text):
+    with pytest.raises(ValueError, match="not valid JSON"):
+        protocol.loads(text)
+
+
+def test_nesting_too_deep_is_a_value_error_both_ways():
+    with pytest.raises(ValueError, match="nested too deeply"):
+        protocol.loads("[" * 100_000 + "]" * 100_000)
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        protocol.dumps(deep)
+
+
+def test_a_request_that_does_not_parse_still_names_its_sender():
+    data = (b'{"action":"echo","payload":' + b"[" * 100_000 + b"]" * 100_000 +
+            b',"reply_to":"caller:abc","request_id":"r\\"1"}')
+    with pytest.raises(protocol.ProtocolError) as exc:
+        protocol.decode_object(data, 10 * 1024 * 1024)
+    assert (exc.value.reply_to, exc.value.request_id) == ("caller:abc", 'r"1')
+    with pytest.raises(protocol.ProtocolError) as exc:
+        protocol.decode_object(b'{"v": NaN}', 1024)
+    assert (exc.value.reply_to, exc.value.request_id) == (None, None)
+
+
+def test_send_stamp_is_optional_and_never_a_reason_to_refuse():
+    envelope = protocol.request_envelope("a", {}, "caller:x", "r1", "svc", 1000, 1764500000.1234)
+    assert envelope["sent_at"] == 1764500000.123
+    assert protocol.parse_request(envelope).sent_at == 1764500000.123
+    assert protocol.parse_request({**envelope, "sent_at": "yesterday"}).sent_at is None
+    old = {k: v for k, v in envelope.items() if k != "sent_at"}
+    assert protocol.parse_request(old).sent_at is None
+    # The 0.0.x form without "payload": the stamp is not part of the payload.
+    assert protocol.parse_request({"action": "a", "sent_at": 1.0, "x": 1}).payload == {"x": 1}

@@ -11,7 +11,7 @@ from gateway import gunicorn_conf
 
 
 def test_gunicorn_settings():
-    assert gunicorn_conf.worker_class == "gthread"
+    assert gunicorn_conf.worker_class == "gateway.worker.GatewayWorker"
     assert gunicorn_conf.workers == 1
     assert gunicorn_conf.threads >= 16
     assert gunicorn_conf.preload_app is True
