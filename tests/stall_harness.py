@@ -60,6 +60,13 @@ class Slowloris:
             self.closed[sock] = time.monotonic()
             sel.unregister(sock)
 
+    def wait_started(self, timeout: float) -> None:
+        """Until every connection has sent its first byte."""
+        deadline = time.monotonic() + timeout
+        while len(self.started) < len(self.socks):
+            assert time.monotonic() < deadline, "the slow clients did not start"
+            time.sleep(0.01)
+
     def wait_closed(self, timeout: float) -> bool:
         self.thread.join(timeout)
         return not self.thread.is_alive()

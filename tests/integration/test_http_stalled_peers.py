@@ -50,6 +50,7 @@ def test_slowloris_costs_only_its_own_connections(serve):
     s = serve(make_app(timeout=BOUND, threads=4))
     attack = Slowloris(s.port, SLOW_CLIENTS).start()
     try:
+        attack.wait_started(5)
         # Normal requests for as long as the attack holds its connections open.
         latencies = []
         while len(attack.closed) < SLOW_CLIENTS and len(latencies) < 400:
