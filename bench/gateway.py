@@ -5,7 +5,7 @@ physical limit of the design.
 
 Two stacks answer ``POST /api/services/echo/echo`` on one private
 redis-server, both under gunicorn with the gateway's settings
-(gateway.gunicorn_conf: gthread, 1 worker, same threads):
+(gateway.gunicorn_conf: its gthread-based worker, 1 worker, same threads):
 
 * gateway:  the gateway app -> DaebusCaller -> Redis -> a daebus ``echo`` service;
 * baseline: a minimal Flask app -> raw redis-py PUBLISH + one reply
