@@ -27,6 +27,7 @@ ROOT = os.path.dirname(BENCH)
 sys.path[:] = [ROOT, os.path.join(ROOT, "tests")] + [p for p in sys.path if os.path.abspath(p or ".") != BENCH]
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import http.client  # noqa: E402
 import json  # noqa: E402
 import socket  # noqa: E402
@@ -121,13 +122,13 @@ def main() -> int:
 
     from support import NotifySocket, RedisServer, Service, free_port
 
-    redis_server = RedisServer().start()
     workdir = Path(tempfile.mkdtemp(prefix="daebus-bench-"))
-    procs: list[subprocess.Popen] = []
-    echo = None
     results: dict[str, dict[str, list]] = {}
-    try:
+    with contextlib.ExitStack() as cleanup:
+        redis_server = RedisServer().start()
+        cleanup.callback(redis_server.close)
         echo = Service("gateway_echo.py", redis_server.url, "stallecho", env={"DAEBUS_LOG_LEVEL": "warning"})
+        cleanup.callback(echo.close)
         ports = {}
         for name, extra in (("gateway worker", []), ("stock gthread", ["--worker-class", "gthread"])):
             port = ports[name] = free_port()
@@ -138,9 +139,10 @@ def main() -> int:
             notify = NotifySocket()
             env = {**os.environ, "DAEBUS_CONFIG": str(config), "PYTHONPATH": ROOT, "NOTIFY_SOCKET": notify.path}
             env.pop("DAEBUS_REDIS_URL", None)
-            procs.append(subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf",
-                                           *extra, "gateway.wsgi:app"], cwd=ROOT, env=env,
-                                          stderr=subprocess.DEVNULL))
+            gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf",
+                                         *extra, "gateway.wsgi:app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+            cleanup.callback(gunicorn.wait, 15)
+            cleanup.callback(gunicorn.terminate)
             if not notify.wait_for("READY=1", 30):
                 raise RuntimeError(f"the {name} gateway did not start")
             calls_for(port, 0.5)  # warm-up
@@ -151,14 +153,6 @@ def main() -> int:
                 f"{args.streams} stalled streams": stalled_streams(port, args.streams, args.seconds,
                                                                    redis_server.url),
             }
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(15)
-        if echo is not None:
-            echo.close()
-        redis_server.close()
 
     print(f"action calls on fresh connections, {args.seconds:g} s per attack, {os.cpu_count()} CPU(s)")
     ok = True
