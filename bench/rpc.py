@@ -5,13 +5,16 @@ is the physical limit of this design (one PUBLISH each way, one subscriber
 connection each side). Prints median/p99 latency of sequential calls, req/s
 with 1, 8 and 32 caller threads, the ratios, and the daebus service's RSS.
 Then the same echo action with a small payload schema against the one
-without, to show what checking a contract costs.
+without, to show what checking a contract costs; and a service with its
+counters on, called with a request id, against one with ``metrics = false``
+called without, to show what observability costs.
 
     .venv/bin/python bench/rpc.py [--calls 2000]
 
 Targets: median latency within 1.3x raw; throughput at 32 callers >= 0.8x raw;
 service RSS < 40 MB; an action with a small schema at most 1.2x the cost of
-the same action without.
+the same action without; counters and request ids cost at most 3% of the
+throughput at 32 callers.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ def echo():
 def echo_checked():
     return request.payload
 
-app.run(service="daebus_echo", redis_url=sys.argv[1])
+app.run(service=sys.argv[3] if len(sys.argv) > 3 else "daebus_echo", redis_url=sys.argv[1],
+        metrics=sys.argv[4] != "off" if len(sys.argv) > 4 else True)
 """
 
 
@@ -178,10 +182,81 @@ def schema_costs(caller, args):
           f"{rate['plain'] / rate['checked']:8.2f}x  (cost; target <= 1.2x)")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def side_by_side(calls: dict, threads: int, seconds: float) -> dict:
+    """Run ``threads`` callers of every side at once for ``seconds``: the
+    machine's noise then hits all sides alike. Calls completed per side."""
+    stop = threading.Event()
+    barrier = threading.Barrier(threads * len(calls) + 1)
+    done = {name: [0] * threads for name in calls}
+
+    def work(name, index):
+        call = calls[name]
+        barrier.wait()
+        i = 0
+        while not stop.is_set():
+            call({"i": i})
+            i += 1
+        done[name][index] = i
+
+    pool = [threading.Thread(target=work, args=(name, i)) for name in calls for i in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    time.sleep(seconds)
+    stop.set()
+    for t in pool:
+        t.join()
+    return {name: sum(counts) for name, counts in done.items()}
+
+
+def observability_cost(server, args, observed_pid: int):
+    """A service with its counters on, called with a request id, against one
+    with ``metrics = false`` called without: 32 callers each, both at once
+    (turns taken one after the other swing by 2x on a busy machine), and the
+    services' own CPU time per call."""
+    from daebus import DaebusCaller
+
+    plain_proc = start(DAEBUS_SERVER, server.url, "32", "daebus_echo_plain", "off", ready="notify")
+    try:
+        observed = DaebusCaller("daebus_echo", redis_url=server.url, timeout=10)
+        plain = DaebusCaller("daebus_echo_plain", redis_url=server.url, timeout=10)
+        calls = {"on": lambda p: observed.send_request("echo", p, trace_id=f"bench-{p['i']:08d}"),
+                 "off": lambda p: plain.send_request("echo", p)}
+        pids = {"on": observed_pid, "off": plain_proc.pid}
+        latencies(list(calls.values()), 300)
+        counts = {name: [] for name in calls}
+        cpu = dict.fromkeys(calls, 0.0)
+        for _ in range(args.rounds * 2):
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            for name, count in side_by_side(calls, 32, args.seconds).items():
+                counts[name].append(count)
+                cpu[name] += cpu_seconds(pids[name]) - before[name]
+        ratios = sorted(on / off for on, off in zip(counts["on"], counts["off"]))
+        total = {name: sum(c) for name, c in counts.items()}
+        per_call = {name: cpu[name] / total[name] * 1e6 for name in calls}
+        rate = {name: total[name] / (args.seconds * len(counts[name])) for name in calls}
+        print(f"{'':12}{'metrics off':>14}{'on + id':>12}{'ratio':>9}")
+        print(f"{'req/s x32':12}{rate['off']:14.0f}{rate['on']:12.0f}{total['on'] / total['off']:8.2f}x"
+              f"  (both at once; rounds {ratios[0]:.2f} to {ratios[-1]:.2f}; target >= 0.97x)")
+        print(f"{'service CPU':12}{per_call['off']:11.0f} us{per_call['on']:9.0f} us"
+              f"{per_call['on'] / per_call['off']:8.2f}x  per call")
+    finally:
+        plain_proc.terminate()
+        plain_proc.wait(10)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; best of each is kept")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each side-by-side round")
     args = parser.parse_args()
 
     from daebus import DaebusCaller
@@ -218,6 +293,7 @@ def main():
         print(f"daebus service RSS: {rss_mb(daebus_proc.pid):.1f} MB (target < 40 MB); "
               f"raw echo RSS: {rss_mb(raw_proc.pid):.1f} MB")
         schema_costs(caller, args)
+        observability_cost(server, args, daebus_proc.pid)
     finally:
         for proc in (raw_proc, daebus_proc):
             proc.terminate()

@@ -95,13 +95,12 @@ def default_identifier() -> str:
 def handler(identifier: str | None = None) -> logging.Handler:
     """The handler a daebus process logs through: journald's native socket
     under systemd (or where ``$DAEBUS_JOURNAL_SOCKET`` points), falling back
-    to :func:`stderr_handler` for what the socket can't take; else stderr."""
+    to :func:`stderr_handler` for what the socket can't take; stderr alone
+    when there is no such socket."""
     from . import journal
 
-    path = os.environ.get(JOURNAL_SOCKET_ENV)
-    if not path and under_journal(sys.stderr) and journal.available():
-        path = journal.SOCKET_PATH
-    if not path:
+    path = os.environ.get(JOURNAL_SOCKET_ENV) or (journal.SOCKET_PATH if under_journal(sys.stderr) else None)
+    if not path or not journal.available(path):
         return stderr_handler()
     return journal.JournalHandler(identifier or default_identifier(), path=path, fallback=stderr_handler())
 

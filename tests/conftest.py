@@ -7,6 +7,9 @@ from support import RedisServer, Service
 # Tests must not read the machine's /etc/daebus.
 os.environ["DAEBUS_CONFIG"] = "/nonexistent/daebus.toml"
 os.environ.pop("DAEBUS_REDIS_URL", None)
+# Tests that read a service's stderr lines must get them on a machine that runs
+# journald too; tests of the journal bind a socket of their own and say so.
+os.environ["DAEBUS_JOURNAL_SOCKET"] = "/nonexistent/daebus-test/journal-socket"
 
 
 @pytest.fixture(scope="session")

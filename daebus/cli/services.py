@@ -2,7 +2,8 @@
 
 Examples::
 
-    daebus services                 # a table: pid, host, uptime, status, actions, channels
+    daebus services                 # a table: pid, host, uptime, status, actions, channels,
+                                    # then calls, errors, rate and p50/p99 per action
     daebus services --json          # the same as a JSON list
     daebus services --watch         # refreshed every 2 s until Ctrl-C
 """
@@ -15,6 +16,7 @@ import time
 
 from .common import CommandError, Exit, add_redis_url, age, connect, dumps, positive_float, redis_url, table, \
     unreachable
+from .top import render_actions
 
 COLUMNS = ("SERVICE", "PID", "HOST", "UP", "STATUS", "ACTIONS", "CHANNELS")
 _CLEAR = "\x1b[H\x1b[2J"
@@ -48,7 +50,11 @@ def render(services: list[dict]) -> str:
                          age(instance.get("uptime")), instance.get("status") or "-",
                          ", ".join(info.get("actions") or []) or "-",
                          ", ".join(info.get("channels") or []) or "-"))
-    return table(rows)
+    text = table(rows)
+    if any(info.get("metrics") or info.get("metrics_error") for info in services):
+        # Rates and percentiles since each service started (daebus top: the last few seconds).
+        text += "\n\n" + render_actions(services)
+    return text
 
 
 def _show(services: list[dict], args, refresh: bool) -> None:
@@ -87,7 +93,8 @@ def register(commands) -> None:
     services = commands.add_parser(
         "services", help="list the running services (from the registry)",
         description="List the services running on the bus: pid, host, uptime, status, "
-                    "actions and channels.")
+                    "actions and channels; then, per action, the calls, errors, busy refusals, "
+                    "expired requests, calls per second and p50/p99 latency since the service started.")
     services.add_argument("--json", action="store_true", help="print JSON (one line per refresh with --watch)")
     services.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     services.add_argument("--interval", type=positive_float, default=2.0, metavar="S",

@@ -169,6 +169,8 @@ def test_setup_picks_the_journal_only_when_there_is_one(sink, monkeypatch):
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
     monkeypatch.delenv(logs.JOURNAL_SOCKET_ENV, raising=False)
     assert isinstance(logs.handler(), logging.StreamHandler)
+    monkeypatch.setenv(logs.JOURNAL_SOCKET_ENV, sink.path + ".absent")
+    assert isinstance(logs.handler(), logging.StreamHandler), "no socket at start: today's stderr lines"
     monkeypatch.setenv(logs.JOURNAL_SOCKET_ENV, sink.path)
     monkeypatch.setenv(logs.IDENTIFIER_ENV, "daebus-worker-sensors")
     handler = logs.handler()
