@@ -80,7 +80,7 @@ FLOOD = textwrap.dedent("""
     def call(i):
         barrier.wait()
         try:
-            caller.send_request("echo", {"i": i}, timeout=20)
+            caller.send_request("slow", {"seconds": 0.01, "tag": i}, timeout=3)
             kind = "ok"
         except Exception as exc:
             kind = type(exc).__name__
@@ -100,7 +100,9 @@ FLOOD = textwrap.dedent("""
 def test_a_flood_on_one_worker_never_reports_a_lost_connection(service, redis_url):
     service("basic.py", "basic", env={"TEST_MAX_WORKERS": "1", "DAEBUS_QUEUE_SIZE": "1000"})
     for run in range(10):
-        # A fresh process each run: its first calls race to set up the reply subscription.
+        # A fresh process each run: its first calls race to set up the reply subscription,
+        # while callers reading the shared subscription hold it until their own reply comes
+        # (5 s of work queue for 3 s calls: the late ones time out, none may say Redis is gone).
         result = subprocess.run([sys.executable, "-c", FLOOD, redis_url, "500"], cwd=ROOT, timeout=120,
                                 capture_output=True, text=True,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
