@@ -424,6 +424,43 @@ def test_vendor_package_ships_a_worker(box, steps, tmp_path):
 
 
 @pytest.mark.independent
+def test_generated_worker_package(box, steps):
+    """``daebus new worker`` on the device, its .deb built and linted like a vendor's, installed."""
+    name, unit = "acme-probe", "daebus-worker@acme-probe.service"
+    clean = {"PATH": PATH, "LC_ALL": "C.UTF-8", "HOME": str(box.root / "srv"), "DEBIAN_FRONTEND": "noninteractive"}
+    with steps("daebus new worker: its tests pass, its .deb builds lintian-clean, installs, runs, goes"):
+        box.run("daebus", "new", "worker", name, "--dir", f"/srv/{name}")
+        tests = box.run("python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", f"/srv/{name}",
+                        check=False, timeout=300)
+        missing = [pkg for tool, pkg in (("dh", "debhelper"), ("lintian", "lintian"))
+                   if shutil.which(tool, path=PATH) is None]
+        if missing:
+            subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+                           env=clean, check=True, capture_output=True, timeout=600)
+        built = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-ui"], cwd=box.root / "srv" / name,
+                               env=clean, capture_output=True, text=True, timeout=600)
+        lint = subprocess.run(["lintian", "--fail-on", "error,warning", *box.root.glob(f"srv/{name}_*.changes")],
+                              env=clean, capture_output=True, text=True, timeout=600)
+        box.run("apt-get", "install", "-y", "-q", f"/srv/{name}_0.1.0_all.deb", timeout=300)
+        state = box.run("systemctl", "is-active", unit, check=False).stdout.strip()
+        call = box.run("daebus", "call", name, "echo", '{"text": "box"}', check=False, timeout=60)
+        doctor = box.run("daebus", "doctor", check=False, timeout=120)
+        box.run("apt-get", "remove", "-y", "-q", name, timeout=300)
+        after = box.run("systemctl", "is-active", unit, check=False).stdout.strip()
+        listed = box.run("daebus", "services", "--json").stdout
+    assert tests.returncode == 0 and "5 passed" in tests.stdout, tests.stdout + tests.stderr
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
+    assert state == "active"
+    assert call.returncode == 0 and json.loads(call.stdout) == {"text": "box"}, call.stdout + call.stderr
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert f"daebus-worker@{name}.service" in doctor.stdout
+    assert after == "inactive"
+    assert name not in [s["name"] for s in json.loads(listed)]
+    assert show(box, WORKER, "ActiveState")["ActiveState"] == "active"  # the others carry on
+
+
+@pytest.mark.independent
 def test_kiosk_demo_is_enabled_with_one_command(box, steps):
     with steps("daebus-kiosk-demo enable: the demo's workers behind the kiosk page"):
         box.run("daebus-kiosk-demo", "enable", timeout=300)
