@@ -9,8 +9,8 @@ poller gthread already runs) and reads what they send without blocking; a
 connection goes to a thread once its head, and a body announced with
 ``Content-Length``, is buffered. A client still short of that
 ``head_timeout`` seconds after its first byte is answered 408 and closed by
-the main loop (checked every second, gunicorn's loop tick). Chunked bodies
-are read by the thread.
+the main loop (checked every second, gunicorn's loop tick). Chunked bodies,
+and bodies behind ``Expect: 100-continue``, are read by the thread.
 
 It works with bookworm's gunicorn 20.1 and with current releases: it only
 overrides ``enqueue_req`` (how both versions hand a connection to a thread),
@@ -40,7 +40,8 @@ log = logging.getLogger("gateway")
 # A head this large without its end is refused (431) rather than handed on.
 MAX_HEAD = 64 * 1024
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]{1,12})[ \t]*(?=\r\n)", re.I)
-_CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:", re.I)
+# A chunked body, or one the client sends only after "100 Continue", is the thread's to read.
+_THREAD_READS_BODY = re.compile(rb"\r\n(?:transfer-encoding|expect)[ \t]*:", re.I)
 _TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
               b"Content-Length: 0\r\n\r\n")
 _TOO_SLOW = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -57,7 +58,7 @@ def request_ready(data: bytes, max_body: int) -> bool | None:
     if end < 0:
         return None if len(data) - start > MAX_HEAD else False
     head = data[start:end + 2]
-    if _CHUNKED.search(head):
+    if _THREAD_READS_BODY.search(head):
         return True
     match = _CONTENT_LENGTH.search(head)
     if match is None:

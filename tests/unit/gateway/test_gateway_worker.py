@@ -14,6 +14,7 @@ from gateway.worker import MAX_HEAD, request_ready
     (b"POST / HTTP/1.1\r\nHost: x\r\ncontent-length : 5\r\n\r\nabcde", True),
     (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n", True),   # the app's 413
     (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n", True),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", True),
     (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * (MAX_HEAD // 6 + 1), None),          # too large: 431
 ])
 def test_request_ready(data, ready):
