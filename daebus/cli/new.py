@@ -76,7 +76,9 @@ def create_worker(name: str, folder: Path, maintainer: str | None = None) -> lis
     module = check_name(name)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise CommandError(f"{folder} already exists and is not empty: choose another folder with --dir")
-    values = {"NAME": name, "MODULE": module, "MAINTAINER": _maintainer(maintainer),
+    # "#!" is written as @SHEBANG@: a template starting with it would be a script that
+    # isn't executable in the package that ships the templates.
+    values = {"SHEBANG": "#!", "NAME": name, "MODULE": module, "MAINTAINER": _maintainer(maintainer),
               "VERSION": FIRST_VERSION, "DAEBUS_VERSION": __version__,
               "DATE": email.utils.formatdate(localtime=True), "YEAR": email.utils.localtime().strftime("%Y")}
     files = render("worker", values)

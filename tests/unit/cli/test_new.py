@@ -45,3 +45,13 @@ def test_the_maintainer_comes_from_the_debian_variables(tmp_path, monkeypatch):
 def test_an_empty_folder_may_be_used(tmp_path):
     (tmp_path / "p").mkdir()
     assert new.create_worker("acme-probe", tmp_path / "p")
+
+
+def test_templates_are_not_scripts_but_what_they_write_is(tmp_path):
+    # A template starting with "#!" would be a non-executable script in the package shipping it.
+    for template in new.TEMPLATES.rglob("*" + new.SUFFIX):
+        assert not template.read_bytes().startswith(b"#!"), template
+    new.create_worker("acme-probe", tmp_path / "p")
+    for script in ("debian/rules", "debian/acme-probe.postinst", "debian/acme-probe.prerm",
+                   "debian/acme-probe.postrm"):
+        assert (tmp_path / "p" / script).read_text().startswith("#!/"), script
