@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 from .blueprint import Blueprint, Route, Scaffold
 from .errors import ConfigError
@@ -38,11 +40,14 @@ class Daebus(Scaffold):
         self.logger = logging.getLogger(name)
         self._runtime = None
         self._ready = threading.Event()
+        self._setup_finished = False
+        self._bus: _Bus | None = None
 
     # -- composition -----------------------------------------------------
     def attach(self, component: Any) -> Any:
         """Attach a component such as :class:`DaebusHttp`; it starts and
-        stops with the app. Returns the component."""
+        stops with the app (see :mod:`daebus.lifecycle`). Returns the component."""
+        self._check_setup_finished("attach")
         if component not in self.components:
             self.components.append(component)
             bind = getattr(component, "bind", None)
@@ -51,25 +56,22 @@ class Daebus(Scaffold):
         return component
 
     def register_blueprint(self, blueprint: Blueprint, url_prefix: str | None = None) -> None:
-        """Add a blueprint's handlers to the app (before ``run()``)."""
-        if blueprint.name in self.blueprints and self.blueprints[blueprint.name] is not blueprint:
-            raise ValueError(f"a different blueprint named {blueprint.name!r} is already registered")
+        """Add a blueprint's handlers to the app (before ``run()``); what the
+        blueprint declares later is added too."""
+        self._check_setup_finished("register_blueprint")
+        if blueprint.name in self.blueprints:
+            what = "it" if self.blueprints[blueprint.name] is blueprint else "a different blueprint"
+            raise ValueError(f"{what} named {blueprint.name!r} is already registered")
         self.blueprints[blueprint.name] = blueprint
-        for name, fn in blueprint.actions.items():
-            self.action(name)(fn)
-        for channel, handlers in blueprint.listeners.items():
-            for fn in handlers:
-                self.listen(channel)(fn)
-        # Compiled once, where the blueprint declared them.
-        self.contracts.update(blueprint.contracts)
-        self.listen_contracts.update(blueprint.listen_contracts)
-        for task in blueprint.tasks.values():
-            self.background(task.name, task.interval, cron=task.cron, run_at_start=task.run_at_start)(task.fn)
-        for spec in blueprint.threads.values():
-            self.thread(spec.name, spec.auto_start)(spec.fn)
-        self.start_hooks.extend(blueprint.start_hooks)
         prefix = (url_prefix if url_prefix is not None else blueprint.url_prefix or "").rstrip("/")
-        self.routes.extend(Route(prefix + r.path, r.methods, r.fn) for r in blueprint.routes)
+        blueprint.register_on(self, prefix)
+
+    def _check_setup_finished(self, kind: str) -> None:
+        if self._setup_finished:
+            raise RuntimeError(
+                f"app.{kind}() was called after run() started: the running service would never "
+                f"use it. Declare actions, listeners, routes, tasks, threads and components "
+                f"before run(), or on a blueprint registered before it.")
 
     # -- running ---------------------------------------------------------
     def run(self, service: str | None = None, debug: bool = False, redis_host: str | None = None,
@@ -80,10 +82,17 @@ class Daebus(Scaffold):
         ``shutdown_timeout``, ``log_level`` ...). Exits with status 150
         (:class:`NameTaken`) when another live instance serves the name.
         """
+        if self._setup_finished:
+            raise RuntimeError("this app is already running")
+        self._setup_finished = True
+        try:
+            self._run(service, debug, redis_host, redis_port, redis_url, settings)
+        finally:
+            self._setup_finished = False
+
+    def _run(self, service, debug, redis_host, redis_port, redis_url, settings) -> None:
         from .runtime import Runtime
 
-        if self._runtime is not None and self._runtime.running:
-            raise RuntimeError("this app is already running")
         self.service = service or self.service or _default_service_name(self.name)
         self.logger = logging.getLogger(self.service)
         try:
@@ -124,18 +133,51 @@ class Daebus(Scaffold):
         return self._runtime
 
     # -- what handlers use -------------------------------------------------
+    @contextlib.contextmanager
+    def bound_to(self, client, broadcaster, redis_url: str | None = None) -> Iterator[None]:
+        """Give handlers ``cache``, ``broadcast`` and the Redis URL from these
+        until the block ends. ``run()`` binds its own connection this way; a
+        harness that calls handlers in-process (:class:`~daebus.testing.TestClient`)
+        binds stand-ins.
+
+        Example::
+
+            with app.bound_to(fakeredis.FakeRedis(decode_responses=True), Broadcaster(publish)):
+                app.actions["get_status"]()
+        """
+        previous = self._bus
+        self._bus = _Bus(client, broadcaster, redis_url)
+        try:
+            yield
+        finally:
+            self._bus = previous
+
+    def _require_bus(self) -> _Bus:
+        if self._bus is None:
+            raise RuntimeError("the app is not running (or not connected to Redis yet)")
+        return self._bus
+
     @property
     def redis_url(self) -> str | None:
+        if self._bus is not None:
+            return self._bus.redis_url
         return self._runtime.settings.redis_url if self._runtime is not None else None
 
     @property
     def cache(self):
         """The app's Redis client (strings decoded)."""
-        return self._require_runtime().client
+        return self._require_bus().client
 
     @property
     def broadcaster(self):
-        return self._require_runtime().broadcaster
+        return self._require_bus().broadcaster
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bus:
+    client: Any
+    broadcaster: Any
+    redis_url: str | None
 
 
 def _default_service_name(name: str) -> str:

@@ -81,6 +81,22 @@ class Scaffold:
         self.start_hooks: list[Callable] = []
         self.routes: list[Route] = []
 
+    # Every decorator registers through here: ``register(target, prefix, fn)``
+    # records ``fn`` on an app or blueprint, so a blueprint can replay it on
+    # the apps it is (or later gets) registered on.
+    def _decorator(self, kind: str, register: Callable[[Scaffold, str, F], None]) -> Callable[[F], F]:
+        def decorator(fn: F) -> F:
+            self._apply(kind, lambda target, prefix: register(target, prefix, fn), "")
+            return fn
+        return decorator
+
+    def _apply(self, kind: str, registration: Callable[[Scaffold, str], None], prefix: str) -> None:
+        self._check_setup_finished(kind)
+        registration(self, prefix)
+
+    def _check_setup_finished(self, kind: str) -> None:
+        """Raise if something declared now could no longer take effect."""
+
     def action(self, name: str, schema: dict | None = None, reply_schema: dict | None = None,
                ) -> Callable[[F], F]:
         """Handle requests for ``name`` on the service channel.
@@ -102,15 +118,14 @@ class Scaffold:
         _check_name("action", name)
         contract = _contract(f"action {name!r}", schema, reply_schema)
 
-        def decorator(fn: F) -> F:
-            existing = self.actions.get(name)
+        def register(target: Scaffold, prefix: str, fn: F) -> None:
+            existing = target.actions.get(name)
             if existing is not None and existing is not fn:
                 raise ValueError(f"action {name!r} is already handled by {existing.__qualname__}")
-            self.actions[name] = fn
+            target.actions[name] = fn
             if contract is not None:
-                self.contracts[name] = contract
-            return fn
-        return decorator
+                target.contracts[name] = contract
+        return self._decorator("action", register)
 
     def listen(self, channel: str, schema: dict | None = None) -> Callable[[F], F]:
         """Call the function with each JSON object broadcast on ``channel``.
@@ -127,14 +142,13 @@ class Scaffold:
         _check_name("channel", channel)
         contract = _contract(f"listener on {channel!r}", schema, None)
 
-        def decorator(fn: F) -> F:
-            handlers = self.listeners.setdefault(channel, [])
+        def register(target: Scaffold, prefix: str, fn: F) -> None:
+            handlers = target.listeners.setdefault(channel, [])
             if fn not in handlers:
                 handlers.append(fn)
             if contract is not None:
-                self.listen_contracts[(channel, fn)] = contract
-            return fn
-        return decorator
+                target.listen_contracts[(channel, fn)] = contract
+        return self._decorator("listen", register)
 
     def background(self, name: str, interval: float | None = None, *, cron: str | None = None,
                    run_at_start: bool = False) -> Callable[[F], F]:
@@ -156,12 +170,12 @@ class Scaffold:
         if cron is not None and (not isinstance(cron, str) or len(cron.split()) != 5):
             raise ValueError(f"background task {name!r}: cron must have five fields, got {cron!r}")
 
-        def decorator(fn: F) -> F:
-            if name in self.tasks:
+        def register(target: Scaffold, prefix: str, fn: F) -> None:
+            existing = target.tasks.get(name)
+            if existing is not None and existing.fn is not fn:
                 raise ValueError(f"background task {name!r} is already registered")
-            self.tasks[name] = BackgroundTask(name, fn, interval, cron, run_at_start)
-            return fn
-        return decorator
+            target.tasks[name] = BackgroundTask(name, fn, interval, cron, run_at_start)
+        return self._decorator("background", register)
 
     def thread(self, name: str, auto_start: bool = True) -> Callable[[F], F]:
         """Run ``fn(running)`` in its own thread; loop while ``running()``.
@@ -175,21 +189,21 @@ class Scaffold:
         """
         _check_name("thread", name)
 
-        def decorator(fn: F) -> F:
+        def register(target: Scaffold, prefix: str, fn: F) -> None:
             _not_async(fn, f"@thread({name!r})", "for async code use @background or an async @on_start")
-            if name in self.threads:
+            existing = target.threads.get(name)
+            if existing is not None and existing.fn is not fn:
                 raise ValueError(f"thread {name!r} is already registered")
-            self.threads[name] = ThreadSpec(name, fn, auto_start)
-            return fn
-        return decorator
+            target.threads[name] = ThreadSpec(name, fn, auto_start)
+        return self._decorator("thread", register)
 
     def on_start(self) -> Callable[[F], F]:
         """Run the function once Redis is connected, before the service is
         reported ready. An exception stops the service."""
-        def decorator(fn: F) -> F:
-            self.start_hooks.append(fn)
-            return fn
-        return decorator
+        def register(target: Scaffold, prefix: str, fn: F) -> None:
+            if fn not in target.start_hooks:
+                target.start_hooks.append(fn)
+        return self._decorator("on_start", register)
 
     def route(self, path: str, methods=None) -> Callable[[F], F]:
         """Serve ``path`` on the attached :class:`DaebusHttp`; the handler is
@@ -205,11 +219,10 @@ class Scaffold:
             raise ValueError(f"route path must start with '/', got {path!r}")
         verbs = tuple(m.upper() for m in (methods or ["GET"]))
 
-        def decorator(fn: F) -> F:
+        def register(target: Scaffold, prefix: str, fn: F) -> None:
             _not_async(fn, f"@route({path!r})", "DaebusHttp serves routes from its own threads")
-            self.routes.append(Route(path, verbs, fn))
-            return fn
-        return decorator
+            target.routes.append(Route(prefix + path, verbs, fn))
+        return self._decorator("route", register)
 
 
 class Blueprint(Scaffold):
@@ -229,3 +242,20 @@ class Blueprint(Scaffold):
     def __init__(self, name: str, url_prefix: str | None = None):
         super().__init__(name)
         self.url_prefix = url_prefix
+        self._registrations: list[tuple[str, Callable[[Scaffold, str], None]]] = []
+        self._apps: list[tuple[Scaffold, str]] = []
+
+    def _apply(self, kind: str, registration: Callable[[Scaffold, str], None], prefix: str) -> None:
+        # Declared after register_blueprint: it still counts on those apps
+        # (or raises there, when one is already running).
+        for app, app_prefix in self._apps:
+            app._apply(kind, registration, app_prefix)
+        super()._apply(kind, registration, prefix)
+        self._registrations.append((kind, registration))
+
+    def register_on(self, app: Scaffold, prefix: str) -> None:
+        """Replay every declaration on ``app`` with ``prefix`` before route
+        paths, and every later one too (what ``app.register_blueprint`` does)."""
+        for kind, registration in self._registrations:
+            app._apply(kind, registration, prefix)
+        self._apps.append((app, prefix))

@@ -131,9 +131,9 @@ class StateLog:
         state.set("down", logging.ERROR, "Redis unreachable: %s", err)  # silent
     """
 
-    def __init__(self, log: logging.Logger):
+    def __init__(self, log: logging.Logger, state: str | None = None):
         self.log = log
-        self.state: str | None = None
+        self.state = state  # the starting condition, not logged
 
     def set(self, state: str, level: int, msg: str, *args) -> bool:
         if state == self.state:

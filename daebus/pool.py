@@ -122,7 +122,7 @@ class WorkerPool:
                 self._done.wait(remaining)
         return True
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Refuse new work; idle threads exit, busy ones once the queue is empty."""
         with self._lock:
             self._closed = True

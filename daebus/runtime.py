@@ -1,8 +1,10 @@
-"""The container that runs an app: Redis loop, worker pool, scheduler,
-threads, components, signals, systemd notify, registry and shutdown."""
+"""The container that runs an app: its components (handlers, heartbeat, bus
+reader, attached components, start hooks, scheduler, threads; see
+:mod:`daebus.lifecycle`), signals, systemd notify, registry and shutdown."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -14,16 +16,18 @@ from .blueprint import is_async, uses_async
 from .context import app_context, set_running_app
 from .dispatch import run_action, run_listener
 from .errors import NameTaken
-from .membership import Membership
 from .expiry import TransitClock
 from .kept import KeepingPublisher
+from .lifecycle import Lifecycle, name_of
+from .membership import Membership
 from .metrics import NullMetrics, ServiceMetrics
 from .pool import WorkerPool
 from .pubsub import Broadcaster
 from .scheduler import TaskScheduler
+from .supervision import BusReader, Heartbeat
 from .systemd import Notifier
-from .threads import ManagedThread
-from .transport import REDIS_ERRORS, Publisher, Subscriber, connect, redact
+from .threads import AppThreads, ManagedThread
+from .transport import REDIS_ERRORS, Publisher, connect, redact
 
 log = logging.getLogger("daebus.runtime")
 
@@ -49,12 +53,11 @@ class Runtime:
         self.membership: Membership | None = None
         self.ready = app._ready
         self.running = False
-        self._stop = threading.Event()
-        self._stopped = threading.Event()
+        self.stopping = threading.Event()
         self.notifier = Notifier.from_env()
         self.client = None
         self.broadcaster: Broadcaster | None = None
-        self.subscriber: Subscriber | None = None
+        self.reader: BusReader | None = None
         self.pool = WorkerPool(app.max_workers, self.settings.queue_size, name=f"daebus-{self.service}")
         # The event loop exists only for apps with async def handlers.
         self.aio = None
@@ -65,15 +68,20 @@ class Runtime:
         self.metrics = (ServiceMetrics if self.settings.metrics else NullMetrics)(
             app.actions, app.listeners, app.tasks)
         self.scheduler = TaskScheduler(app, list(app.tasks.values()), aio=self.aio, metrics=self.metrics)
-        self.threads = {name: ManagedThread(app, spec) for name, spec in app.threads.items()}
+        self.threads = AppThreads(app)
+        self.lifecycle = Lifecycle([])
         self.started_at = time.time()
         self._transit = TransitClock()
         # Requests accepted into the pool and not yet answered, by identity:
         # the ones still here when shutdown_timeout runs out get an error reply.
         self._inflight: dict[int, protocol.Request] = {}
-        self._busy_log = logs.StateLog(log)
-        self._busy_log.state = "ok"
+        self._busy_log = logs.StateLog(log, "ok")
+        self._binding = contextlib.ExitStack()
         self._signals = _SignalWatcher(self)
+
+    @property
+    def subscriber(self):
+        return self.reader.subscriber if self.reader is not None else None
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> None:
@@ -83,79 +91,32 @@ class Runtime:
         self._signals.install()
         try:
             if self._start():
-                self._stop.wait()
+                self.stopping.wait()
         finally:
             self._shutdown()
             self._signals.uninstall()
             set_running_app(None)
             self.running = False
-            self._stopped.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopping.set()
 
     def _start(self) -> bool:
         url = self.settings.redis_url
         log.info("starting service %r (daebus %s, Redis %s)", self.service, __version__, redact(url))
-        if self.aio is not None:
-            self.aio.start()
         self.notifier.status("connecting to redis")
         self.client = connect(url, socket_timeout=self.settings.socket_timeout)
         self.publish = Publisher(self.client)
         self.broadcaster = Broadcaster(KeepingPublisher(self.client, self.publish))
+        self._binding.enter_context(self.app.bound_to(self.client, self.broadcaster, url))
         self.membership = Membership(self.client, self.service, self.mode, self.settings.registry_ttl)
-        # Only the liveness channels at first: an instance that loses the
-        # claim must never have received a request or an event.
-        self.subscriber = Subscriber(
-            url, self.membership.channels, self._on_message, name=self.service,
-            socket_timeout=self.settings.socket_timeout,
-            health_interval=self.settings.health_check_interval,
-            beat_interval=min(1.0, (self.notifier.watchdog_interval or 2.0) / 2),
-            on_restored=self._on_restored, on_state=self.notifier.status).start()
-        self._supervisor = threading.Thread(target=self._supervise, name="daebus-supervisor", daemon=True)
-        self._supervisor.start()
-        while not self.subscriber.wait_ready(0.5):
-            if self._stop.is_set():
-                return False
-        while True:
-            try:
-                self._claim("starting")
-                break
-            except NameTaken as exc:
-                self._taken(exc)
-                return False
-            except REDIS_ERRORS as exc:
-                log.debug("registry claim failed: %s", exc)
-                if self._stop.wait(0.5):
-                    return False
-        channels = [self.service, *self.app.listeners]
-        while not self.subscriber.add(*channels, timeout=0.5):
-            if self._stop.is_set():
-                return False
-        for component in self.app.components:
-            start = getattr(component, "start", None)
-            if start is not None:
-                try:
-                    start(self.app)
-                except Exception as exc:
-                    log.error("could not start %r: %s", component, exc)
-                    raise
-        with app_context(self.app):
-            for hook in self.app.start_hooks:
-                try:
-                    if is_async(hook):
-                        from .aio import call_in_app
-                        self.aio.run(call_in_app, self.app, hook)
-                    else:
-                        hook()
-                except Exception:
-                    log.exception("on_start hook %s failed; stopping", getattr(hook, "__qualname__", hook))
-                    raise
-        self.scheduler.start()
-        for thread in self.threads.values():
-            if thread.spec.auto_start:
-                thread.start()
-        self._register("running")
+        self.reader = BusReader(self)
+        # Started in this order, stopped in the reverse; see daebus.lifecycle.
+        self.lifecycle = Lifecycle([_Handlers(self), Heartbeat(self), self.reader, *self.app.components,
+                                    _StartHooks(self), self.reader.intake, self.scheduler, self.threads])
+        if not self.lifecycle.start(self.app, self.stopping):
+            return False
+        self.register("running")
         status = (f"serving {len(self.app.actions)} action(s), "
                   f"{len(self.app.listeners)} channel(s)")
         self.ready.set()
@@ -164,36 +125,15 @@ class Runtime:
         return True
 
     def _shutdown(self) -> None:
-        deadline = time.monotonic() + self.settings.shutdown_timeout
         self.ready.clear()
         self.notifier.stopping("stopping")
         log.info("stopping service %r", self.service)
-        self._stop.set()
-        if self.subscriber is not None:
-            self.subscriber.stop()
-        self.scheduler.shutdown()
-        for thread in self.threads.values():
-            thread.stop(0)
-        for component in reversed(self.app.components):
-            stop = getattr(component, "stop", None)
-            if stop is not None:
-                try:
-                    stop()
-                except Exception:  # noqa: BLE001 - keep shutting the rest down
-                    log.exception("stopping %r failed", component)
-        self.pool.close()
-        drained = self.pool.join(max(0.0, deadline - time.monotonic()))
-        if not drained:
-            log.warning("%d handler(s) still running after %.0f s; exiting without them",
-                        self.pool.unfinished, self.settings.shutdown_timeout)
-        if self.aio is not None:
-            # Async handlers past the bound are cancelled, so they answer themselves.
-            self.aio.stop(grace=ASYNC_CANCEL_GRACE)
-        if not drained:
-            self._abandon_inflight()
-        for name, thread in self.threads.items():
-            if not thread.join(max(0.0, deadline - time.monotonic())):
-                log.warning("thread %r ignored the stop request; exiting without it", name)
+        self.stopping.set()
+        busy = self.lifecycle.stop(self.settings.shutdown_timeout)
+        if busy:
+            log.warning("still running after %.0f s, exiting without them: %s",
+                        self.settings.shutdown_timeout, ", ".join(name_of(component) for component in busy))
+        self._binding.close()
         if self.client is not None:
             try:
                 self.membership.release()
@@ -204,20 +144,17 @@ class Runtime:
         log.info("service %r stopped", self.service)
 
     def thread(self, name: str) -> ManagedThread:
-        try:
-            return self.threads[name]
-        except KeyError:
-            raise KeyError(f"no thread named {name!r}; known: {', '.join(self.threads) or 'none'}") from None
+        return self.threads.get(name)
 
     # -- messages ------------------------------------------------------------
-    def _on_message(self, channel: str, data: bytes) -> None:
+    def on_message(self, channel: str, data: bytes) -> None:
         received = time.monotonic()
         if channel == self.service:
             self._on_request(data, received)
         else:
             self._on_event(channel, data)
 
-    def _abandon_inflight(self) -> None:
+    def abandon_inflight(self) -> None:
         # Their callers would otherwise wait out their whole timeout.
         for message in list(self._inflight.values()):
             if message.reply_to:
@@ -326,15 +263,14 @@ class Runtime:
             if not accepted:
                 log.warning("work queue full: dropped a message on %r", channel)
 
-
     # -- supervision -----------------------------------------------------------
-    def _on_restored(self, outage: float) -> None:
+    def on_restored(self, outage: float) -> None:
         self.metrics.reconnected()
-        self._register("running")
+        self.register("running")
         if self.ready.is_set():
             self.notifier.status(f"serving (Redis restored after {outage:.1f} s)")
 
-    def _claim(self, status: str) -> None:
+    def claim(self, status: str) -> None:
         self.membership.claim(registry.record(
             self.service, actions=self.app.actions, channels=self.app.listeners,
             version=__version__, started_at=self.started_at, status=status,
@@ -342,39 +278,70 @@ class Runtime:
             metrics=self.metrics.snapshot(uptime=time.time() - self.started_at, queued=self.pool.queued,
                                           in_flight=self.pool.unfinished - self.pool.queued)))
 
-    def _register(self, status: str) -> None:
+    def register(self, status: str) -> None:
         """Refresh this instance's registry entry; if another live instance
         took the name meanwhile, stop with NameTaken's exit status."""
         try:
-            self._claim(status)
+            self.claim(status)
         except NameTaken as exc:
-            self._taken(exc)
+            self.taken(exc)
         except REDIS_ERRORS as exc:
             log.debug("registry update failed: %s", exc)
 
-    def _taken(self, exc: NameTaken) -> None:
+    def taken(self, exc: NameTaken) -> None:
         if not self.exit_status:
             log.error("%s", exc)
         self.exit_status = exc.exit_status
         self.stop()
 
-    def _supervise(self) -> None:
-        watchdog = self.notifier.watchdog_interval
-        interval = min(watchdog or 3600.0, self.settings.registry_ttl / 3)
-        stuck = logs.StateLog(log)
-        while not self._stop.wait(interval):
-            if watchdog is not None:
-                # The reader proves liveness: it beats at least every second
-                # while healthy, so a wedged reader lets systemd's watchdog fire.
-                silent = time.monotonic() - self.subscriber.last_beat
-                if self.subscriber.alive and silent < watchdog * 2:
-                    stuck.set("ok", logging.INFO, "message reader alive again")
-                    self.notifier.watchdog()
-                else:
-                    stuck.set("stuck", logging.ERROR, "message reader silent for %.0f s: "
-                              "withholding the watchdog ping", silent)
-            if self.ready.is_set() and self.subscriber.connected:
-                self._register("running")
+
+class _Handlers:
+    """The worker pool and, for async handlers, the event loop: the work
+    every other component hands over, drained last."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.name = f"{runtime.pool.unfinished} handler(s)"
+
+    def start(self, app) -> None:
+        if self.runtime.aio is not None:
+            self.runtime.aio.start()
+
+    def stop(self) -> None:
+        self.runtime.pool.stop()
+
+    def join(self, timeout: float) -> bool:
+        runtime = self.runtime
+        drained = runtime.pool.join(timeout)
+        self.name = f"{runtime.pool.unfinished} handler(s)"
+        if runtime.aio is not None:
+            # Async handlers past the bound are cancelled, so they answer themselves.
+            runtime.aio.stop(grace=ASYNC_CANCEL_GRACE)
+        if not drained:
+            runtime.abandon_inflight()
+        return drained
+
+
+class _StartHooks:
+    """Runs the ``@app.on_start`` hooks; an exception stops the service."""
+
+    name = "on_start hooks"
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
+    def start(self, app) -> None:
+        with app_context(app):
+            for hook in app.start_hooks:
+                try:
+                    if is_async(hook):
+                        from .aio import call_in_app
+                        self.runtime.aio.run(call_in_app, app, hook)
+                    else:
+                        hook()
+                except Exception:
+                    log.exception("on_start hook %s failed; stopping", getattr(hook, "__qualname__", hook))
+                    raise
 
 
 class _SignalWatcher:

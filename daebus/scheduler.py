@@ -79,7 +79,7 @@ class TaskScheduler:
                 self.metrics.task(task.name, time.monotonic() - started, failed)
         return run
 
-    def start(self) -> None:
+    def start(self, app=None) -> None:
         if not self.tasks:
             return
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -92,7 +92,8 @@ class TaskScheduler:
         scheduler.start()
         self._scheduler = scheduler
 
-    def shutdown(self) -> None:
+    def stop(self) -> None:
+        """No new runs; a run in progress finishes in its own thread."""
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None

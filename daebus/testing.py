@@ -45,14 +45,6 @@ class Reply:
         return self.status == protocol.SUCCESS
 
 
-class _TestRuntime:
-    def __init__(self, client, broadcaster):
-        self.client = client
-        self.broadcaster = broadcaster
-        self.running = True
-        self.settings = type("Settings", (), {"redis_url": None})()
-
-
 class TestClient:
     """Runs actions, listeners, tasks and threads of ``app`` in this thread."""
 
@@ -72,9 +64,9 @@ class TestClient:
         self.cache = cache
         self.broadcasts: list[tuple[str, Any]] = []
         self._replies: dict[str, list[dict]] = {}
-        self._previous = app._runtime
         self._loop = None
-        app._runtime = _TestRuntime(cache, Broadcaster(self._publish))
+        self._binding = app.bound_to(cache, Broadcaster(self._publish))
+        self._binding.__enter__()
 
     def _publish(self, channel: str, text: str) -> int:
         data = json.loads(text)
@@ -158,7 +150,9 @@ class TestClient:
         return self._loop.run_until_complete(coro)
 
     def close(self) -> None:
-        self.app._runtime = self._previous
+        if self._binding is not None:
+            self._binding.__exit__(None, None, None)
+            self._binding = None
         if self._loop is not None:
             self._loop.close()
             self._loop = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from .blueprint import ThreadSpec
 from .context import app_context
@@ -77,3 +78,37 @@ class ManagedThread:
             return True
         thread.join(timeout)
         return not thread.is_alive()
+
+
+class AppThreads:
+    """The app's ``@app.thread`` loops as one :mod:`daebus.lifecycle`
+    component: started with the service (those with ``auto_start``),
+    asked to stop together, joined within the shutdown deadline."""
+
+    name = "threads"
+
+    def __init__(self, app):
+        self.threads = {name: ManagedThread(app, spec) for name, spec in app.threads.items()}
+
+    def get(self, name: str) -> ManagedThread:
+        try:
+            return self.threads[name]
+        except KeyError:
+            raise KeyError(f"no thread named {name!r}; known: {', '.join(self.threads) or 'none'}") from None
+
+    def start(self, app) -> None:
+        for thread in self.threads.values():
+            if thread.spec.auto_start:
+                thread.start()
+
+    def stop(self) -> None:
+        for thread in self.threads.values():
+            thread.stop(0)
+
+    def join(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        late = [name for name, thread in self.threads.items()
+                if not thread.join(max(0.0, deadline - time.monotonic()))]
+        for name in late:
+            log.warning("thread %r ignored the stop request; exiting without it", name)
+        return not late

@@ -118,10 +118,10 @@ class NotifySocket:
                 self.messages.extend(data.decode().splitlines())
                 self._cond.notify_all()
 
-    def wait_for(self, line: str, timeout: float = 10, prefix: bool = False) -> bool:
-        """Wait until ``line`` (or a line starting with it) has arrived."""
+    def wait_for(self, line: str, timeout: float = 10, prefix: bool = False, count: int = 1) -> bool:
+        """Wait until ``line`` (or a line starting with it) has arrived ``count`` times."""
         def seen():
-            return any(m.startswith(line) for m in self.messages) if prefix else line in self.messages
+            return sum(m.startswith(line) if prefix else m == line for m in self.messages) >= count
         with self._cond:
             return self._cond.wait_for(seen, timeout)
 

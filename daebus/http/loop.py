@@ -93,7 +93,7 @@ class ServeLoop:
         self._stopping.set()
         self._wake()
         self._thread.join(timeout)
-        self._pool.close()
+        self._pool.stop()
         if not self._pool.join(timeout):
             log.warning("HTTP handlers still running after %.0f s; closing their connections", timeout)
         with self._lock:

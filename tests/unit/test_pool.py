@@ -33,7 +33,7 @@ def test_join_times_out_while_work_runs_and_close_refuses_new_work():
     release = threading.Event()
     pool.submit(release.wait, 30)
     assert not pool.join(0.05)
-    pool.close()
+    pool.stop()
     assert not pool.submit(lambda: None)
     release.set()
     assert pool.join(5)

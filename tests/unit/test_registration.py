@@ -66,3 +66,44 @@ def test_blueprint_can_be_registered_after_a_component_is_attached():
 def test_max_workers_must_be_positive():
     with pytest.raises(ValueError):
         Daebus("t", max_workers=0)
+
+
+def test_blueprint_declarations_after_registration_still_count():
+    bp = Blueprint("display", url_prefix="/display")
+    app = Daebus("t")
+    app.register_blueprint(bp)
+
+    @bp.action("late")
+    def late():
+        return {}
+
+    @bp.listen("dim")
+    def dim(payload):
+        pass
+
+    bp.route("/late")(late)
+    bp.background("poll", 10)(late)
+    bp.on_start()(late)
+    assert app.actions["late"] is late and app.listeners["dim"] == [dim]
+    assert [r.path for r in app.routes] == ["/display/late"] and bp.routes[0].path == "/late"
+    assert set(app.tasks) == {"poll"} and app.start_hooks == [late]
+
+
+def test_a_blueprint_is_registered_once():
+    bp = Blueprint("display")
+    app = Daebus("t")
+    app.register_blueprint(bp)
+    with pytest.raises(ValueError, match="already registered"):
+        app.register_blueprint(bp)
+    with pytest.raises(ValueError, match="a different blueprint named 'display'"):
+        app.register_blueprint(Blueprint("display"))
+
+
+def test_bound_to_is_the_seam_for_in_process_harnesses():
+    app = Daebus("t")
+    with pytest.raises(RuntimeError, match="not running"):
+        app.cache
+    with app.bound_to("client", "broadcaster", "redis://x/0"):
+        assert (app.cache, app.broadcaster, app.redis_url) == ("client", "broadcaster", "redis://x/0")
+    with pytest.raises(RuntimeError, match="not running"):
+        app.broadcaster

@@ -127,4 +127,4 @@ def test_broadcast_without_an_app_raises_a_clear_error():
 
 def test_broadcast_payload_must_be_a_dict(client):
     with pytest.raises(TypeError, match="must be a dict"):
-        app._runtime.broadcaster.send("x", [1])
+        app.broadcaster.send("x", [1])
