@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import Any, Iterator
 
-from .blueprint import Blueprint, Route, Scaffold
+from .blueprint import Blueprint, Scaffold
 from .errors import ConfigError
 
 

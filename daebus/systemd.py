@@ -1,16 +1,23 @@
-"""sd_notify without a dependency: one datagram to ``$NOTIFY_SOCKET``.
+"""sd_notify without a dependency: one datagram to ``$NOTIFY_SOCKET``, and
+the receiving end for launchers and tests that start services as systemd does.
 
 Example::
 
     notifier = Notifier.from_env()
     notifier.notify("READY=1", "STATUS=serving")
+
+    listener = NotifySocket()                # give a child NOTIFY_SOCKET=listener.path
+    listener.wait_for("READY=1", timeout=30)
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import tempfile
+import threading
 
 log = logging.getLogger("daebus.systemd")
 
@@ -78,3 +85,44 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+class NotifySocket:
+    """A datagram socket to give a child as ``NOTIFY_SOCKET``; collects the
+    lines it sends, as systemd does for a ``Type=notify`` service."""
+
+    def __init__(self):
+        self._dir = tempfile.mkdtemp(prefix="daebus-notify-")
+        self.path = os.path.join(self._dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages: list[str] = []
+        self._cond = threading.Condition()
+        threading.Thread(target=self._read, name="notify-socket", daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except OSError:
+                return
+            with self._cond:
+                self.messages.extend(data.decode(errors="replace").splitlines())
+                self._cond.notify_all()
+
+    def wait_for(self, line: str, timeout: float = 10, prefix: bool = False, count: int = 1) -> bool:
+        """Wait until ``line`` (or a line starting with it) has arrived ``count`` times."""
+        def seen():
+            return sum(m.startswith(line) if prefix else m == line for m in self.messages) >= count
+        with self._cond:
+            return self._cond.wait_for(seen, timeout)
+
+    def last(self, prefix: str) -> str | None:
+        """The latest line starting with ``prefix``, without it (``STATUS=``)."""
+        with self._cond:
+            found = [m[len(prefix):] for m in self.messages if m.startswith(prefix)]
+        return found[-1] if found else None
+
+    def close(self) -> None:
+        self.sock.close()
+        shutil.rmtree(self._dir, ignore_errors=True)

@@ -7,10 +7,8 @@ starts the kiosk demo instead, see docs/kiosk_demo.md).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
 from kiosk_demo.launch import start_redis, start_service
@@ -19,10 +17,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    workdir = tempfile.mkdtemp(prefix="daebus-demo-")
-    redis_url, stop_redis = start_redis(workdir)
+    redis_url, stop_redis = start_redis()
     os.environ["DAEBUS_REDIS_URL"] = redis_url
-    service = start_service(HERE / "hello_service.py", redis_url, workdir)
+    service = start_service(HERE / "hello_service.py", redis_url)
     try:
         from examples import hello_caller
         hello_caller.main()
@@ -31,7 +28,6 @@ def main() -> int:
         code = service.wait(15)
         print(f"my_service stopped with exit code {code}")
         stop_redis()
-        shutil.rmtree(workdir, ignore_errors=True)
     return code
 
 

@@ -12,7 +12,10 @@ as ``daebus-gateway.service`` starts it but with a generated config file;
 each worker is ``python kiosk_demo/<name>.py``. Every child reports
 ``READY=1`` over ``$NOTIFY_SOCKET`` as it would to systemd, which is how this
 script knows it is up. The helpers here (:func:`start_redis`,
-:class:`Child`, :func:`gateway_config`) are also used by ``examples/run.py``.
+:class:`Child`, :func:`gateway_config`) are also used by ``examples/run.py``;
+the private redis-server and the ``NOTIFY_SOCKET`` listener are daebus's own
+(:mod:`daebus.localredis`, :class:`daebus.systemd.NotifySocket`), which the
+tests use too.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+from daebus.localredis import RedisServer, free_port, redis_server_binary
+from daebus.systemd import Notifier, NotifySocket
 from gateway.settings import render
 
 HERE = Path(__file__).resolve().parent
@@ -40,12 +45,6 @@ STATIC_DIR = HERE / "static"
 DEVICE_GATEWAY_CONFIG = HERE / "device" / "gateway.toml"
 WORKERS = ("sensors", "display", "system")
 DEFAULT_PORT = 8080
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_in_use(port: int) -> bool:
@@ -60,45 +59,18 @@ def port_in_use(port: int) -> bool:
 
 # -- Redis ----------------------------------------------------------------------
 
-def redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    return "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-
-
-def start_redis(workdir: str, *, embedded: bool = False, say: Callable[[str], None] = print):
+def start_redis(*, embedded: bool = False, say: Callable[[str], None] = print):
     """A private Redis on a free loopback port: ``(url, stop)``.
 
     ``redis-server`` when installed (and ``embedded`` is false), else the
     fakeredis TCP server in a thread of this process.
     """
-    port = free_port()
-    binary = None if embedded else redis_server_binary()
-    if binary:
-        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", workdir, "--daemonize", "no"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True, preexec_fn=_die_with_parent)
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ready to accept connections" in line:
-                break
-        else:
-            raise RuntimeError("redis-server did not start:\n" + "".join(lines[-20:]))
-        # Keep reading, or a full pipe would one day stop the server.
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
-        say(f"redis-server on 127.0.0.1:{port} (private, nothing saved)")
+    if not embedded and redis_server_binary():
+        server = RedisServer(new_session=True, preexec_fn=_die_with_parent).start()
+        say(f"redis-server on 127.0.0.1:{server.port} (private, nothing saved)")
+        return server.url, server.close
 
-        def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        return f"redis://127.0.0.1:{port}/0", stop
+    port = free_port()
 
     from fakeredis import TcpFakeServer
 
@@ -151,31 +123,22 @@ class Child:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], *, cwd: Path = ROOT,
                  stdout=None, stderr=None):
         self.name = name
-        self._dir = tempfile.mkdtemp(prefix=f"daebus-{name}-")
-        self.notify_path = os.path.join(self._dir, "notify")
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(self.notify_path)
-        self.status = ""
-        self.process = subprocess.Popen(argv, cwd=cwd, env={**env, "NOTIFY_SOCKET": self.notify_path},
+        self.notify = NotifySocket()
+        self._terminated = False
+        self.process = subprocess.Popen(argv, cwd=cwd, env={**env, "NOTIFY_SOCKET": self.notify.path},
                                         stdout=stdout, stderr=stderr, start_new_session=True,
                                         preexec_fn=_die_with_parent)
+
+    @property
+    def status(self) -> str:
+        return self.notify.last("STATUS=") or ""
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Return once the child sent ``READY=1``; raise if it exits first."""
         deadline = time.monotonic() + timeout
-        # Short receive timeouts only to notice a child that died before
-        # it could say anything; READY=1 itself wakes us at once.
-        self._sock.settimeout(0.5)
-        while True:
-            try:
-                data = self._sock.recv(4096).decode(errors="replace")
-            except TimeoutError:
-                data = ""
-            for line in data.splitlines():
-                if line.startswith("STATUS="):
-                    self.status = line[len("STATUS="):]
-                if line == "READY=1":
-                    return
+        # READY=1 wakes us at once; the short slices only notice a child
+        # that died before it could say anything.
+        while not self.notify.wait_for("READY=1", 0.5):
             code = self.process.poll()
             if code is not None:
                 raise RuntimeError(f"{self.name} exited with status {code} before it was ready")
@@ -183,10 +146,18 @@ class Child:
                 raise RuntimeError(f"{self.name} was not ready after {timeout:g} s "
                                    f"(last status: {self.status or 'none'})")
 
-    def stop(self, timeout: float = 15) -> int:
-        """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""
-        if self.process.poll() is None:
+    def terminate(self) -> None:
+        """Ask the child to stop, once: to a daebus service a second SIGTERM
+        means "exit now", abandoning the handlers it is draining."""
+        if not self._terminated and self.process.poll() is None:
+            self._terminated = True
             self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 15) -> int:
+        """SIGTERM (unless sent already), then SIGKILL after ``timeout``;
+        returns the exit status."""
+        if self.process.poll() is None:
+            self.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -196,8 +167,7 @@ class Child:
         return self.process.returncode
 
     def close(self) -> None:
-        self._sock.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self.notify.close()
 
 
 def child_env(redis_url: str, config: Path | None = None) -> dict[str, str]:
@@ -213,7 +183,7 @@ def child_env(redis_url: str, config: Path | None = None) -> dict[str, str]:
     return env
 
 
-def start_service(script: Path, redis_url: str, workdir: str | None = None, env=None) -> subprocess.Popen:
+def start_service(script: Path, redis_url: str, env=None) -> subprocess.Popen:
     """Run a service script and wait for its READY=1; returns the process."""
     child = Child(script.stem, [sys.executable, str(script)], {**child_env(redis_url), **(env or {})})
     try:
@@ -264,20 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _notify(message: str) -> None:
-    """Tell whoever started us (systemd, a test) that we are ready."""
-    path = os.environ.get("NOTIFY_SOCKET")
-    if not path:
-        return
-    if path.startswith("@"):
-        path = "\0" + path[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.sendto(message.encode(), path)
-        except OSError:
-            pass
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
@@ -286,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stop_requested = threading.Event()
     reason: list[str] = []
+    notifier = Notifier.from_env()  # whoever started us (systemd, a test) hears READY=1
 
     def on_signal(signum, _frame):
         reason.append(signal.Signals(signum).name)
@@ -311,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             redis_url = args.redis_url
             say(f"using the Redis at {redis_url}")
         else:
-            redis_url, stop_redis = start_redis(str(workdir), embedded=args.embedded_redis, say=say)
+            redis_url, stop_redis = start_redis(embedded=args.embedded_redis, say=say)
         config = workdir / "daebus.toml"
         config.write_text(gateway_config(redis_url, port))
         children.append(start_gateway(config, redis_url))
@@ -321,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{child.name} ready")
         url = f"http://127.0.0.1:{port}/"
         say(f"the kiosk page is at {url}  (Ctrl-C stops everything)")
-        _notify(f"READY=1\nSTATUS=serving on {url}")
+        notifier.ready(f"serving on {url}")
 
         def watch(child: Child) -> None:
             code = child.process.wait()
@@ -344,13 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         # Ignore further Ctrl-C while stopping: a second one would leave
         # children behind (they would still get SIGTERM when we exit).
         stop_requested.set()
-        _notify("STOPPING=1")
+        notifier.stopping()
         if children:
             say("stopping " + (f"({reason[0]})" if reason else ""))
+        # Workers all at once, so they drain together; the gateway last, so
+        # the answers of what they drain still reach the browsers.
         workers = [child for child in children if child.name != "gateway"]
         for child in workers:
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
+            child.terminate()
         for child in workers + [child for child in children if child.name == "gateway"]:
             code = child.stop()
             if code not in (0, None):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import array
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -15,118 +14,12 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-import redis
+
+from daebus.localredis import RedisServer, free_port  # noqa: F401 - shared with the tests
+from daebus.systemd import NotifySocket  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = Path(__file__).resolve().parent / "services"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def redis_server_binary() -> str:
-    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
-    if path is None:
-        pytest.fail("redis-server is not installed: `./dev test` installs it (apt-get install redis-server)")
-    return path
-
-
-class RedisServer:
-    """A private redis-server on a free port, restartable on the same port."""
-
-    def __init__(self, port: int | None = None, password: str | None = None):
-        self.port = port or free_port()
-        self.password = password
-        self.dir = tempfile.mkdtemp(prefix="daebus-redis-")
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    @property
-    def unix_socket(self) -> str:
-        return os.path.join(self.dir, "redis.sock")
-
-    def start(self, timeout: float = 10) -> RedisServer:
-        self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
-             "--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
-             "--loglevel", "notice", *(["--requirepass", self.password] if self.password else [])],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        # Readiness is the server's own log line, not a guess.
-        deadline = time.monotonic() + timeout
-        lines = []
-        for line in self.process.stdout:
-            lines.append(line)
-            if "Ready to accept connections" in line:
-                break
-            if time.monotonic() > deadline:
-                break
-        else:
-            raise RuntimeError("redis-server exited:\n" + "".join(lines))
-        if "Ready to accept connections" not in lines[-1]:
-            raise RuntimeError("redis-server did not start:\n" + "".join(lines))
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
-        return self
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, decode_responses=True)
-
-    def stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        if kill:
-            self.process.kill()
-        else:
-            try:
-                self.client().shutdown(nosave=True)
-            except redis.ConnectionError:
-                pass
-        self.process.wait(10)
-        self.process = None
-
-    def close(self) -> None:
-        self.stop(kill=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class NotifySocket:
-    """A datagram socket bound as NOTIFY_SOCKET, collecting what is sent."""
-
-    def __init__(self):
-        self.path = os.path.join(tempfile.mkdtemp(prefix="daebus-notify-"), "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.messages: list[str] = []
-        self._cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except OSError:
-                return
-            with self._cond:
-                self.messages.extend(data.decode().splitlines())
-                self._cond.notify_all()
-
-    def wait_for(self, line: str, timeout: float = 10, prefix: bool = False, count: int = 1) -> bool:
-        """Wait until ``line`` (or a line starting with it) has arrived ``count`` times."""
-        def seen():
-            return sum(m.startswith(line) if prefix else m == line for m in self.messages) >= count
-        with self._cond:
-            return self._cond.wait_for(seen, timeout)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class ManagedProcess:

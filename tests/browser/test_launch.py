@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from support import ROOT, NotifySocket
 
@@ -141,3 +142,40 @@ def test_a_taken_port_falls_back_to_a_free_one():
                 process.kill()
                 process.wait(10)
             notify.close()
+
+
+def test_ctrl_c_lets_a_handler_in_flight_answer_and_workers_exit_cleanly():
+    notify = NotifySocket()
+    env = {**os.environ, "NOTIFY_SOCKET": notify.path, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "kiosk_demo", "--port", "0"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = Output(process.stdout)
+    try:
+        assert notify.wait_for("READY=1", 90), output.text
+        status = next(m for m in notify.messages if m.startswith("STATUS="))
+        url = re.search(r"http://127\.0\.0\.1:\d+/", status).group(0)
+        redis_port = re.search(r"redis-server on 127\.0\.0\.1:(\d+)", output.text).group(1)
+        pubsub = redis.Redis(port=int(redis_port)).pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe("system.diagnostics")
+        assert pubsub.get_message(timeout=5) is None  # the subscription is confirmed
+        answer: list = []
+        call = threading.Thread(target=lambda: answer.append(requests.post(
+            url + "api/services/system/run_diagnostics?timeout=25", json={"pause": 0.5}, timeout=40)))
+        call.start()
+        started = pubsub.get_message(timeout=15)
+        assert started is not None and json.loads(started["data"])["percent"] == 0
+
+        process.send_signal(signal.SIGINT)  # the handler is in flight
+        call.join(40)
+        assert answer and answer[0].status_code == 200, answer and answer[0].text
+        assert answer[0].json()["result"]["total"] >= 1
+        assert process.wait(60) == 0
+        output.thread.join(10)
+        assert "stopped with status" not in output.text, output.text
+        assert "second signal" not in output.text, output.text
+        assert "service 'system' stopped" in output.text
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        notify.close()
