@@ -146,7 +146,7 @@ def test_admitted_calls_share_the_pool_bound():
     pool.release()
     pool.release()
     assert pool.join(0.01)
-    pool.close()
+    pool.stop()
     assert not pool.admit()
 
 
