@@ -38,9 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # bench/http.py would shadow the standard library's http package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from support import RedisServer  # noqa: E402
+from daebus.localredis import RedisServer  # noqa: E402
 
 RAW_SERVER = """
 import json, sys, redis

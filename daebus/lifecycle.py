@@ -18,7 +18,7 @@ ones it has:
 The runtime runs, in this order: the handlers (worker pool and event
 loop), the heartbeat (registry and watchdog), the bus reader (name claim),
 whatever ``app.attach()`` added (:class:`~daebus.DaebusHttp`), the
-``on_start`` hooks, the message intake (the service's channels), the
+message intake (the service's channels), the ``on_start`` hooks, the
 scheduler and the ``@app.thread`` loops. On shutdown every ``stop()`` runs
 first, latest component first, then every ``join()`` against one deadline:
 intake ends everywhere before the service waits for work in flight, and the

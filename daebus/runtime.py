@@ -113,7 +113,7 @@ class Runtime:
         self.reader = BusReader(self)
         # Started in this order, stopped in the reverse; see daebus.lifecycle.
         self.lifecycle = Lifecycle([_Handlers(self), Heartbeat(self), self.reader, *self.app.components,
-                                    _StartHooks(self), self.reader.intake, self.scheduler, self.threads])
+                                    self.reader.intake, _StartHooks(self), self.scheduler, self.threads])
         if not self.lifecycle.start(self.app, self.stopping):
             return False
         self.register("running")

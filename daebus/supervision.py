@@ -75,8 +75,9 @@ class BusReader:
 
 
 class _Intake:
-    """Requests and events: subscribed last on start, so nothing arrives
-    before the service can serve it, and dropped first on stop."""
+    """Requests and events: subscribed once the attached components have
+    started, and dropped before they stop, so that neither the bus nor
+    HTTP feeds a service that can no longer answer."""
 
     name = "message intake"
 
