@@ -1,6 +1,6 @@
 """Config sources reaching a real service, and the service registry."""
 
-from daebus import DaebusCaller, list_services
+from daebus import DaebusCaller, config, list_services
 from support import RedisServer
 
 
@@ -34,8 +34,7 @@ def test_bad_config_file_is_one_line_and_exit_code_2(service, tmp_path):
     svc = service("basic.py", "basic", env={"DAEBUS_CONFIG": str(conf)}, wait=False)
     assert svc.wait(15) == 2
     assert svc.log.strip() == (f"basic: configuration error: {conf}:3: unknown key 'queue_sise' in "
-                               f"[service] (known: queue_size, shutdown_timeout, max_message_bytes, "
-                               f"registry_ttl)")
+                               f"[service] (known: {', '.join(config.SERVICE.keys)})")
 
 
 def test_registry_lists_running_services_and_forgets_them_on_exit(service, redis_server):
