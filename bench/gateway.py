@@ -16,6 +16,14 @@ keep-alive connections (spread over client processes so the client's GIL
 is not the limit) and prints throughput, p50 and p99 per stack, the ratios
 (targets: throughput >= 0.8x, p99 <= 1.5x) and the gateway's memory
 (arbiter + worker; target RSS < 70 MB).
+
+Then kept events: two gateways exposing 20 channels, one keeping their
+recent broadcasts (``keep_events``, the default 100 per channel) and one not
+(``keep_events = 0``), get the same traffic: 20 streams each, 100 broadcasts
+per channel while the streams are away, the streams back with Last-Event-ID
+(the one replays all 2000 events, the other answers with a gap), then live
+broadcasts. Target: the keeping gateway's worker RSS within 5 MB of the
+other's. ``--kept-only`` runs just this part.
 """
 
 from __future__ import annotations
@@ -184,6 +192,93 @@ def load(port: int, requests: int, connections: int, processes: int) -> dict:
             "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000, "n": len(latencies)}
 
 
+# -- kept events ---------------------------------------------------------------------
+KEPT_CHANNELS = 20
+KEPT_PER_CHANNEL = 100
+
+
+def gateway_config(workdir: Path, redis_url: str, port: int, name: str, **gateway) -> Path:
+    from gateway.settings import render
+
+    config = workdir / f"{name}.toml"
+    config.write_text(render(redis_url, {"bind": f"127.0.0.1:{port}", **gateway}).replace(
+        "[gateway]", '[log]\nlevel = "warning"\n\n[gateway]'))
+    return config
+
+
+def start_gunicorn(config: Path):
+    """A gateway under gunicorn and its notify socket (READY=1 when listening)."""
+    from support import NotifySocket
+
+    notify = NotifySocket()
+    env = {**os.environ, "DAEBUS_CONFIG": str(config), "PYTHONPATH": ROOT, "NOTIFY_SOCKET": notify.path}
+    env.pop("DAEBUS_REDIS_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf",
+                             "gateway.wsgi:app"], cwd=ROOT, env=env)
+    return proc, notify
+
+
+def read_stream(port: int, channel: str, last_event_id: str | None, messages: int) -> tuple[str, int]:
+    """Open a stream, read ``messages`` broadcasts (or its first status when
+    0); returns the last id seen and the broadcasts read."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    query = f"channel={channel}" + (f"&last_event_id={last_event_id}" if last_event_id else "")
+    conn.request("GET", "/api/events?" + query)
+    response = conn.getresponse()
+    last, seen = None, 0
+    try:
+        while True:
+            line = response.readline().decode().rstrip("\n")
+            if line.startswith("id: "):
+                last = line[4:]
+            elif line.startswith("event: status") and messages == 0:
+                response.readline()  # its data line
+                return last, 0
+            elif line.startswith('data: {"channel"'):
+                seen += 1
+                if seen >= messages:
+                    return last, seen
+            elif line.startswith("event: gap") and last_event_id:
+                return last, seen  # nothing kept here: the gap is the answer
+    finally:
+        conn.close()
+
+
+def kept_memory(redis_url: str, workdir: Path) -> dict:
+    """Worker RSS of a gateway keeping 20 channels' events and of one not."""
+    from daebus.caller import shared_broadcaster
+    from support import free_port
+
+    ports = {"keeping": free_port(), "not keeping": free_port()}
+    expose = {"expose_channels": ["bench.kept.*"]}
+    configs = {"keeping": gateway_config(workdir, redis_url, ports["keeping"], "keeping", **expose),
+               "not keeping": gateway_config(workdir, redis_url, ports["not keeping"], "plain",
+                                             keep_events=0, **expose)}
+    started = {name: start_gunicorn(config) for name, config in configs.items()}
+    try:
+        if not all(notify.wait_for("READY=1", 30) for _, notify in started.values()):
+            raise RuntimeError("a gateway did not start")
+        channels = [f"bench.kept.{i}" for i in range(KEPT_CHANNELS)]
+        starts = {name: {c: read_stream(port, c, None, 0)[0] for c in channels} for name, port in ports.items()}
+        publish = shared_broadcaster(redis_url)
+        filler = "x" * 200
+        for n in range(KEPT_PER_CHANNEL):
+            for channel in channels:
+                publish(channel, json.dumps({"n": n, "filler": filler}))
+        # The gateway that keeps nothing gave no start id: any id gets its gap answer.
+        replayed = {name: sum(read_stream(ports[name], c, starts[name][c] or "0-0", KEPT_PER_CHANNEL)[1]
+                              for c in channels) for name in ports}
+        if replayed["keeping"] != KEPT_CHANNELS * KEPT_PER_CHANNEL:
+            raise RuntimeError(f"replayed {replayed['keeping']} events, expected "
+                               f"{KEPT_CHANNELS * KEPT_PER_CHANNEL}")
+        return {name: memory(proc.pid)["worker"]["rss"] for name, (proc, _) in started.items()}
+    finally:
+        for proc, notify in started.values():
+            proc.terminate()
+            proc.wait(15)
+            notify.close()
+
+
 # -- processes ---------------------------------------------------------------------
 def memory(pid: int) -> dict:
     """RSS and PSS in MB of ``pid`` (the arbiter) and of its children (the worker)."""
@@ -206,6 +301,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--processes", type=int, default=4, help="client processes")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--kept-only", action="store_true", help="only measure the memory of kept events")
     parser.add_argument("--role", choices=["raw-echo", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -221,6 +317,11 @@ def main() -> int:
 
     redis_server = RedisServer().start()
     workdir = Path(tempfile.mkdtemp(prefix="daebus-bench-"))
+    if args.kept_only:
+        try:
+            return report_kept(kept_memory(redis_server.url, workdir))
+        finally:
+            redis_server.close()
     gw_port, base_port = free_port(), free_port()
     config = workdir / "daebus.toml"
     config.write_text(f'[redis]\nurl = "{redis_server.url}"\n[log]\nlevel = "warning"\n'
@@ -256,6 +357,7 @@ def main() -> int:
             rounds["gateway"].append(load(gw_port, args.requests, args.connections, args.processes))
             rounds["baseline"].append(load(base_port, args.requests, args.connections, args.processes))
         mem = memory(gateway.pid)
+        kept = kept_memory(redis_server.url, workdir)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -284,9 +386,17 @@ def main() -> int:
     print(f"gateway memory (arbiter + worker): RSS {rss:.1f} MB (target < 70), PSS {pss:.1f} MB")
     print("  " + ", ".join(f"{role} RSS {m['rss']:.1f} MB / PSS {m['pss']:.1f} MB"
                            for role, m in mem.items() if role != "total"))
-    ok = ratio_rps >= 0.8 and ratio_p99 <= 1.5 and rss < 70
+    ok = ratio_rps >= 0.8 and ratio_p99 <= 1.5 and rss < 70 and report_kept(kept) == 0
     print("targets met" if ok else "targets NOT met")
     return 0 if ok else 1
+
+
+def report_kept(rss: dict) -> int:
+    delta = rss["keeping"] - rss["not keeping"]
+    print(f"kept events, {KEPT_CHANNELS} channels x {KEPT_PER_CHANNEL} replayed: worker RSS "
+          f"{rss['keeping']:.1f} MB keeping, {rss['not keeping']:.1f} MB not keeping, "
+          f"difference {delta:+.1f} MB (target <= 5)")
+    return 0 if delta <= 5 else 1
 
 
 if __name__ == "__main__":

@@ -88,9 +88,11 @@ class History:
         fresh = {}
         for pattern in self.patterns:
             rule = current.get(pattern)
-            # Kept without a break since "since": renewing keeps it, a
-            # declaration that lapsed starts again from now.
-            since = rule["since"] if rule else (_text(clock) if clock else f"{now}-0")
+            # Kept without a break since "since": renewing keeps it. A
+            # declaration that lapsed starts again after the newest kept id,
+            # so a page that saw that one still hears of the lapse; with no
+            # kept event ever, nothing can have been missed.
+            since = rule["since"] if rule else _after(clock)
             count = max(self.count, int(rule["count"])) if rule else self.count
             age = max(self.age, float(rule["age"])) if rule else self.age
             fresh[pattern] = json.dumps({"count": count, "age": age, "since": since,
@@ -170,6 +172,11 @@ class History:
             if len(batch) < PAGE:
                 return
             lower = "(" + _text(batch[-1][0])
+
+
+def _after(clock) -> str:
+    key = parse_id(clock)
+    return format_id((key[0], key[1] + 1)) if key else "0-0"
 
 
 def _text(value) -> str:
