@@ -29,11 +29,16 @@ class Daebus(Scaffold):
             app.run(service="my_service")
     """
 
-    def __init__(self, name: str, max_workers: int = 10):
+    def __init__(self, name: str, max_workers: int = 10, mode: str | None = None):
         super().__init__(name)
         if not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError("max_workers must be a positive integer")
+        if mode not in (None, "owner", "group"):
+            raise ValueError(f"mode must be 'owner' (one live instance) or 'group' "
+                             f"(instances share the requests), got {mode!r}")
         self.max_workers = max_workers
+        # None: the [service] mode key decides.
+        self.mode = mode
         self.components: list[Any] = []
         self.blueprints: dict[str, Blueprint] = {}
         self.service: str | None = None

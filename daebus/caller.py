@@ -18,9 +18,10 @@ import redis
 
 from . import config, protocol
 from .context import current_trace_id, get_daemon
-from .errors import ConnectionLost, DaebusError, RequestTimeout, ServiceUnavailable, remote_error
+from .errors import ConnectionLost, DaebusError, RequestTimeout, remote_error
 from .kept import KeepingPublisher
 from .replies import ReplyHub
+from .sending import Sender
 from .transport import REDIS_ERRORS, Publisher, connect, redact
 
 log = logging.getLogger("daebus.caller")
@@ -97,7 +98,9 @@ class DaebusCaller:
         # Cached per caller: the lookups take a process-wide lock.
         cached = self._cached
         if cached is None or cached[0] != url or cached[1] != os.getpid():
-            cached = self._cached = (url, os.getpid(), ReplyHub.for_url(url), shared_publisher(url))
+            publisher = shared_publisher(url)
+            cached = self._cached = (url, os.getpid(), ReplyHub.for_url(url), publisher,
+                                     Sender.for_url(url, publisher))
         return cached[2], cached[3]
 
     def _check_open(self) -> None:
@@ -111,7 +114,8 @@ class DaebusCaller:
         Ends within ``timeout`` seconds (plus the few milliseconds it takes
         to raise) whatever Redis does. Raises :class:`RemoteError` (the
         service answered with an error), :class:`ServiceUnavailable` (nobody
-        listens, raised at once), :class:`RequestTimeout` (Redis took the
+        serves it, raised at once; a group's requests wait in its stream for an
+        instance instead, up to the timeout), :class:`RequestTimeout` (Redis took the
         request but no reply came in time), :class:`ConnectionLost` (Redis
         refused, dropped or stalled the request or the reply subscription) or
         :class:`MalformedReply` (a reply that is not strict JSON).
@@ -139,15 +143,12 @@ class DaebusCaller:
                 action, {} if payload is None else payload, hub.channel, request_id,
                 self.target_service, int(timeout * 1000), time.time(), trace_id))
             try:
-                receivers = publish(self.target_service, message, deadline)
+                self._cached[4].send(self.target_service, message, deadline)
             except redis.TimeoutError as exc:
                 raise ConnectionLost(f"Redis at {redact(url)} did not take the request within "
                                      f"{timeout:g} s (stalled or overloaded): {exc}") from exc
             except REDIS_ERRORS as exc:
                 raise ConnectionLost(f"cannot reach Redis at {redact(url)}: {exc}") from exc
-            if receivers == 0:
-                raise ServiceUnavailable(f"service {self.target_service!r} is not running "
-                                         f"(nobody subscribed to its channel)")
             return self._wait(hub, inbox, action, deadline, timeout, on_progress)
         finally:
             hub.forget(request_id, inbox)

@@ -48,6 +48,15 @@ SERVICE = configspec.register(Section("service", "every service run by daebus", 
         check=more_than(0)),
     Key("metrics", BOOL, True, "count calls, errors and latencies, published with the registry beat "
         "(`false` turns the counters off)"),
+    Key("mode", STR, "owner", "`owner`: one live instance serves the name; `group`: instances share "
+        "its requests through a Redis stream (`Daebus(mode=...)` wins)", env="DAEBUS_SERVICE_MODE",
+        choices=("owner", "group")),
+    Key("claim_idle", FLOAT, 10.0, "group mode: seconds a request may sit unacknowledged with an "
+        "instance that stopped beating before another instance claims it", check=more_than(0)),
+    Key("max_deliveries", INT, 3, "group mode: deliveries of one request before it goes to the "
+        "dead-letter stream", check=at_least(1)),
+    Key("stream_max_length", INT, 10000, "group mode: requests kept in the stream at most",
+        check=at_least(100)),
 ]))
 LOG = configspec.register(Section("log", "logging of daebus programs", [
     Key("level", STR, "info", "`critical`, `error`, `warning`, `info` or `debug`", env="DAEBUS_LOG_LEVEL",

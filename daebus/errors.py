@@ -165,6 +165,14 @@ class NameTaken(DaebusError):
         self.holder = holder or {}
 
 
+@error_code("dead_letter", 502, "a group's request was delivered max_deliveries times without "
+            "an answer and was moved to the dead-letter stream")
+class DeadLetter(RemoteError):
+    """The request reached ``max_deliveries`` instances of a group, none of
+    which answered (each crashed or was killed); it is in the service's
+    dead-letter stream, ``daebus:dead:<service>``."""
+
+
 # Codes only HTTP answers carry (DaebusHttp's HttpError).
 error_code("not_found", 404, "no route matches the path", http_default=True)
 error_code("method_not_allowed", 405, "the route takes other methods", http_default=True)

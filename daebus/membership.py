@@ -114,7 +114,7 @@ class Membership:
         if self.mode == OWNER:
             shared["token"] = self.token
         else:
-            for field in ("pid", "host", "started_at", "token", "metrics"):
+            for field in ("pid", "host", "started_at", "token", "metrics", "expired", "dead_lettered"):
                 shared.pop(field, None)
         args = [self.token, self.mode, self.ttl_ms, LIVENESS_PREFIX, group_channel(self.service), self.service]
         for field, value in encode(shared).items():

@@ -81,6 +81,8 @@ class Request(NamedTuple):
     raw: dict
     sent_at: float | None = None
     trace_id: str | None = None
+    # Group mode: how many times the stream handed this request to an instance.
+    delivery: int = 1
 
 
 def _default(obj: Any) -> Any:

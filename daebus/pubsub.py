@@ -19,10 +19,12 @@ class PubSubRequest:
     ``request_id``, ``service`` and ``trace_id`` come from the envelope,
     ``raw`` is the whole decoded message. ``log_id`` is the id the service's
     log records carry: the trace id when the caller gave one (the HTTP
-    request's ``X-Request-ID``), else the request id.
+    request's ``X-Request-ID``), else the request id. ``delivery`` counts
+    deliveries (always 1 but for redeliveries in group mode).
     """
 
-    __slots__ = ("action", "payload", "reply_to", "request_id", "service", "timeout_ms", "raw", "trace_id")
+    __slots__ = ("action", "payload", "reply_to", "request_id", "service", "timeout_ms", "raw", "trace_id",
+                 "delivery")
 
     def __init__(self, message: protocol.Request):
         self.action = message.action
@@ -33,6 +35,10 @@ class PubSubRequest:
         self.timeout_ms = message.timeout_ms
         self.raw = message.raw
         self.trace_id = message.trace_id
+        # In group mode, how many times this request was handed to an
+        # instance: above 1, an earlier instance died holding it (and may
+        # have done part of the work); ``request_id`` is the idempotency key.
+        self.delivery = message.delivery
 
     @property
     def log_id(self) -> str | None:

@@ -17,6 +17,7 @@ from .context import app_context, set_running_app
 from .dispatch import run_action, run_listener
 from .errors import NameTaken
 from .expiry import TransitClock
+from .group import GroupServer
 from .kept import KeepingPublisher
 from .lifecycle import Lifecycle, name_of
 from .membership import Membership
@@ -48,9 +49,10 @@ class Runtime:
         self.debug = debug
         self.settings = config.load(redis_url=config.redis_url_from(redis_url, redis_host, redis_port),
                                     **overrides)
-        self.mode = registry.OWNER
+        self.mode = app.mode or self.settings.mode.lower()
         self.exit_status = 0
         self.membership: Membership | None = None
+        self.group: GroupServer | None = None
         self.ready = app._ready
         self.running = False
         self.stopping = threading.Event()
@@ -111,14 +113,18 @@ class Runtime:
         self._binding.enter_context(self.app.bound_to(self.client, self.broadcaster, url))
         self.membership = Membership(self.client, self.service, self.mode, self.settings.registry_ttl)
         self.reader = BusReader(self)
+        self.heartbeat = Heartbeat(self)
+        # A group reads its stream (after the intake, which then only takes events).
+        self.group = self._group() if self.mode == registry.GROUP else None
         # Started in this order, stopped in the reverse; see daebus.lifecycle.
-        self.lifecycle = Lifecycle([_Handlers(self), Heartbeat(self), self.reader, *self.app.components,
-                                    self.reader.intake, _StartHooks(self), self.scheduler, self.threads])
+        self.lifecycle = Lifecycle([_Handlers(self), self.heartbeat, self.reader, *self.app.components,
+                                    self.reader.intake, *([self.group] if self.group else []),
+                                    _StartHooks(self), self.scheduler, self.threads])
         if not self.lifecycle.start(self.app, self.stopping):
             return False
         self.register("running")
         status = (f"serving {len(self.app.actions)} action(s), "
-                  f"{len(self.app.listeners)} channel(s)")
+                  f"{len(self.app.listeners)} channel(s)" + (" as a group member" if self.group else ""))
         self.ready.set()
         self.notifier.ready(status)
         log.info("service %r ready: %s", self.service, status)
@@ -134,6 +140,8 @@ class Runtime:
             log.warning("still running after %.0f s, exiting without them: %s",
                         self.settings.shutdown_timeout, ", ".join(name_of(component) for component in busy))
         self._binding.close()
+        if self.group is not None:
+            self.group.leave()
         if self.client is not None:
             try:
                 self.membership.release()
@@ -150,7 +158,13 @@ class Runtime:
     def on_message(self, channel: str, data: bytes) -> None:
         received = time.monotonic()
         if channel == self.service:
-            self._on_request(data, received)
+            if self.group is not None:
+                self.group.bridge(data)
+            else:
+                self._on_request(data, received)
+        elif channel in self.membership.channels:
+            if self.group is not None and self.group.heard(data):
+                self.heartbeat.wake()
         else:
             self._on_event(channel, data)
 
@@ -271,12 +285,15 @@ class Runtime:
             self.notifier.status(f"serving (Redis restored after {outage:.1f} s)")
 
     def claim(self, status: str) -> None:
-        self.membership.claim(registry.record(
+        info = registry.record(
             self.service, actions=self.app.actions, channels=self.app.listeners,
             version=__version__, started_at=self.started_at, status=status,
             schemas=schemas.published(self.app),
             metrics=self.metrics.snapshot(uptime=time.time() - self.started_at, queued=self.pool.queued,
-                                          in_flight=self.pool.unfinished - self.pool.queued)))
+                                          in_flight=self.pool.unfinished - self.pool.queued))
+        if self.group is not None:
+            info.update(self.group.counters(), stream_max_length=self.settings.stream_max_length)
+        self.membership.claim(info)
 
     def register(self, status: str) -> None:
         """Refresh this instance's registry entry; if another live instance
@@ -287,6 +304,41 @@ class Runtime:
             self.taken(exc)
         except REDIS_ERRORS as exc:
             log.debug("registry update failed: %s", exc)
+
+    # -- group mode ------------------------------------------------------------
+    def _group(self) -> GroupServer:
+        def run(message: protocol.Request) -> None:
+            started = time.monotonic()
+            if message.action in self._async_actions:
+                from .aio import run_action_async
+                # The pool thread waits: the group's slots bound both kinds.
+                code = self.aio.submit(run_action_async, self.app, message, self.publish,
+                                       name=message.action).result()
+            else:
+                code = run_action(self.app, message, self.publish)
+            self.metrics.call(message.action, time.monotonic() - started, code)
+
+        def bridge(on: bool) -> None:
+            if on:
+                self.subscriber.add(self.service, timeout=self.settings.socket_timeout)
+            else:
+                self.subscriber.remove(self.service)
+            log.info("%s the service channel into the group's stream", "bridging" if on else "no longer bridging")
+
+        return GroupServer(url=self.settings.redis_url, client=self.client, service=self.service,
+                           consumer=self.membership.token, settings=self.settings,
+                           slots=self.app.max_workers, submit=self.pool.submit, run=run,
+                           publish=self.publish, reply_error=self._reply_error, on_bridge=bridge)
+
+    def group_beat(self) -> float | None:
+        """The group's part of a heartbeat; how soon the next is needed."""
+        if self.group is None or not self.ready.is_set():
+            return None
+        try:
+            return self.group.beat()
+        except Exception as exc:  # noqa: BLE001 - Redis away or the stream gone: next beat retries
+            log.debug("group beat failed: %s", exc)
+            return None
 
     def taken(self, exc: NameTaken) -> None:
         if not self.exit_status:

@@ -85,8 +85,10 @@ class _Intake:
         self.reader = reader
 
     def start(self, app) -> bool:
-        channels = [self.reader.runtime.service, *app.listeners]
-        while not self.reader.subscriber.add(*channels, timeout=0.5):
+        runtime = self.reader.runtime
+        # A group's requests come from its stream; one member bridges the channel.
+        channels = [*([runtime.service] if runtime.group is None else []), *app.listeners]
+        while channels and not self.reader.subscriber.add(*channels, timeout=0.5):
             if self.reader.runtime.stopping.is_set():
                 return False
         return True
@@ -97,7 +99,9 @@ class _Intake:
 
 class Heartbeat:
     """Pings systemd's watchdog while every component is healthy, and
-    refreshes the registry entry while the service is ready."""
+    refreshes the registry entry while the service is ready. A group member
+    also beats sooner while it holds requests or another member's could
+    become claimable (see :meth:`daebus.group.GroupServer.beat`)."""
 
     name = "heartbeat"
 
@@ -106,6 +110,7 @@ class Heartbeat:
         watchdog = runtime.notifier.watchdog_interval
         self.interval = min(watchdog or 3600.0, runtime.settings.registry_ttl / 3)
         self._stopping = threading.Event()
+        self._wakeup = threading.Event()   # stop(), or news from the group
         self._thread: threading.Thread | None = None
         # Healthy until shown otherwise: only a change is worth a log line.
         self._state = logs.StateLog(log, "ok")
@@ -116,6 +121,11 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wakeup.set()
+
+    def wake(self) -> None:
+        """Beat now (another group member took requests)."""
+        self._wakeup.set()
 
     def join(self, timeout: float) -> bool:
         if self._thread is not None:
@@ -125,7 +135,18 @@ class Heartbeat:
     def _beat(self) -> None:
         runtime = self.runtime
         watchdog = runtime.notifier.watchdog_interval
-        while not self._stopping.wait(self.interval):
+        wait, due = self.interval, time.monotonic() + self.interval
+        while True:
+            self._wakeup.wait(wait)
+            self._wakeup.clear()
+            if self._stopping.is_set():
+                return
+            soon = runtime.group_beat() or self.interval
+            now = time.monotonic()
+            if now < due:
+                wait = max(0.05, min(due - now, soon))
+                continue
+            due, wait = now + self.interval, max(0.05, min(self.interval, soon))
             if watchdog is not None:
                 problems = runtime.lifecycle.health()
                 if problems:

@@ -102,7 +102,7 @@ class Publisher:
     def __call__(self, channel: str, message: str | bytes, deadline: float | None = None) -> int:
         conn = self._own()
         if deadline is not None:
-            return self._within(conn, channel, message, deadline)
+            return self._within(conn, deadline, "PUBLISH", channel, message)
         try:
             conn.send_command("PUBLISH", channel, message)
             return conn.read_response()
@@ -110,7 +110,12 @@ class Publisher:
             conn.disconnect()
             return self.client.publish(channel, message)
 
-    def _within(self, conn, channel: str, message: str | bytes, deadline: float) -> int:
+    def command(self, deadline: float, *args):
+        """Run one command on this thread's connection, ending by ``deadline``
+        (``redis.TimeoutError`` after it); the reply is not post-processed."""
+        return self._within(self._own(), deadline, *args)
+
+    def _within(self, conn, deadline: float, *args):
         reused = getattr(conn, "_sock", None) is not None
         while True:
             remaining = deadline - time.monotonic()
@@ -121,7 +126,7 @@ class Publisher:
             conn.socket_connect_timeout = min(remaining, saved[1] or remaining)
             _set_sock_timeout(conn, remaining)
             try:
-                conn.send_command("PUBLISH", channel, message)
+                conn.send_command(*args)
                 return conn.read_response()
             except redis.ConnectionError:
                 conn.disconnect()

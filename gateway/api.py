@@ -162,6 +162,9 @@ def services():
         listed.append({
             "name": name, "status": info.get("status"), "version": info.get("version"),
             "started_at": info.get("started_at"), "uptime": info.get("uptime"),
+            "mode": info.get("mode"), "instances": [
+                {k: i.get(k) for k in ("host", "started_at", "uptime", "status")}
+                for i in info.get("instances", [])],
             "actions": actions, "channels": channels,
             "schemas": {"actions": _only(schemas.get("actions"), actions),
                         "channels": _only(schemas.get("channels"), channels)},

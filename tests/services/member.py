@@ -19,27 +19,33 @@ def _record(tag: str) -> None:
     if path:
         # O_APPEND writes of one short line are atomic across processes.
         with open(path, "a") as log:
-            log.write(f"{request.request_id} {os.getpid()} {getattr(request, 'delivery', 1)} {tag}\n")
+            log.write(f"{request.request_id} {os.getpid()} {request.delivery} {tag}\n")
+
+
+def _answer() -> dict:
+    return {"pid": os.getpid(), "delivery": request.delivery, "request_id": request.request_id}
 
 
 @app.action("whoami")
 def whoami():
-    return {"pid": os.getpid(), "delivery": getattr(request, "delivery", 1)}
+    return _answer()
 
 
 @app.action("record")
 def record():
     _record("record")
-    return {"pid": os.getpid(), "delivery": getattr(request, "delivery", 1)}
+    return _answer()
 
 
 @app.action("hold")
 def hold():
-    # Announces itself, then works for a while: the tests kill the process meanwhile.
+    # Announces itself, then works for a while on a first delivery (the
+    # tests kill the process meanwhile); a redelivery answers at once.
     _record("hold")
     broadcast.send("member_holding", {"pid": os.getpid(), "request_id": request.request_id})
-    time.sleep(float(request.payload.get("seconds", 30)))
-    return {"pid": os.getpid(), "delivery": getattr(request, "delivery", 1)}
+    if request.delivery == 1:
+        time.sleep(float(request.payload.get("seconds", 30)))
+    return _answer()
 
 
 @app.action("crash")

@@ -134,6 +134,8 @@ def test_services_from_the_registry(app_and_gateway, monkeypatch):
     assert services[0]["name"] == "echo"
     assert services[0]["actions"] == ["hi"] and services[0]["channels"] == ["news.a"]
     assert "pid" not in services[0]
+    assert services[0]["mode"] == "owner"
+    assert [set(i) for i in services[0]["instances"]] == [{"host", "started_at", "uptime", "status"}]
 
 
 def test_events_validation(client):

@@ -1,0 +1,419 @@
+"""Group mode: instances of one service share its requests through a Redis
+stream and a consumer group.
+
+Callers ``XADD`` requests (the wire format's JSON envelope, in the field
+``request``) to ``daebus:stream:<service>``. Every instance is a consumer of
+the group ``daebus`` named by its token, reads with ``XREADGROUP ... BLOCK``
+only as many entries as it has idle workers, replies on ``reply_to`` and then
+``XACK``\\ s and ``XDEL``\\ s the entry, so the stream holds only requests
+not yet answered (and ``MAXLEN ~`` bounds it anyway).
+
+An instance that dies holding requests leaves them pending; once they sat
+``claim_idle`` seconds unacknowledged, another instance claims them with
+``XAUTOCLAIM`` and runs them again (``request.delivery`` > 1). A live
+instance re-claims its own entries to itself at each beat (``XCLAIM ...
+JUSTID`` resets their idle time), so a long handler keeps its requests.
+After ``max_deliveries`` an entry goes to ``daebus:dead:<service>`` and its
+caller gets a ``dead_letter`` error reply.
+
+One instance at a time (the bridge) also subscribes to the service channel
+and adds what 0.0.x callers PUBLISH there to the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+
+from . import protocol
+from .errors import DeadLetter
+from .logs import StateLog
+from .membership import LIVENESS_PREFIX, group_channel, is_live
+from .transport import REDIS_ERRORS, Backoff, connect, redact
+
+log = logging.getLogger("daebus.group")
+
+GROUP_NAME = "daebus"
+STREAM_PREFIX = "daebus:stream:"
+DEAD_PREFIX = "daebus:dead:"
+BRIDGE_PREFIX = "daebus:bridge:"
+DEAD_MAX_LENGTH = 1000
+
+
+def stream_key(service: str) -> str:
+    return STREAM_PREFIX + service
+
+
+def dead_key(service: str) -> str:
+    return DEAD_PREFIX + service
+
+
+# A caller's send: XADD unless the service now runs as a single owner (then
+# nil, and the caller publishes instead). KEYS: registry record, stream.
+SEND = """
+if redis.call('HGET', KEYS[1], 'mode') == 'owner' then return false end
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'request', ARGV[1])
+"""
+
+# Resets the idle time of entries this consumer still holds, without taking
+# one that another consumer claimed meanwhile. ARGV: group, consumer, ids.
+_KEEP = """
+local kept = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
+"""
+
+# The bridge role: ours if free, ours already, or held by a dead instance.
+_BRIDGE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or not holder
+   or tonumber(redis.call('PUBSUB', 'NUMSUB', ARGV[3] .. holder)[2]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _Slots:
+    """Idle workers. The reader asks how many are free without holding them
+    while it blocks, so claims at the beat can still take one."""
+
+    def __init__(self, count: int):
+        self.free = count
+        self._cond = threading.Condition()
+
+    def wait_free(self, timeout: float) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self.free > 0, timeout)
+            return max(0, self.free)
+
+    def take(self, count: int) -> None:
+        with self._cond:
+            self.free -= count
+
+    def try_take(self) -> bool:
+        with self._cond:
+            if self.free <= 0:
+                return False
+            self.free -= 1
+            return True
+
+    def give(self) -> None:
+        with self._cond:
+            self.free += 1
+            self._cond.notify()
+
+
+class GroupServer:
+    """This instance's share of a group: reads, claims, acknowledges.
+
+    ``submit(fn, *args)`` runs a job on the service's worker pool and
+    ``run(message)`` handles one request (replying on
+    ``reply_to``); ``reply_error(reply_to, request_id, message, code)``
+    answers one that can't be run.
+    """
+
+    def __init__(self, *, url: str, client, service: str, consumer: str, settings, slots: int,
+                 submit, run, publish, reply_error, on_bridge):
+        self.url, self.client, self.service, self.consumer = url, client, service, consumer
+        self.stream, self.dead = stream_key(service), dead_key(service)
+        self.claim_idle_ms = int(settings.claim_idle * 1000)
+        self.max_deliveries = settings.max_deliveries
+        self.max_length = settings.stream_max_length
+        self.max_bytes = settings.max_message_bytes
+        self.block_ms = int(settings.health_check_interval * 1000)
+        self._bridge_ttl_ms = max(1000, int(settings.registry_ttl * 1000))
+        self._reader_client = connect(url, socket_timeout=settings.socket_timeout + settings.health_check_interval,
+                                      decode=False)
+        self._slots = _Slots(slots)
+        self._submit, self._run, self._publish, self._on_bridge = submit, run, publish, on_bridge
+        self._reply_error = reply_error
+        self._noticed = 0.0                      # when we last told the group we took work
+        self._busy_until = 0.0                   # another member took work: watch it until then
+        self._keep = client.register_script(_KEEP)
+        self._bridge = client.register_script(_BRIDGE)
+        self._held: dict[str, float] = {}       # entry id -> when taken
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state = StateLog(log)
+        self._clock_offset_ms = 0.0
+        self.bridging = False
+        self.expired = 0
+        self.dead_lettered = 0
+        self.last_beat = time.monotonic()
+
+    # -- lifecycle -------------------------------------------------------
+    # -- lifecycle (see daebus.lifecycle) --------------------------------------
+    name = "group reader"
+
+    def start(self, app=None) -> None:
+        self._prepare()
+        self._thread = threading.Thread(target=self._read_loop, name=f"daebus-{self.service}-group",
+                                        daemon=True)
+        self._thread.start()
+        self.beat()   # claims what a dead instance left, takes the bridge if free
+
+    def health(self) -> str | None:
+        if self._thread is None:
+            return None
+        if not self._thread.is_alive():
+            return "not running"
+        silent = time.monotonic() - self.last_beat
+        if silent > 2 * self.block_ms / 1000 + 10:
+            return f"silent for {silent:.0f} s"
+        return None
+
+    def stop(self) -> None:
+        """Take no more entries (in-flight ones still finish and are acknowledged)."""
+        self._stop.set()
+        # Closing the socket ends a blocked XREADGROUP at once.
+        self._reader_client.connection_pool.disconnect()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def leave(self) -> None:
+        """After the last handler: drop this consumer if it holds nothing,
+        and the bridge role if it is ours."""
+        try:
+            if not self._held:
+                self.client.xgroup_delconsumer(self.stream, GROUP_NAME, self.consumer)
+            key = BRIDGE_PREFIX + self.service
+            if self.bridging and self.client.get(key) == self.consumer:
+                self.client.delete(key)
+        except REDIS_ERRORS:
+            pass
+        self._reader_client.close()
+
+    def _prepare(self) -> None:
+        try:
+            # From id 0: requests sent while no instance ran are served too.
+            self.client.xgroup_create(self.stream, GROUP_NAME, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):  # BUSYGROUP: another instance made it
+                raise
+        seconds, micros = self.client.time()
+        self._clock_offset_ms = seconds * 1000 + micros / 1000 - time.time() * 1000
+
+    # -- reading ---------------------------------------------------------
+    def _read_loop(self) -> None:
+        backoff = Backoff()
+        lost = False
+        while not self._stop.is_set():
+            try:
+                if lost:
+                    self._prepare()
+                    lost = False
+                    self._state.set("up", logging.WARNING, "%s: reading its stream again", self.service)
+                self._read(backoff)
+            except Exception as exc:  # noqa: BLE001 - Redis gone, stream lost (NOGROUP), or stop()
+                if self._stop.is_set():
+                    break
+                lost = True
+                self._state.set("lost", logging.ERROR, "%s: cannot read its stream at %s: %s",
+                                self.service, redact(self.url), exc)
+                delay = backoff.next()
+                self.last_beat = time.monotonic() + delay
+                self._stop.wait(delay)
+
+    def _read(self, backoff: Backoff) -> None:
+        while not self._stop.is_set():
+            self.last_beat = time.monotonic()
+            # Only as many entries as idle workers: the rest stay for other instances.
+            count = self._slots.wait_free(self.block_ms / 1000)
+            if not count:
+                continue
+            reply = self._reader_client.xreadgroup(GROUP_NAME, self.consumer, {self.stream: ">"},
+                                                   count=count, block=self.block_ms)
+            backoff.reset()
+            entries = reply[0][1] if reply else []
+            self._slots.take(len(entries))
+            for entry_id, fields in entries:
+                self._take(_text(entry_id), fields, 1)
+            if entries:
+                self._notice()
+
+    def _notice(self) -> None:
+        # Tells the other members that we hold requests, so that they watch
+        # for them to become claimable should we die. At most a few times
+        # per claim_idle: while the group stays busy, their beats see us.
+        now = time.monotonic()
+        if now - self._noticed > self.claim_idle_ms / 4000:
+            self._noticed = now
+            try:
+                self._publish(group_channel(self.service), self.consumer)
+            except REDIS_ERRORS:
+                pass
+
+    def heard(self, data: bytes) -> bool:
+        """A notice on the group channel; True if another member sent it
+        (then the caller should beat at once)."""
+        if _text(data) == self.consumer:
+            return False
+        self._busy_until = time.monotonic() + self.claim_idle_ms / 1000
+        return True
+
+    def _take(self, entry_id: str, fields: dict, delivery: int) -> None:
+        """Start handling an entry that holds one of our slots."""
+        data = fields.get(b"request", fields.get("request")) if fields else None
+        try:
+            if data is None:
+                raise protocol.ProtocolError("stream entry without a 'request' field")
+            message = protocol.parse_request(protocol.decode_object(data, self.max_bytes))
+        except protocol.ProtocolError as exc:
+            log.warning("dropped malformed request %s on %s: %s", entry_id, self.stream, exc)
+            if exc.reply_to:
+                self._reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
+            self._done(entry_id)
+            return
+        if message.timeout_ms and self._age_ms(entry_id) > message.timeout_ms:
+            self.expired += 1
+            log.info("dropped %r request %s unanswered: its caller gave up after %d ms (%d so far)",
+                     message.action, message.request_id, message.timeout_ms, self.expired)
+            self._done(entry_id)
+            return
+        with self._lock:
+            self._held[entry_id] = time.monotonic()
+        if not self._submit(self._handle, entry_id, message, delivery):
+            with self._lock:
+                self._held.pop(entry_id, None)
+            self._slots.give()  # left pending: claimed again after claim_idle
+
+    def _age_ms(self, entry_id: str) -> float:
+        added = int(entry_id.split("-", 1)[0])
+        return time.time() * 1000 + self._clock_offset_ms - added
+
+    def _handle(self, entry_id: str, message: protocol.Request, delivery: int) -> None:
+        try:
+            self._run(message._replace(delivery=delivery))
+        finally:
+            self._done(entry_id)
+
+    def _done(self, entry_id: str) -> None:
+        # After the reply went out: acknowledge and delete in one round trip.
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xack(self.stream, GROUP_NAME, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            pipe.execute()
+        except REDIS_ERRORS as exc:
+            log.warning("could not acknowledge %s on %s: %s", entry_id, self.stream, exc)
+        finally:
+            with self._lock:
+                self._held.pop(entry_id, None)
+            self._slots.give()
+
+    # -- the beat ----------------------------------------------------------
+    def beat(self) -> float | None:
+        """Keep our entries, claim a dead instance's, hold the bridge.
+
+        Returns how soon the next beat is needed, or None for "at the usual
+        interval" (nothing held or pending elsewhere)."""
+        with self._lock:
+            held = list(self._held)
+        if held:
+            self._keep(keys=[self.stream], args=[GROUP_NAME, self.consumer, *held])
+        self._claim()
+        self._forget_departed()
+        bridging = bool(self._bridge(keys=[BRIDGE_PREFIX + self.service],
+                                     args=[self.consumer, self._bridge_ttl_ms, LIVENESS_PREFIX]))
+        if bridging != self.bridging:
+            self.bridging = bridging
+            self._on_bridge(bridging)
+        soon = self._next_claim(bool(held))
+        if time.monotonic() < self._busy_until:
+            # Someone took work lately: look at least every second for what it holds.
+            soon = min(soon or 1.0, 1.0)
+        return soon
+
+    def _claim(self) -> None:
+        cursor = "0-0"
+        while self._slots.try_take():
+            # XAUTOCLAIM looks at a few pending entries per call: follow its cursor.
+            result = self.client.xautoclaim(self.stream, GROUP_NAME, self.consumer, self.claim_idle_ms,
+                                            start_id=cursor, count=1)
+            cursor = _text(result[0])
+            entries = [e for e in result[1] if e and e[0]]
+            if not entries:
+                self._slots.give()
+                if cursor == "0-0":
+                    return
+                continue
+            entry_id, fields = _text(entries[0][0]), entries[0][1]
+            pending = self.client.xpending_range(self.stream, GROUP_NAME, entry_id, entry_id, 1)
+            delivery = pending[0]["times_delivered"] if pending else self.max_deliveries + 1
+            if delivery > self.max_deliveries:
+                self._dead_letter(entry_id, fields, delivery)
+                self._slots.give()
+                continue
+            log.warning("%s: claimed request %s from an instance that stopped (delivery %d of %d)",
+                        self.service, entry_id, delivery, self.max_deliveries)
+            self._take(entry_id, fields, delivery)
+            if cursor == "0-0":
+                return
+
+    def _forget_departed(self) -> None:
+        """Remove consumers of instances that are gone and hold nothing, so
+        the group's consumer list doesn't grow with every restart."""
+        for consumer in self.client.xinfo_consumers(self.stream, GROUP_NAME):
+            name = _text(consumer["name"])
+            if (name != self.consumer and not consumer["pending"]
+                    and consumer["idle"] > self.claim_idle_ms and not is_live(self.client, name)):
+                self.client.xgroup_delconsumer(self.stream, GROUP_NAME, name)
+
+    def _dead_letter(self, entry_id: str, fields: dict, delivery: int) -> None:
+        data = fields.get(b"request", fields.get("request")) if fields else None
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self.dead, {"request": data or b"", "entry": entry_id, "deliveries": delivery - 1,
+                              "service": self.service, "time": f"{time.time():.3f}"},
+                  maxlen=DEAD_MAX_LENGTH, approximate=True)
+        pipe.xack(self.stream, GROUP_NAME, entry_id)
+        pipe.xdel(self.stream, entry_id)
+        pipe.execute()
+        self.dead_lettered += 1
+        try:
+            message = protocol.parse_request(protocol.decode_object(data, self.max_bytes))
+        except (protocol.ProtocolError, TypeError):
+            message = None
+        log.error("%s: request %s (%s) was delivered %d times without an answer; moved to %s",
+                  self.service, entry_id, message.action if message else "unreadable", delivery - 1, self.dead)
+        if message is not None and message.reply_to:
+            self._reply_error(message.reply_to, message.request_id,
+                        f"{self.service}.{message.action} was delivered {delivery - 1} times and no "
+                        f"instance answered; moved to {self.dead}", DeadLetter.code)
+
+    def _next_claim(self, holding: bool) -> float | None:
+        """Seconds until an entry held elsewhere could be claimed."""
+        soonest = None
+        for entry in self.client.xpending_range(self.stream, GROUP_NAME, "-", "+", 100):
+            if _text(entry["consumer"]) == self.consumer:
+                continue
+            wait = (self.claim_idle_ms - entry["time_since_delivered"]) / 1000
+            soonest = wait if soonest is None else min(soonest, wait)
+        keep = self.claim_idle_ms / 3000 if holding else None
+        candidates = [t for t in (soonest, keep) if t is not None]
+        return max(0.05, min(candidates)) if candidates else None
+
+    def bridge(self, data: bytes) -> None:
+        """Add a request PUBLISHed on the service channel to the stream."""
+        try:
+            self.client.xadd(self.stream, {"request": data}, maxlen=self.max_length, approximate=True)
+        except REDIS_ERRORS as exc:
+            log.error("could not add a published request to %s: %s", self.stream, exc)
+
+    def counters(self) -> dict:
+        return {"expired": self.expired, "dead_lettered": self.dead_lettered}

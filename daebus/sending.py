@@ -1,0 +1,96 @@
+"""How a request reaches a service: PUBLISH to an owner, XADD to a group.
+
+A caller learns a service's mode from the registry once and caches it per
+process. It never polls for changes: a change shows up in the send itself.
+An owner's PUBLISH that reaches nobody makes the caller look again (the
+service may have become a group, whose requests wait in its stream), and a
+group's send is a Lua script that refuses to add to the stream when the
+registry says the service now runs as a single owner.
+
+Example::
+
+    sender = Sender.for_url(url, publisher)
+    sender.send("sensors", envelope_json, deadline)   # raises ServiceUnavailable
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+import redis
+
+from . import registry
+from .config import SERVICE
+from .errors import ServiceUnavailable
+from .group import SEND, stream_key
+from .transport import Publisher
+
+_DEFAULT_MAX_LENGTH = SERVICE.keys["stream_max_length"].default
+
+_lock = threading.Lock()
+_senders: dict[tuple[str, int], Sender] = {}
+
+
+class Sender:
+    """Sends requests on one Redis, remembering each service's mode.
+
+    Every command runs on the publisher's thread-owned connection within
+    the caller's deadline, as a PUBLISH does.
+    """
+
+    def __init__(self, publish: Publisher):
+        self.publish = publish
+        self._modes: dict[str, tuple[str, int]] = {}
+        self._sha = hashlib.sha1(SEND.encode()).hexdigest()
+
+    @classmethod
+    def for_url(cls, url: str, publish: Publisher) -> Sender:
+        key = (url, os.getpid())
+        with _lock:
+            sender = _senders.get(key)
+            if sender is None:
+                sender = _senders[key] = cls(publish)
+            return sender
+
+    def mode(self, service: str, deadline: float, refresh: bool = False) -> tuple[str, int]:
+        """``(mode, stream_max_length)`` of ``service``, cached."""
+        known = self._modes.get(service)
+        if known is None or refresh:
+            mode, max_length = self.publish.command(deadline, "HMGET", registry.key(service), "mode",
+                                                    "stream_max_length")
+            mode = _text(mode)
+            # A group with no live instance has no record, but its stream stays.
+            if mode is None:
+                stream = self.publish.command(deadline, "EXISTS", stream_key(service))
+                mode = registry.GROUP if stream else registry.OWNER
+            known = self._modes[service] = (mode, int(max_length or _DEFAULT_MAX_LENGTH))
+        return known
+
+    def send(self, service: str, message: str, deadline: float) -> None:
+        """Deliver one request envelope, or raise :class:`ServiceUnavailable`."""
+        mode, max_length = self.mode(service, deadline)
+        if mode == registry.GROUP:
+            if self._to_group(service, message, max_length, deadline):
+                return
+            mode, max_length = self.mode(service, deadline, refresh=True)
+        if self.publish(service, message, deadline):
+            return
+        mode, max_length = self.mode(service, deadline, refresh=True)
+        if mode == registry.GROUP and self._to_group(service, message, max_length, deadline):
+            return
+        raise ServiceUnavailable(f"service {service!r} is not running "
+                                 f"(nobody subscribed to its channel and it has no group stream)")
+
+    def _to_group(self, service: str, message: str, max_length: int, deadline: float) -> bool:
+        args = (2, registry.key(service), stream_key(service), message, max_length)
+        try:
+            entry = self.publish.command(deadline, "EVALSHA", self._sha, *args)
+        except redis.exceptions.NoScriptError:
+            entry = self.publish.command(deadline, "EVAL", SEND, *args)
+        return entry is not None
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value

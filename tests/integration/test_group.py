@@ -1,0 +1,190 @@
+"""Group mode on a real Redis: shared requests, crashes, dead letters, restarts."""
+
+import collections
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from daebus import DaebusCaller, NameTaken, RemoteError, RequestTimeout, list_services
+from daebus.registry import members
+
+CLAIM_IDLE = 2.0
+
+
+@pytest.fixture
+def group(service, redis_url, tmp_path):
+    """Start ``n`` member.py instances of one group service."""
+    conf = tmp_path / "daebus.toml"
+    conf.write_text(f"[service]\nclaim_idle = {CLAIM_IDLE}\nregistry_ttl = 6\n")
+    log = tmp_path / "handled.log"
+    log.touch()
+
+    def start(name, n=1, wait=True, **env):
+        env = {"DAEBUS_CONFIG": str(conf), "DAEBUS_SERVICE_MODE": "group", "MEMBER_LOG": str(log), **env}
+        return [service("member.py", name, env=env, wait=wait) for _ in range(n)]
+
+    start.log = log
+    return start
+
+
+def handled(log) -> list[tuple[str, int, int, str]]:
+    rows = []
+    for line in log.read_text().splitlines():
+        request_id, pid, delivery, tag = line.split()
+        rows.append((request_id, int(pid), int(delivery), tag))
+    return rows
+
+
+def test_group_of_three_answers_2000_requests_from_16_threads_each_exactly_once(group, redis_server, redis_url):
+    instances = group("shared", 3)
+    replies: list[dict] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work():
+        with DaebusCaller("shared", redis_url=redis_url, timeout=30) as caller:
+            for _ in range(125):
+                try:
+                    reply = caller.send_request("record", {})
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    with lock:
+                        errors.append(exc)
+                    continue
+                with lock:
+                    replies.append(reply)
+
+    threads = [threading.Thread(target=work) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(240)
+    assert not errors, errors[:3]
+    assert len(replies) == 2000
+    answered = [r["request_id"] for r in replies]
+    assert len(set(answered)) == 2000
+    ran = collections.Counter(row[0] for row in handled(group.log))
+    assert set(ran) == set(answered), "handled and answered requests differ"
+    assert [rid for rid, n in ran.items() if n != 1] == [], "some requests ran twice"
+    # The work was shared, and the stream holds nothing once all is answered.
+    assert len({r["pid"] for r in replies}) >= 2
+    client = redis_server.client()
+    assert client.xlen("daebus:stream:shared") == 0
+    [info] = [s for s in list_services(client) if s["name"] == "shared"]
+    assert info["mode"] == "group"
+    assert sorted(i["pid"] for i in info["instances"]) == sorted(s.process.pid for s in instances)
+
+
+def test_killed_instance_requests_are_answered_by_another_within_claim_time(group, redis_server, redis_url):
+    group("claimed", 3)
+    pubsub = redis_server.client().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("member_holding")
+    pubsub.get_message(timeout=5)  # the confirmation (returned as None)
+    outcomes: dict[int, tuple[float, object]] = {}
+
+    def call(i):
+        with DaebusCaller("claimed", redis_url=redis_url) as caller:
+            try:
+                result = caller.send_request("hold", {"seconds": 5}, timeout=30)
+            except Exception as exc:  # noqa: BLE001 - inspected below
+                result = exc
+            outcomes[i] = (time.monotonic(), result)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    first = pubsub.get_message(timeout=15)
+    assert first is not None, "no instance started a request"
+    victim = json.loads(first["data"])["pid"]
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    for t in threads:
+        t.join(40)
+    held = {row[0] for row in handled(group.log) if row[1] == victim}
+    assert held, "the killed instance held no request"
+    results = list(outcomes.values())
+    assert len(results) == 4 and all(isinstance(r, dict) for _, r in results), results
+    by_id = {r["request_id"]: (at, r) for at, r in results}
+    for request_id in held:
+        at, reply = by_id[request_id]
+        assert reply["pid"] != victim and reply["delivery"] > 1, reply
+        assert at - killed_at <= CLAIM_IDLE + 1.0, f"answered {at - killed_at:.2f} s after the kill"
+
+
+def test_handler_that_crashes_every_time_ends_in_the_dead_letter_stream(group, redis_server, redis_url):
+    group("doomed", 4)   # three crash in turn, the fourth moves the request aside
+    with DaebusCaller("doomed", redis_url=redis_url) as caller:
+        with pytest.raises(RemoteError) as info:
+            caller.send_request("crash", {"n": 1}, timeout=40)
+    assert info.value.code == "dead_letter"
+    crashes = [row for row in handled(group.log) if row[3] == "crash"]
+    assert sorted(row[2] for row in crashes) == [1, 2, 3]
+    assert len({row[1] for row in crashes}) == 3
+    [(entry_id, fields)] = redis_server.client().xrange("daebus:dead:doomed")
+    request = json.loads(fields["request"])
+    assert request["request_id"] == crashes[0][0] and request["action"] == "crash"
+    assert fields["deliveries"] == "3"
+    assert redis_server.client().xlen("daebus:stream:doomed") == 0
+
+
+def test_requests_sent_while_no_instance_runs_are_served_when_one_starts(group, redis_server, redis_url):
+    [first] = group("patient")
+    assert first.stop() == 0
+    client = redis_server.client()
+    with DaebusCaller("patient", redis_url=redis_url) as caller:
+        with pytest.raises(RequestTimeout):
+            caller.send_request("record", {"late": True}, timeout=0.5)   # its caller gives up
+    outcomes = []
+
+    def call():
+        with DaebusCaller("patient", redis_url=redis_url) as caller:
+            try:
+                outcomes.append(caller.send_request("record", {}, timeout=20))
+            except Exception as exc:  # noqa: BLE001 - inspected below
+                outcomes.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(50)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 15
+    while client.xlen("daebus:stream:patient") < 51 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.xlen("daebus:stream:patient") == 51
+    [second] = group("patient")
+    for t in threads:
+        t.join(30)
+    assert len(outcomes) == 50 and all(isinstance(o, dict) for o in outcomes), outcomes[:3]
+    assert all(o["pid"] == second.process.pid for o in outcomes)
+    # The request whose caller gave up was dropped unanswered, and counted.
+    assert len(handled(group.log)) == 50
+    [member] = members(client, "patient")
+    assert member["expired"] == "1"
+
+
+def test_a_published_v1_request_is_bridged_into_the_stream(group, redis_server):
+    group("bridged", 2)
+    client = redis_server.client()
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("caller:v1")
+    pubsub.get_message(timeout=1)
+    assert client.publish("bridged", json.dumps({"action": "whoami", "payload": {}, "reply_to": "caller:v1",
+                                                 "request_id": "v1-1"})) == 1
+    reply = None
+    deadline = time.monotonic() + 10
+    while reply is None and time.monotonic() < deadline:
+        reply = pubsub.get_message(timeout=1)
+    assert reply is not None
+    assert json.loads(reply["data"])["payload"]["request_id"] == "v1-1"
+
+
+def test_owner_and_group_of_one_name_refuse_each_other(group, service, redis_url):
+    group("mixed", 1)
+    owner = service("member.py", "mixed", wait=False)
+    assert owner.wait(15) == NameTaken.exit_status
+    assert "already served by a group" in owner.log
+    service("member.py", "solo")
+    [member] = group("solo", wait=False)
+    assert member.wait(15) == NameTaken.exit_status
