@@ -7,14 +7,15 @@ with 1, 8 and 32 caller threads, the ratios, and the daebus service's RSS.
 Then the same echo action with a small payload schema against the one
 without, to show what checking a contract costs; and a service with its
 counters on, called with a request id, against one with ``metrics = false``
-called without, to show what observability costs.
+called without, to show what observability costs; and a group-mode service
+against a raw redis-py XADD/XREADGROUP/XACK echo.
 
     .venv/bin/python bench/rpc.py [--calls 2000]
 
 Targets: median latency within 1.3x raw; throughput at 32 callers >= 0.8x raw;
 service RSS < 40 MB; an action with a small schema at most 1.2x the cost of
 the same action without; counters and request ids cost at most 3% of the
-throughput at 32 callers.
+throughput at 32 callers; group mode's median within 1.3x the raw stream echo.
 """
 
 from __future__ import annotations
@@ -53,10 +54,24 @@ for message in pubsub.listen():
         {"status": "success", "payload": request["payload"], "request_id": request["request_id"], "final": True}))
 """
 
+RAW_STREAM_SERVER = """
+import json, sys, redis
+client = redis.Redis.from_url(sys.argv[1])
+client.xgroup_create("raw_stream", "g", id="0", mkstream=True)
+print("ready", flush=True)
+while True:
+    for _, entries in client.xreadgroup("g", "c", {"raw_stream": ">"}, count=32, block=5000) or []:
+        for entry_id, fields in entries:
+            request = json.loads(fields[b"request"])
+            client.publish(request["reply_to"], json.dumps({"status": "success", "payload": request["payload"],
+                                                            "request_id": request["request_id"], "final": True}))
+            client.xack("raw_stream", "g", entry_id)
+"""
+
 DAEBUS_SERVER = """
 import sys
 from daebus import Daebus, request
-app = Daebus("bench", max_workers=int(sys.argv[2]))
+app = Daebus("bench", max_workers=int(sys.argv[2]), mode=sys.argv[5] if len(sys.argv) > 5 else None)
 
 @app.action("echo")
 def echo():
@@ -79,7 +94,7 @@ class RawCaller:
         self.client = redis.Redis.from_url(url)
         self.local = threading.local()
 
-    def call(self, payload):
+    def call(self, payload, send=None):
         local = self.local
         if not hasattr(local, "pubsub"):
             local.channel = f"caller:{uuid.uuid4()}"
@@ -87,7 +102,7 @@ class RawCaller:
             local.pubsub.subscribe(local.channel)
             local.pubsub.get_message(timeout=5)
         rid = uuid.uuid4().hex
-        self.client.publish("raw_echo", json.dumps(
+        (send or (lambda m: self.client.publish("raw_echo", m)))(json.dumps(
             {"action": "echo", "payload": payload, "reply_to": local.channel, "request_id": rid}))
         while True:
             message = local.pubsub.get_message(timeout=5)
@@ -251,6 +266,47 @@ def observability_cost(server, args, observed_pid: int):
         plain_proc.wait(10)
 
 
+def compare(names, calls, args):
+    """Paired medians and alternating throughput runs; the best of each is kept."""
+    latencies(calls, 300)  # warm up connections and code paths
+    results = {name: {"median": [], "p99": [], 1: [], 8: [], 32: []} for name in names}
+    for _ in range(args.rounds):
+        for name, (med, p99) in zip(names, latencies(calls, args.calls)):
+            results[name]["median"].append(med)
+            results[name]["p99"].append(p99)
+        for name, call in zip(names, calls):
+            for threads in (1, 8, 32):
+                results[name][threads].append(throughput(call, threads, args.calls))
+    return [{k: (min(v) if k in ("median", "p99") else max(v)) for k, v in results[name].items()}
+            for name in names]
+
+
+def group_costs(server, args):
+    """Group mode (XADD, XREADGROUP, reply, XACK + XDEL) against the same
+    round trip written directly with redis-py."""
+    from daebus import DaebusCaller
+
+    raw_proc = start(RAW_STREAM_SERVER, server.url)
+    group_proc = start(DAEBUS_SERVER, server.url, "32", "daebus_group", "on", "group", ready="notify")
+    raw = RawCaller(server.url)
+    raw_call = lambda p: raw.call(p, lambda m: raw.client.xadd("raw_stream", {"request": m},  # noqa: E731
+                                                                maxlen=10000, approximate=True))
+    caller = DaebusCaller("daebus_group", redis_url=server.url, timeout=10)
+    group_call = lambda p: caller.send_request("echo", p)  # noqa: E731
+    try:
+        r, d = compare(("raw", "group"), [raw_call, group_call], args)
+        print(f"{'':12}{'raw streams':>14}{'group':>12}{'ratio':>9}")
+        print(f"{'median ms':12}{r['median'] * 1e3:14.3f}{d['median'] * 1e3:12.3f}"
+              f"{d['median'] / r['median']:8.2f}x  (target <= 1.3x)")
+        print(f"{'p99 ms':12}{r['p99'] * 1e3:14.3f}{d['p99'] * 1e3:12.3f}{d['p99'] / r['p99']:8.2f}x")
+        for threads in (1, 8, 32):
+            print(f"{f'req/s x{threads}':12}{r[threads]:14.0f}{d[threads]:12.0f}{d[threads] / r[threads]:8.2f}x")
+    finally:
+        for proc in (raw_proc, group_proc):
+            proc.terminate()
+            proc.wait(10)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -267,20 +323,7 @@ def main():
     caller = DaebusCaller("daebus_echo", redis_url=server.url, timeout=10)
     daebus_call = lambda p: caller.send_request("echo", p)  # noqa: E731
     try:
-        latencies([raw.call, daebus_call], 300)  # warm up connections and code paths
-        results = {name: {"median": [], "p99": [], 1: [], 8: [], 32: []} for name in ("raw", "daebus")}
-        for _ in range(args.rounds):
-            paired = latencies([raw.call, daebus_call], args.calls)
-            for name, (med, p99) in zip(("raw", "daebus"), paired):
-                results[name]["median"].append(med)
-                results[name]["p99"].append(p99)
-            # Throughput runs alternate the two sides, round by round.
-            for name, call in (("raw", raw.call), ("daebus", daebus_call)):
-                for threads in (1, 8, 32):
-                    results[name][threads].append(throughput(call, threads, args.calls))
-        best = {name: {k: (min(v) if k in ("median", "p99") else max(v)) for k, v in row.items()}
-                for name, row in results.items()}
-        r, d = best["raw"], best["daebus"]
+        r, d = compare(("raw", "daebus"), [raw.call, daebus_call], args)
         print(f"{'':12}{'raw redis-py':>14}{'daebus':>12}{'ratio':>9}")
         print(f"{'median ms':12}{r['median'] * 1e3:14.3f}{d['median'] * 1e3:12.3f}"
               f"{d['median'] / r['median']:8.2f}x  (target <= 1.3x)")
@@ -293,6 +336,7 @@ def main():
               f"raw echo RSS: {rss_mb(raw_proc.pid):.1f} MB")
         schema_costs(caller, args)
         observability_cost(server, args, daebus_proc.pid)
+        group_costs(server, args)
     finally:
         for proc in (raw_proc, daebus_proc):
             proc.terminate()

@@ -33,7 +33,8 @@ DEFAULT_CONFIG_PATH = "/etc/daebus/daebus.toml"
 
 REDIS = configspec.register(Section("redis", "the Redis server of the bus", [
     Key("url", STR, "redis://localhost:6379/0", "`rediss://`, `unix:///path?db=N`, "
-        "`redis://:password@host` work too", env="DAEBUS_REDIS_URL", field="redis_url"),
+        "`redis://:password@host` work too, and Sentinel: "
+        "`redis+sentinel://host:port,host:port/master[/db]`", env="DAEBUS_REDIS_URL", field="redis_url"),
     Key("socket_timeout", FLOAT, 5.0, "seconds a Redis command may take", check=more_than(0)),
     Key("health_check_interval", FLOAT, 5.0, "seconds of silence before the subscriber pings",
         check=more_than(0)),

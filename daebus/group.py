@@ -182,7 +182,10 @@ class GroupServer:
         """Take no more entries (in-flight ones still finish and are acknowledged)."""
         self._stop.set()
         # Closing the socket ends a blocked XREADGROUP at once.
-        self._reader_client.connection_pool.disconnect()
+        try:
+            self._reader_client.connection_pool.disconnect()
+        except Exception:  # noqa: BLE001 - the reader may be closing the same socket (redis-py 4.3)
+            pass
         if self._thread is not None:
             self._thread.join(5)
 

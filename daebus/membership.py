@@ -30,9 +30,8 @@ import time
 import uuid
 
 from .errors import NameTaken
-from .registry import GROUP, OWNER, encode, key, member_key, parse
+from .registry import GROUP, LIVENESS_PREFIX, OWNER, encode, key, member_key, parse
 
-LIVENESS_PREFIX = "daebus:instance:"
 GROUP_CHANNEL_PREFIX = "daebus:group:"
 
 # KEYS[1] the service record. ARGV: token, mode, ttl ms, liveness prefix,

@@ -24,6 +24,7 @@ from . import metrics, protocol
 OWNER = "owner"
 GROUP = "group"
 MEMBER_PREFIX = "daebus:member:"
+LIVENESS_PREFIX = "daebus:instance:"   # + token: each instance's own subscription
 
 
 def key(service: str) -> str:
@@ -93,6 +94,16 @@ def _instance(info: dict, now: float) -> dict:
             "status": info.get("status"), "version": info.get("version"), "token": info.get("token")}
 
 
+def _live(client, records: list[dict]) -> list[dict]:
+    """Drop records whose instance no longer holds its liveness channel (it
+    was killed: its entry would otherwise linger until the TTL)."""
+    tokens = [r.get("token") for r in records]
+    channels = [LIVENESS_PREFIX + t for t in tokens if t]
+    counts = dict(client.pubsub_numsub(*channels)) if channels else {}
+    counts = {(k.decode() if isinstance(k, bytes) else k): v for k, v in counts.items()}
+    return [r for r, t in zip(records, tokens) if not t or counts.get(LIVENESS_PREFIX + t)]
+
+
 def members(client, service: str) -> list[dict]:
     """The live members of a group, oldest first."""
     found = []
@@ -100,14 +111,15 @@ def members(client, service: str) -> list[dict]:
         raw = client.hgetall(name)
         if raw:
             found.append(parse(raw))
-    return sorted(found, key=lambda m: m.get("started_at") or 0)
+    return sorted(_live(client, found), key=lambda m: m.get("started_at") or 0)
 
 
 def list_services(client) -> list[dict]:
     """Live services, sorted by name, each with its ``mode``, actions,
     channels, ``instances`` (one for an owner, every member of a group) and
     ``metrics`` (a parsed snapshot, the members' added up for a group; None
-    with ``metrics_error`` saying why when one was corrupt)."""
+    with ``metrics_error`` saying why when one was corrupt). An instance
+    that was killed is left out at once, not after the TTL."""
     services = []
     now = time.time()
     for name in client.scan_iter(match=protocol.REGISTRY_PREFIX + "*", count=100):
@@ -117,6 +129,8 @@ def list_services(client) -> list[dict]:
             continue
         info = parse(raw)
         info.setdefault("name", name[len(protocol.REGISTRY_PREFIX):])
+        if info["mode"] == OWNER and not _live(client, [info]):
+            continue
         if info["mode"] == GROUP:
             group = members(client, info["name"])
             info["instances"] = [_instance(m, now) for m in group]

@@ -81,7 +81,7 @@ class Sender:
         if mode == registry.GROUP and self._to_group(service, message, max_length, deadline):
             return
         raise ServiceUnavailable(f"service {service!r} is not running "
-                                 f"(nobody subscribed to its channel and it has no group stream)")
+                                 f"(nobody subscribed to its channel)")
 
     def _to_group(self, service: str, message: str, max_length: int, deadline: float) -> bool:
         args = (2, registry.key(service), stream_key(service), message, max_length)

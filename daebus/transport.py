@@ -21,6 +21,7 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
+from . import sentinel
 from .logs import StateLog
 
 log = logging.getLogger("daebus.transport")
@@ -40,7 +41,7 @@ def redact(url: str) -> str:
 
 def _kwargs(url: str, socket_timeout: float) -> dict:
     kwargs = {"socket_timeout": socket_timeout}
-    if urlsplit(url).scheme in ("redis", "rediss"):
+    if urlsplit(url).scheme in ("redis", "rediss", sentinel.SCHEME):
         # redis-py 4.3's unix socket connection accepts neither option.
         kwargs.update(socket_connect_timeout=min(socket_timeout, 3.0), socket_keepalive=True)
     return kwargs
@@ -48,7 +49,7 @@ def _kwargs(url: str, socket_timeout: float) -> dict:
 
 def connect(url: str, *, socket_timeout: float = 5.0, decode: bool = True) -> redis.Redis:
     """A Redis client for commands; strings decoded unless ``decode=False``."""
-    return redis.Redis.from_url(
+    return _from_url(
         url, decode_responses=decode, health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
@@ -58,8 +59,15 @@ def connect(url: str, *, socket_timeout: float = 5.0, decode: bool = True) -> re
 def subscriber_client(url: str, socket_timeout: float = 5.0) -> redis.Redis:
     # No retries and no redis-py health checks: a failure must reach the
     # subscriber loop so it can log it, fail waiters and resubscribe itself.
-    return redis.Redis.from_url(url, decode_responses=False, retry=Retry(NoBackoff(), 0),
-                                health_check_interval=0, **_kwargs(url, socket_timeout))
+    return _from_url(url, decode_responses=False, retry=Retry(NoBackoff(), 0),
+                     health_check_interval=0, **_kwargs(url, socket_timeout))
+
+
+def _from_url(url: str, **kwargs) -> redis.Redis:
+    # A sentinel URL gives a client that finds the master at each connection.
+    if sentinel.is_sentinel(url):
+        return sentinel.master(url, **kwargs)
+    return redis.Redis.from_url(url, **kwargs)
 
 
 class Publisher:
@@ -104,7 +112,7 @@ class Publisher:
         if deadline is not None:
             return self._within(conn, deadline, "PUBLISH", channel, message)
         try:
-            conn.send_command("PUBLISH", channel, message)
+            _connected(conn).send_command("PUBLISH", channel, message)
             return conn.read_response()
         except REDIS_ERRORS:
             conn.disconnect()
@@ -126,7 +134,7 @@ class Publisher:
             conn.socket_connect_timeout = min(remaining, saved[1] or remaining)
             _set_sock_timeout(conn, remaining)
             try:
-                conn.send_command(*args)
+                _connected(conn).send_command(*args)
                 return conn.read_response()
             except redis.ConnectionError:
                 conn.disconnect()
@@ -146,6 +154,14 @@ class Publisher:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.disconnect()
+
+
+def _connected(conn):
+    # Connecting through connect() first: with a sentinel URL that is where
+    # the master's address is looked up (redis-py's send path may skip it).
+    if getattr(conn, "_sock", None) is None:
+        conn.connect()
+    return conn
 
 
 def _set_sock_timeout(conn, timeout: float | None) -> None:

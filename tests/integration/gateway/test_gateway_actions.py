@@ -157,10 +157,10 @@ def test_services_lists_live_services_with_exposed_actions(shared_gateway):
 
 
 def test_services_hides_actions_that_are_not_exposed(start_gateway, service):
-    service("gateway_echo.py", "echo")
-    gw = start_gateway({"expose_actions": ["echo/echo"]})
+    service("gateway_echo.py", "hidden")  # a name no other running worker has
+    gw = start_gateway({"expose_actions": ["hidden/echo"]})
     services = {s["name"]: s for s in gw.get("/api/services").json()["services"]}
-    assert services["echo"]["actions"] == ["echo"]
+    assert services["hidden"]["actions"] == ["echo"]
 
 
 def test_health_is_200_while_redis_answers(shared_gateway):

@@ -107,14 +107,14 @@ def test_with_a_token_it_listens_beyond_loopback(start_gateway):
 
 
 def test_bearer_token_guards_the_api(start_gateway, service):
-    service("gateway_echo.py", "echo")
+    service("gateway_echo.py", "guarded")  # a name no other running worker has
     # trust_loopback = false: the test client is local but must be treated as remote.
-    gw = start_gateway({"token": TOKEN, "trust_loopback": False})
-    denied = gw.post("/api/services/echo/echo", {})
+    gw = start_gateway({"token": TOKEN, "trust_loopback": False, "expose_actions": ["guarded/*"]})
+    denied = gw.post("/api/services/guarded/echo", {})
     assert denied.status_code == 401
     assert denied.headers["WWW-Authenticate"].startswith("Bearer")
-    assert gw.post("/api/services/echo/echo", {}, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    ok = gw.post("/api/services/echo/echo", {"x": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert gw.post("/api/services/guarded/echo", {}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = gw.post("/api/services/guarded/echo", {"x": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.json() == {"result": {"x": 1}}
     assert gw.get("/api/services").status_code == 401
     assert gw.events("news.a").status == 401
