@@ -344,27 +344,11 @@ def test_services_lists_the_registry(fake_redis, capsys):
                                                      started_at=0.0, status="running"), 30)
     assert cli.main(["services", "--redis-url", "redis://unused/0"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["SERVICE", "MODE", "PID", "HOST", "UP", "STATUS", "ACTIONS", "CHANNELS"]
+    assert lines[0].split() == ["SERVICE", "PID", "HOST", "UP", "STATUS", "ACTIONS", "CHANNELS"]
     assert [line.split()[0] for line in lines[1:]] == ["clock", "sensors"]
     assert lines[2].endswith("calibrate, read  -")
     assert cli.main(["services", "--json", "--redis-url", "redis://unused/0"]) == 0
     assert [s["name"] for s in json.loads(capsys.readouterr().out)] == ["clock", "sensors"]
-
-
-def test_services_shows_every_instance_of_a_group(fake_redis, capsys):
-    info = registry.record("pumps", actions=["start"], channels=[], version="0.1.0", started_at=0.0,
-                           status="running")
-    fake_redis.hset(registry.key("pumps"), mapping=registry.encode({"name": "pumps", "mode": "group",
-                                                                    "actions": ["start"]}))
-    for host, pid in (("box-a", 11), ("box-b", 12)):
-        fake_redis.hset(registry.member_key("pumps", f"{host}:{pid}:x"),
-                        mapping=registry.encode({**info, "host": host, "pid": pid, "started_at": pid}))
-    assert cli.main(["services", "--redis-url", "redis://unused/0"]) == 0
-    rows = [line.split()[:4] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert rows == [["pumps", "group", "11", "box-a"], ["pumps", "group", "12", "box-b"]]
-    fake_redis.delete(*fake_redis.keys(registry.MEMBER_PREFIX + "*"))
-    assert cli.main(["services", "--redis-url", "redis://unused/0"]) == 0
-    assert "pumps    group  -    -     -   no instance (requests wait)" in capsys.readouterr().out
 
 
 def test_services_with_none_running(fake_redis, capsys):
