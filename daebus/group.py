@@ -84,6 +84,12 @@ return 0
 """
 
 
+_DROP_BRIDGE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -192,14 +198,14 @@ class GroupServer:
     def leave(self) -> None:
         """After the last handler: drop this consumer if it holds nothing,
         and the bridge role if it is ours."""
-        try:
-            if not self._held:
-                self.client.xgroup_delconsumer(self.stream, GROUP_NAME, self.consumer)
-            key = BRIDGE_PREFIX + self.service
-            if self.bridging and self.client.get(key) == self.consumer:
-                self.client.delete(key)
-        except REDIS_ERRORS:
-            pass
+        if self._thread is not None:   # it never started when the name was taken
+            try:
+                if not self._held:
+                    self.client.xgroup_delconsumer(self.stream, GROUP_NAME, self.consumer)
+                if self.bridging:   # compare-and-delete: only ever our own role
+                    self.client.eval(_DROP_BRIDGE, 1, BRIDGE_PREFIX + self.service, self.consumer)
+            except (*REDIS_ERRORS, redis.ResponseError) as exc:
+                log.debug("%s: leaving the group: %s", self.service, exc)
         self._reader_client.close()
 
     def _prepare(self) -> None:

@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from daebus import DaebusCaller
-from support import RedisServer, free_port, redis_server_binary
+from daebus.localredis import redis_server_binary
+from support import RedisServer, free_port
 
 MASTER = "bus"
 RECOVERY_BOUND = 15.0
@@ -46,7 +47,7 @@ class Cluster:
         self.master = RedisServer().start()
         self.processes: list[subprocess.Popen] = []
         self.replica_port = free_port()
-        replica = self._spawn([redis_server_binary(), "--port", str(self.replica_port), "--bind", "127.0.0.1",
+        replica = self._spawn([redis_server_binary() or "redis-server", "--port", str(self.replica_port), "--bind", "127.0.0.1",
                                "--save", "", "--appendonly", "no", "--dir", self._subdir("replica"),
                                "--replicaof", "127.0.0.1", str(self.master.port)])
         _wait_for_line(replica, "MASTER <-> REPLICA sync: Finished with success", 20, [])
