@@ -77,18 +77,26 @@ def first_event(base_url: str, channel: str) -> dict:
         conn.close()
 
 
+def start_demo(args: list[str]):
+    """``python -m kiosk_demo --port 0 ...`` with a NOTIFY_SOCKET of ours."""
+    notify = NotifySocket()
+    env = {**os.environ, "NOTIFY_SOCKET": notify.path, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "kiosk_demo", "--port", "0", *args], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return notify, process, Output(process.stdout)
+
+
+def ready_url(notify: NotifySocket, output: Output) -> str:
+    """The kiosk page's address, once the launcher said READY=1."""
+    assert notify.wait_for("READY=1", 90), output.text
+    return re.search(r"http://127\.0\.0\.1:\d+/", notify.last("STATUS=")).group(0)
+
+
 @pytest.mark.parametrize("redis", ["redis-server", "embedded"])
 def test_the_demo_starts_serves_and_stops_on_ctrl_c(redis):
-    notify = NotifySocket()
-    args = ["--port", "0"] + (["--embedded-redis"] if redis == "embedded" else [])
-    env = {**os.environ, "NOTIFY_SOCKET": notify.path, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "kiosk_demo", *args], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = Output(process.stdout)
+    notify, process, output = start_demo(["--embedded-redis"] if redis == "embedded" else [])
     try:
-        assert notify.wait_for("READY=1", 90), output.text
-        status = next(m for m in notify.messages if m.startswith("STATUS="))
-        url = re.search(r"http://127\.0\.0\.1:\d+/", status).group(0)
+        url = ready_url(notify, output)
         assert output.wait_for(f"the kiosk page is at {url}"), output.text
         expected = "embedded Redis (fakeredis)" if redis == "embedded" else "redis-server on 127.0.0.1:"
         assert expected in output.text
@@ -145,15 +153,9 @@ def test_a_taken_port_falls_back_to_a_free_one():
 
 
 def test_ctrl_c_lets_a_handler_in_flight_answer_and_workers_exit_cleanly():
-    notify = NotifySocket()
-    env = {**os.environ, "NOTIFY_SOCKET": notify.path, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "kiosk_demo", "--port", "0"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = Output(process.stdout)
+    notify, process, output = start_demo([])
     try:
-        assert notify.wait_for("READY=1", 90), output.text
-        status = next(m for m in notify.messages if m.startswith("STATUS="))
-        url = re.search(r"http://127\.0\.0\.1:\d+/", status).group(0)
+        url = ready_url(notify, output)
         redis_port = re.search(r"redis-server on 127\.0\.0\.1:(\d+)", output.text).group(1)
         pubsub = redis.Redis(port=int(redis_port)).pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe("system.diagnostics")
