@@ -5,6 +5,7 @@ reader, attached components, start hooks, scheduler, threads; see
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -122,6 +123,11 @@ class Runtime:
                                     _StartHooks(self), self.scheduler, self.threads])
         if not self.lifecycle.start(self.app, self.stopping):
             return False
+        # What exists now (modules, the app, its handlers) lives as long as
+        # the service: out of the collector's way, so that a full collection
+        # while a request waits scans only what requests allocate.
+        gc.collect()
+        gc.freeze()
         self.register("running")
         status = (f"serving {len(self.app.actions)} action(s), "
                   f"{len(self.app.listeners)} channel(s)" + (" as a group member" if self.group else ""))
