@@ -21,7 +21,7 @@ import uuid
 from typing import Any, Callable
 
 from . import protocol
-from .caller import DaebusCaller
+from .caller import DaebusCaller, resolve_trace_id
 from .errors import ConnectionLost, RequestTimeout, ServiceUnavailable, remote_error
 from .replies import _TAKE_OVER, ReplyHub
 from .transport import REDIS_ERRORS, redact
@@ -84,14 +84,16 @@ class AsyncCaller:
         return self._caller.target_service
 
     async def call(self, action: str, payload: Any = None, timeout: float | None = None,
-                   on_progress: Callable[[Any], Any] | None = None) -> Any:
+                   on_progress: Callable[[Any], Any] | None = None, trace_id: str | None = None) -> Any:
         """Call ``action`` and return the reply's payload; ``on_progress``
-        (a function or an ``async def``) gets each progress payload."""
+        (a function or an ``async def``) gets each progress payload;
+        ``trace_id`` as for :meth:`DaebusCaller.send_request`."""
         caller = self._caller
         caller._check_open()
         timeout = caller.timeout if timeout is None else timeout
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        trace_id = resolve_trace_id(trace_id)
         url = caller.redis_url
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout
@@ -104,7 +106,7 @@ class AsyncCaller:
         try:
             message = protocol.dumps(protocol.request_envelope(
                 action, {} if payload is None else payload, hub.channel, request_id,
-                caller.target_service, int(timeout * 1000)))
+                caller.target_service, int(timeout * 1000), trace_id=trace_id))
             try:
                 receivers = await _in_thread(loop, deadline, publish, caller.target_service, message)
             except REDIS_ERRORS as exc:

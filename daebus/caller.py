@@ -59,6 +59,16 @@ def shared_client(url: str):
     return shared_publisher(url).client
 
 
+def resolve_trace_id(trace_id: str | None) -> str | None:
+    """The trace id a request carries: the one given (checked), else the one
+    of the request being handled, if any."""
+    if trace_id is None:
+        return current_trace_id()
+    if protocol.valid_trace_id(trace_id) is None:
+        raise ValueError(f"trace_id must match {protocol.TRACE_ID_PATTERN.pattern}, got {trace_id!r}")
+    return trace_id
+
+
 class DaebusCaller:
     """Sends requests and messages to one service.
 
@@ -128,10 +138,7 @@ class DaebusCaller:
         timeout = self.timeout if timeout is None else timeout
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        if trace_id is None:
-            trace_id = current_trace_id()
-        elif protocol.valid_trace_id(trace_id) is None:
-            raise ValueError(f"trace_id must match {protocol.TRACE_ID_PATTERN.pattern}, got {trace_id!r}")
+        trace_id = resolve_trace_id(trace_id)
         url = self.redis_url
         deadline = time.monotonic() + timeout
         hub, publish = self._route(url)

@@ -97,10 +97,13 @@ def handler(identifier: str | None = None) -> logging.Handler:
     under systemd (or where ``$DAEBUS_JOURNAL_SOCKET`` points), falling back
     to :func:`stderr_handler` for what the socket can't take; stderr alone
     when there is no such socket."""
-    from . import journal
+    path = os.environ.get(JOURNAL_SOCKET_ENV)
+    if not path and not under_journal(sys.stderr):
+        return stderr_handler()
+    from . import journal  # only where there may be a journal to talk to
 
-    path = os.environ.get(JOURNAL_SOCKET_ENV) or (journal.SOCKET_PATH if under_journal(sys.stderr) else None)
-    if not path or not journal.available(path):
+    path = path or journal.SOCKET_PATH
+    if not journal.available(path):
         return stderr_handler()
     return journal.JournalHandler(identifier or default_identifier(), path=path, fallback=stderr_handler())
 

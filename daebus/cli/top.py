@@ -20,7 +20,7 @@ import time
 from ..metrics import quantile
 from .common import CommandError, Exit, add_redis_url, age, positive_float, positive_int, redis_url, table
 
-ACTION_COLUMNS = ("SERVICE", "ACTION", "CALLS", "ERRORS", "BUSY", "EXPIRED", "RATE/s", "P50 ms", "P99 ms")
+ACTION_COLUMNS = ("SERVICE/ACTION", "CALLS", "ERRORS", "BUSY", "EXPIRED", "RATE/s", "P50 ms", "P99 ms")
 
 
 def _ms(seconds) -> str:
@@ -42,7 +42,7 @@ def action_rows(services: list[dict], previous: dict | None = None) -> list[tupl
     for info in services:
         name, snapshot = info["name"], info.get("metrics")
         if info.get("metrics_error"):
-            rows.append((name, "(corrupt counters)", "-", "-", "-", "-", "-", "-", info["metrics_error"][:60]))
+            rows.append((f"{name}/*", "-", "-", "-", "-", "-", "-", f"corrupt counters: {info['metrics_error'][:60]}"))
             continue
         if not snapshot:
             continue
@@ -56,7 +56,7 @@ def action_rows(services: list[dict], previous: dict | None = None) -> list[tupl
                 counts = stats["buckets"]
             p50 = quantile(bounds, counts, 0.5) if counts else None
             p99 = quantile(bounds, counts, 0.99) if counts else None
-            rows.append((name, action, str(stats["calls"]), str(sum(stats["errors"].values())), str(stats["busy"]),
+            rows.append((f"{name}/{action}", str(stats["calls"]), str(sum(stats["errors"].values())), str(stats["busy"]),
                          str(stats["expired"]), _rate(rate), _ms(p50), _ms(p99)))
     return rows
 

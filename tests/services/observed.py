@@ -6,7 +6,7 @@ an exception, and an action held until the test releases it.
 
 import argparse
 
-from daebus import BadRequest, Daebus, broadcast, cache, logger, request
+from daebus import AsyncCaller, BadRequest, Daebus, DaebusCaller, broadcast, cache, logger, request
 
 parser = argparse.ArgumentParser()
 parser.add_argument("service", nargs="?", default="observed")
@@ -46,6 +46,18 @@ def explode():
     except ZeroDivisionError:
         logger.exception("could not divide %s", request.payload.get("n"))
         return {"logged": True}
+
+
+@app.action("relay")
+def relay():
+    # A call made while handling a request carries that request's id on.
+    with DaebusCaller(request.payload["to"]) as caller:
+        return caller.send_request("explode", {"n": request.payload.get("n")})
+
+
+@app.action("arelay")
+async def arelay():
+    return await AsyncCaller(request.payload["to"]).call("explode", {"n": request.payload.get("n")})
 
 
 @app.action("hold")

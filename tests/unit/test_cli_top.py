@@ -17,9 +17,9 @@ def test_lifetime_rows_without_a_window():
     metrics.call("read", 0.004, "handler_error")
     metrics.busy("read")
     [cells] = action_rows([info("s", metrics, at=100.0, uptime=11.0)])
-    assert cells[:6] == ("s", "read", "11", "1", "1", "0")
-    assert cells[6] == "1.00"
-    assert 2.5 < float(cells[7]) <= 5.0 and 2.5 < float(cells[8]) <= 5.0
+    assert cells[:5] == ("s/read", "11", "1", "1", "0")
+    assert cells[5] == "1.00"
+    assert 2.5 < float(cells[6]) <= 5.0 and 2.5 < float(cells[7]) <= 5.0
 
 
 def test_the_window_covers_the_last_two_distinct_heartbeats():
@@ -35,8 +35,8 @@ def test_the_window_covers_the_last_two_distinct_heartbeats():
     rate, counts = windows["s"]["read"]
     assert rate == 4.0 and sum(counts) == 20
     [cells] = action_rows([info("s", metrics, at=105.0, uptime=15.0)], windows)
-    assert cells[6] == "4.00"
-    assert float(cells[8]) <= 5.0, "the slow call before the window is not in its p99"
+    assert cells[5] == "4.00"
+    assert float(cells[7]) <= 5.0, "the slow call before the window is not in its p99"
 
 
 def test_a_restarted_service_starts_a_new_window():

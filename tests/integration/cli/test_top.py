@@ -23,7 +23,7 @@ def wait_for_calls(redis_server, service: str, action: str, calls: int, timeout:
 def row(output: str, service: str, action: str) -> list[str]:
     for line in output.splitlines():
         cells = line.split()
-        if cells[:2] == [service, action]:
+        if cells[:1] == [f"{service}/{action}"]:
             return cells
     raise AssertionError(f"no row for {service} {action} in:\n{output}")
 
@@ -38,9 +38,9 @@ def test_services_shows_calls_rate_and_percentiles(service, redis_server, redis_
     assert done.returncode == 0, done.stderr
     assert "RATE/s" in done.stdout and "P99 ms" in done.stdout
     cells = row(done.stdout, "topped", "echo")
-    # SERVICE ACTION CALLS ERRORS BUSY EXPIRED RATE/s P50 P99
-    assert cells[2:6] == ["5", "0", "0", "0"]
-    assert float(cells[6]) > 0 and float(cells[7]) > 0 and float(cells[8]) >= float(cells[7])
+    # SERVICE/ACTION CALLS ERRORS BUSY EXPIRED RATE/s P50 P99
+    assert cells[1:5] == ["5", "0", "0", "0"]
+    assert float(cells[5]) > 0 and float(cells[6]) > 0 and float(cells[7]) >= float(cells[6])
 
 
 def test_top_shows_the_last_interval(service, redis_server, redis_url, daebus):
@@ -68,10 +68,10 @@ def test_top_shows_the_last_interval(service, redis_server, redis_url, daebus):
     assert len(blocks) == 4
     assert "topped2: up " in blocks[0]
     first = row(blocks[0], "topped2", "echo")
-    assert first[6] == "-", "one sight of the counters gives no rate yet"
+    assert first[5] == "-", "one sight of the counters gives no rate yet"
     last = row(blocks[-1], "topped2", "echo")
-    assert float(last[6]) > 0, done.stdout
-    assert int(last[2]) > 1
+    assert float(last[5]) > 0, done.stdout
+    assert int(last[1]) > 1
 
 
 def test_a_corrupt_snapshot_is_shown_as_such(redis_server, daebus):
@@ -86,9 +86,9 @@ def test_a_corrupt_snapshot_is_shown_as_such(redis_server, daebus):
     try:
         done = daebus("services")
         assert done.returncode == 0, done.stderr
-        assert row(done.stdout, "fine", "a")[2] == "1"
-        assert row(done.stdout, "broken", "(corrupt")[2] == "counters)"
+        assert row(done.stdout, "fine", "a")[1] == "1"
+        assert "corrupt counters:" in " ".join(row(done.stdout, "broken", "*"))
         top = daebus("top", "--iterations", "1")
-        assert top.returncode == 0 and "(corrupt counters)" in top.stdout
+        assert top.returncode == 0 and "corrupt counters:" in top.stdout
     finally:
         client.delete(registry.key("fine"), registry.key("broken"))

@@ -71,6 +71,18 @@ def test_an_error_answer_is_logged_with_its_code(traced, journal):
     assert ": 502 handler_error in " in access["MESSAGE"]
 
 
+@pytest.mark.parametrize("relay", ["relay", "arelay"])
+def test_a_call_made_by_a_handler_carries_the_id_on(traced, service, journal, relay):
+    service("observed.py", "backend", env={"DAEBUS_JOURNAL_SOCKET": journal.path})
+    _, gw = traced
+    trace = f"chain-{relay}"
+    response = gw.post(f"/api/services/observed/{relay}", {"to": "backend", "n": 9}, headers={"X-Request-ID": trace})
+    assert response.status_code == 200 and response.json() == {"result": {"logged": True}}
+    failure = journal.wait_for(DAEBUS_REQUEST_ID=trace, DAEBUS_SERVICE="backend", PRIORITY="3")
+    assert failure["MESSAGE"].startswith("backend: could not divide 9\nTraceback")
+    journal.wait_for(DAEBUS_REQUEST_ID=trace, LOGGER="gateway.access", DAEBUS_ACTION=relay)
+
+
 def test_without_journald_the_lines_go_to_stderr(service, redis_url, tmp_path):
     worker = service("observed.py", "nojournal", env={"DAEBUS_JOURNAL_SOCKET": str(tmp_path / "absent")})
     with DaebusCaller("nojournal", redis_url=redis_url) as caller:
