@@ -132,6 +132,15 @@ def messages_since(box: Container, unit: str, after: str) -> list[str]:
     return [str(e.get("MESSAGE")) for e in journal(box, "-u", unit, f"--after-cursor={after}")]
 
 
+def scrape(box: Container) -> dict:
+    """The gateway's /metrics as {(sample name, sorted label pairs): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = box.run("curl", "-sS", "--max-time", "20", GATEWAY + "/metrics").stdout
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def hello(box: Container, name: str = "box") -> dict:
     status, body = curl(box, "/api/services/example/hello", {"name": name})
     assert status == 200, (status, body)
@@ -253,6 +262,32 @@ def test_journal_has_priorities(box, steps):
     assert greeting["PRIORITY"] == "6" and failure["PRIORITY"] == "3", (greeting, failure)
     assert greeting["SYSLOG_IDENTIFIER"] == "daebus-worker-example", greeting
     assert "asked to fail" in errors and "greeting box" not in errors, errors
+
+
+@pytest.mark.independent
+def test_one_call_followed_through_the_journal(box, steps):
+    trace = "appliance-trace-1"
+    with steps("curl -H 'X-Request-ID: ...', journalctl DAEBUS_REQUEST_ID=..., GET /metrics"):
+        head = box.run("curl", "-sS", "-D", "-", "-o", "/dev/null", "--max-time", "20", "-X", "POST",
+                       "-H", "Content-Type: application/json", "-H", f"X-Request-ID: {trace}",
+                       "--data-binary", '{"name": "traced"}', GATEWAY + "/api/services/example/hello").stdout
+        entries = wait_until(
+            lambda: (e := journal(box, f"DAEBUS_REQUEST_ID={trace}"))
+            and {x.get("_SYSTEMD_UNIT") for x in e} >= {"daebus-gateway.service", WORKER} and e,
+            15, "the gateway's and the worker's entries for one request")
+        # The counters the worker publishes with its heartbeat (every 5 s), through the gateway.
+        metrics = wait_until(lambda: (m := scrape(box)).get(
+            ("daebus_action_calls_total", (("action", "hello"), ("service", "example")))) and m,
+            20, "the worker's counters in /metrics")
+    assert f"x-request-id: {trace}" in head.lower(), head
+    worker = next(e for e in entries if e.get("_SYSTEMD_UNIT") == WORKER)
+    assert "greeting traced" in worker["MESSAGE"], worker
+    assert (worker["DAEBUS_SERVICE"], worker["DAEBUS_ACTION"], worker["CODE_FUNC"]) == ("example", "hello", "hello")
+    assert worker["SYSLOG_IDENTIFIER"] == "daebus-worker-example", worker
+    gateway = next(e for e in entries if e.get("_SYSTEMD_UNIT") == "daebus-gateway.service")
+    assert "POST example/hello: 200" in gateway["MESSAGE"] and gateway["SYSLOG_IDENTIFIER"] == "daebus-gateway"
+    assert any(name == "daebus_gateway_http_requests_total" and ("status", "200") in labels
+               for name, labels in metrics), metrics
 
 
 @pytest.mark.independent
