@@ -7,7 +7,8 @@ and :class:`~daebus.DaebusHttp` answer a code with the same status.
 
 Adding a code: decorate its exception class with ``@error_code(code, status,
 meaning)``, or call :func:`error_code` with no class for a code that only
-HTTP answers carry; ``docs/http.md``'s table is checked against :data:`CODES`.
+HTTP answers carry (the gateway declares its own that way); the README's
+table is checked against :data:`CODES`.
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ def error_code(code: str, status: int, meaning: str, *, http_default: bool = Fal
         @error_code("busy", 503, "the service's work queue was full", retry_after=1)
         class ServiceBusy(RemoteError): ...
     """
-    if code in CODES:
+    entry = ErrorCode(code, status, meaning, None, http_default, retry_after)
+    known = CODES.get(code)
+    # The same declaration again (a module imported twice) is harmless.
+    if known is not None and dataclasses.replace(known, exception=None) != entry:
         raise ValueError(f"error code {code!r} is declared twice")
-    CODES[code] = ErrorCode(code, status, meaning, None, http_default, retry_after)
+    CODES[code] = known or entry
 
     def decorator(cls: type) -> type:
         cls.code = code

@@ -24,7 +24,7 @@ from daebus.errors import ConnectionLost, DaebusError
 
 from . import openapi
 from . import metrics, observe
-from .errors import ApiError, from_daebus, json_response
+from .errors import api_error, from_daebus, json_response
 from .events import TooManyStreams, sse_body
 from .progress import start_call
 from .streamguard import guard
@@ -46,22 +46,22 @@ def _read_payload(limit: int) -> dict:
     if request.mimetype != "application/json":
         # An HTML form can only send urlencoded, multipart or text/plain, so
         # insisting on JSON also keeps cross-site forms from calling actions.
-        raise ApiError(400, "bad_content_type", f"the body must be application/json, "
+        raise api_error("bad_content_type", f"the body must be application/json, "
                        f"got {request.mimetype or 'no content type'}")
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+        raise api_error("payload_too_large", f"the body exceeds {limit} bytes")
     # Read at most one byte past the limit: a chunked body has no length to check first.
     body = request.stream.read(limit + 1)
     if len(body) > limit:
-        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+        raise api_error("payload_too_large", f"the body exceeds {limit} bytes")
     if not body.strip():
         return {}
     try:
         payload = protocol.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+        raise api_error("bad_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise ApiError(400, "bad_json", f"the body must be a JSON object, got {type(payload).__name__}")
+        raise api_error("bad_json", f"the body must be a JSON object, got {type(payload).__name__}")
     return payload
 
 
@@ -74,7 +74,7 @@ def _timeout(settings) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise ApiError(400, "bad_timeout", f"timeout must be a positive number of seconds, got {raw!r}")
+        raise api_error("bad_timeout", f"timeout must be a positive number of seconds, got {raw!r}")
     return min(value, settings.max_timeout)
 
 
@@ -108,7 +108,7 @@ def call_action(service: str, action: str):
     """Call ``action`` on ``service`` with the JSON body as its payload."""
     gateway = _gateway()
     if not gateway.exposure.action_allowed(service, action):
-        raise ApiError(403, "not_exposed", gateway.exposure.action_denied(service, action))
+        raise api_error("not_exposed", gateway.exposure.action_denied(service, action))
     payload = _read_payload(gateway.settings.max_body_bytes)
     timeout = _timeout(gateway.settings)
     if _wants_events():
@@ -129,17 +129,17 @@ def events():
     gateway = _gateway()
     channels = list(dict.fromkeys(request.args.getlist("channel")))
     if not channels:
-        raise ApiError(400, "no_channel", "name at least one channel: /api/events?channel=NAME")
+        raise api_error("no_channel", "name at least one channel: /api/events?channel=NAME")
     if len(channels) > MAX_CHANNELS:
-        raise ApiError(400, "too_many_channels", f"at most {MAX_CHANNELS} channels per stream")
+        raise api_error("too_many_channels", f"at most {MAX_CHANNELS} channels per stream")
     for channel in channels:
         if not gateway.exposure.channel_allowed(channel):
-            raise ApiError(403, "not_exposed", gateway.exposure.channel_denied(channel))
+            raise api_error("not_exposed", gateway.exposure.channel_denied(channel))
     hub = gateway.hub
     try:
         stream = hub.open(channels)
     except TooManyStreams as exc:
-        raise ApiError(503, "too_many_streams", str(exc), {"Retry-After": "5"}) from None
+        raise api_error("too_many_streams", str(exc), {"Retry-After": "5"}) from None
     # EventSource sends Last-Event-ID when it reconnects by itself; a page
     # that opens a new EventSource passes it as a parameter instead.
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")

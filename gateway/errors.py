@@ -20,18 +20,40 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from daebus import protocol
-from daebus.errors import DaebusError, http_status, retry_after
+from daebus.errors import CODES, DaebusError, error_code, http_status, retry_after
 
 log = logging.getLogger("gateway")
 
 
-class ApiError(Exception):
-    """An error answer; raise it from a view or a request hook.
+# The gateway's own codes, in daebus's table beside the bus's: one status each.
+for _code, _status, _meaning in (
+        ("bad_json", 400, "the body is not a JSON object"),
+        ("bad_content_type", 400, "the body is not `application/json`"),
+        ("bad_timeout", 400, "`?timeout=` is not a positive number"),
+        ("bad_host", 400, "the `Host` header is not in `allowed_hosts`"),
+        ("no_channel", 400, "an event stream names no channel"),
+        ("too_many_channels", 400, "an event stream names too many channels"),
+        ("unauthorized", 401, "a token is required and the request has none or a wrong one"),
+        ("not_exposed", 403, "the action or channel is not exposed"),
+        ("origin_not_allowed", 403, "the origin is not in `cors_origins`"),
+        ("internal_error", 500, "a bug in the gateway"),
+        ("too_many_streams", 503, "every event stream the gateway allows is open")):
+    error_code(_code, _status, _meaning)
+
+
+def api_error(code: str, message: str, headers: dict | None = None, details: list | None = None) -> ApiError:
+    """The :class:`ApiError` for ``code``, with the status the table gives it.
 
     Example::
 
-        raise ApiError(403, "not_exposed", "action clock/reset is not exposed")
+        raise api_error("not_exposed", "action clock/reset is not exposed")
     """
+    return ApiError(CODES[code].status, code, message, headers, details)
+
+
+class ApiError(Exception):
+    """An error answer; raise it from a view or a request hook (usually
+    made by :func:`api_error`)."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict | None = None,
                  details: list | None = None):
@@ -85,4 +107,4 @@ def install(app: Flask) -> None:
         if isinstance(exc, HTTPException):  # Flask 2.2 may route these here too
             return on_http_error(exc)
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return ApiError(500, "internal_error", "the gateway failed; see its log").response()
+        return api_error("internal_error", "the gateway failed; see its log").response()

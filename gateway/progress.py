@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 from daebus import protocol
 from daebus.errors import DaebusError, RequestTimeout
 
-from .errors import ApiError, from_daebus
+from .errors import api_error, from_daebus
 from .events import HEARTBEAT, sse_event
 
 # Progress replies held for a browser that reads slower than the action
@@ -77,7 +77,7 @@ def _run(call: Callable[..., Any], exchange: _Exchange) -> None:
     except DaebusError as exc:
         exchange.finish("error", from_daebus(exc))
     except Exception as exc:  # noqa: BLE001 - reported to the browser, never lost
-        exchange.finish("error", ApiError(500, "internal_error", f"the gateway failed: {exc}"))
+        exchange.finish("error", api_error("internal_error", f"the gateway failed: {exc}"))
 
 
 def _final_event(kind: str, value: Any) -> bytes:

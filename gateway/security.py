@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
-from .errors import ApiError
+from .errors import api_error
 from .metrics import PATH as METRICS_PATH
 
 API_PREFIX = "/api/"
@@ -132,7 +132,7 @@ def install(app: Flask, settings) -> None:
         # The raw header: Werkzeug would fill a missing one in from the socket.
         host = request.headers.get("Host")
         if not host_allowed(host, settings.allowed_hosts):
-            raise ApiError(400, "bad_host", f"host {host!r} is not allowed; add it to "
+            raise api_error("bad_host", f"host {host!r} is not allowed; add it to "
                            f"gateway.allowed_hosts in {settings.config_file}")
         if not guarded(request.path):
             return None
@@ -141,7 +141,7 @@ def install(app: Flask, settings) -> None:
             # Browsers send Origin on cross-site requests; nothing a foreign
             # page could want from the API is allowed unless listed.
             if not origin_allowed(origin, request.host, settings.cors_origins):
-                raise ApiError(403, "origin_not_allowed", f"requests from {origin} are not allowed; "
+                raise api_error("origin_not_allowed", f"requests from {origin} are not allowed; "
                                f"add it to gateway.cors_origins in {settings.config_file}")
             if request.method == "OPTIONS":
                 return _preflight()
@@ -149,7 +149,7 @@ def install(app: Flask, settings) -> None:
             local = settings.trust_loopback and (not request.remote_addr
                                                  or _is_loopback_host(request.remote_addr))
             if not local and not token_matches(presented_token(), settings.token):
-                raise ApiError(401, "unauthorized", "a valid bearer token is required",
+                raise api_error("unauthorized", "a valid bearer token is required",
                                {"WWW-Authenticate": 'Bearer realm="daebus"'})
         return None
 
