@@ -480,6 +480,19 @@ def test_generated_worker_package(box, steps):
         state = box.run("systemctl", "is-active", unit, check=False).stdout.strip()
         call = box.run("daebus", "call", name, "echo", '{"text": "box"}', check=False, timeout=60)
         doctor = box.run("daebus", "doctor", check=False, timeout=120)
+        completion = box.run("bash", "-c", "source /usr/share/bash-completion/completions/daebus; "
+                             "COMP_WORDS=(daebus call ''); COMP_CWORD=2; _daebus; echo ${COMPREPLY[*]}",
+                             check=False, timeout=60).stdout.split()
+        # A worker that cannot start: doctor names its file and its failed unit.
+        box.sh("""
+            echo 'app = "/nonexistent/broken.py"' > /etc/daebus/workers/broken.toml
+            systemctl start daebus-worker@broken || true
+        """, timeout=120)
+        broken = box.run("daebus", "doctor", check=False, timeout=120)
+        box.sh("""
+            rm /etc/daebus/workers/broken.toml
+            systemctl reset-failed daebus-worker@broken.service
+        """, timeout=120)
         box.run("apt-get", "remove", "-y", "-q", name, timeout=300)
         after = box.run("systemctl", "is-active", unit, check=False).stdout.strip()
         listed = box.run("daebus", "services", "--json").stdout
@@ -490,6 +503,13 @@ def test_generated_worker_package(box, steps):
     assert call.returncode == 0 and json.loads(call.stdout) == {"text": "box"}, call.stdout + call.stderr
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert f"daebus-worker@{name}.service" in doctor.stdout
+    assert {name, "example"} <= set(completion), completion
+    assert (box.root / "usr/share/man/man1/daebus.1.gz").is_file()
+    assert broken.returncode == 1, broken.stdout
+    assert "✘ worker broken: /etc/daebus/workers/broken.toml: app /nonexistent/broken.py does not exist" \
+        in broken.stdout
+    assert "✘ unit daebus-worker@broken.service: failed (failed); fix: journalctl -u " \
+           "daebus-worker@broken.service -b -n 50" in broken.stdout, broken.stdout
     assert after == "inactive"
     assert name not in [s["name"] for s in json.loads(listed)]
     assert show(box, WORKER, "ActiveState")["ActiveState"] == "active"  # the others carry on
