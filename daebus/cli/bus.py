@@ -127,8 +127,8 @@ def register(commands) -> None:
         description="Call ACTION of SERVICE and print the reply's payload: indented on a "
                     "terminal, one compact JSON line otherwise. Progress replies go to stderr "
                     "as they arrive; an error reply prints its code and message to stderr.")
-    call.add_argument("service")
-    call.add_argument("action")
+    call.add_argument("service", metavar="SERVICE")
+    call.add_argument("action", metavar="ACTION")
     call.add_argument("payload", nargs="?", metavar="JSON",
                       help="the request payload (default: {}); - reads it from stdin")
     call.add_argument("--timeout", type=positive_float, default=5.0, metavar="S",
@@ -140,7 +140,7 @@ def register(commands) -> None:
         "publish", help="broadcast a JSON object on a channel",
         description="Broadcast a JSON object on CHANNEL, as broadcast.send does, and print "
                     "how many subscribers received it.")
-    publish.add_argument("channel")
+    publish.add_argument("channel", metavar="CHANNEL")
     publish.add_argument("payload", metavar="JSON", help="a JSON object; - reads it from stdin")
     add_redis_url(publish)
     publish.set_defaults(handler=cmd_publish)
