@@ -67,6 +67,9 @@ class Stream:
         self.initially_up = False  # Redis state when opened; later changes are queued
         # Kept events up to this id are sent from Redis, not from the queue.
         self.floor: tuple[int, int] | None = None
+        # The newest kept event queued: a copy of it or of an older one
+        # (a live event the catch-up after a resubscription also read) is dropped.
+        self.last_key: tuple[int, int] | None = None
         self._items: collections.deque[tuple[tuple[int, int] | None, bytes]] = collections.deque()
         self._cond = threading.Condition()
 
@@ -76,6 +79,10 @@ class Stream:
         with self._cond:
             if self.closed:
                 return False
+            if key is not None:
+                if self.last_key is not None and key <= self.last_key:
+                    return True  # already queued
+                self.last_key = key
             if len(self._items) >= self.size:
                 self.closed = "overflow"
                 self._items.clear()  # frees the memory now, not at the next write
@@ -148,6 +155,36 @@ class EventHub:
 
     def _on_ready(self) -> None:
         self._set_up(True)
+        if self.history is not None:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Queue, from Redis, the kept events that open streams missed while
+        the subscription was being (re)made. Runs in the reader thread
+        before it reads on, so live copies of them come after and are dropped."""
+        try:
+            self.history.declare()  # a Redis that restarted empty has lost it
+        except READ_ERRORS as exc:
+            log.debug("cannot renew the kept-events declaration: %s", exc)
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            start = stream.last_key
+            if start is None:
+                continue  # opened while Redis was unreachable: it had its gap event
+            try:
+                plan = self.history.plan(sorted(stream.channels), kept.format_id(start), None)
+                if plan.gap:
+                    stream.offer(gap_event(plan.gap))
+                for event_id, channel, data in plan.entries():
+                    chunk = self.encode(channel, data, event_id)
+                    if chunk is not None and not stream.offer(chunk, kept.parse_id(event_id)):
+                        break  # too far behind: dropped, the browser resumes by itself
+            except READ_ERRORS as exc:
+                # Redis went again: the next subscription catches up from
+                # the same place (last_key did not move past what was queued).
+                log.debug("cannot catch up on kept events: %s", exc)
+                return
 
     def wait_ready(self, timeout: float) -> bool:
         return self._subscriber is not None and self._subscriber.wait_ready(timeout)
@@ -203,7 +240,9 @@ class EventHub:
         except READ_ERRORS as exc:
             log.debug("cannot look up kept events: %s", exc)
             return Plan.unknown(channels, last_event_id)
-        stream.floor = until
+        with stream._cond:
+            stream.floor = until
+            stream.last_key = max(stream.last_key or until, until)
         return plan
 
     def replay(self, plan: Plan) -> Iterator[bytes]:

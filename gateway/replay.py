@@ -127,15 +127,16 @@ class History:
         """The id of the newest kept event, (0, 0) before the first."""
         return parse_id(self.client.get(CLOCK)) or (0, 0)
 
-    def plan(self, channels, last_event_id: str | None, until: tuple[int, int]) -> Plan:
+    def plan(self, channels, last_event_id: str | None, until: tuple[int, int] | None) -> Plan:
         """What to send a stream that resumes after ``last_event_id``:
-        kept entries in ``(last_event_id, until]`` and the channels where
-        more than that was missed. A missing id means a fresh page; one
-        that is garbage or in the future gets a gap on every channel."""
+        kept entries in ``(last_event_id, until]`` (None: up to the newest)
+        and the channels where more than that was missed. A missing id
+        means a fresh page; one that is garbage or in the future gets a gap
+        on every channel."""
         if last_event_id is None:
             return Plan(self, channels, None, until, None, [])
         after = parse_id(last_event_id) if len(last_event_id) <= MAX_ID_LENGTH else None
-        if after is None or after > until or not self.enabled:
+        if after is None or (until is not None and after > until) or not self.enabled:
             return Plan(self, channels, None, until, None, list(channels))
         now = redis_ms(self.client)
         cutoff = (now - int(self.age * 1000), 0)
@@ -143,7 +144,7 @@ class History:
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(TRIMMED, list(channels))
         for channel in channels:
-            pipe.xrange(STREAM_PREFIX + channel, "(" + format_id(after), format_id(until), count=1)
+            pipe.xrange(STREAM_PREFIX + channel, "(" + format_id(after), _upper(until), count=1)
         trimmed, *firsts = pipe.execute()
         gap = []
         for channel, dropped, first in zip(channels, trimmed, firsts):
@@ -162,7 +163,7 @@ class History:
         if cutoff is not None and cutoff > after:
             lower = format_id(cutoff)  # inclusive: entries older than that are not sent
         while True:
-            batch = self.client.xrange(STREAM_PREFIX + channel, lower, format_id(until), count=PAGE)
+            batch = self.client.xrange(STREAM_PREFIX + channel, lower, _upper(until), count=PAGE)
             for raw_id, fields in batch:
                 key = parse_id(raw_id)
                 data = fields.get(b"d", fields.get("d"))
@@ -172,6 +173,10 @@ class History:
             if len(batch) < PAGE:
                 return
             lower = "(" + _text(batch[-1][0])
+
+
+def _upper(until) -> str:
+    return format_id(until) if until is not None else "+"
 
 
 def _after(clock) -> str:

@@ -170,3 +170,22 @@ def test_a_flooding_channel_keeps_its_own_bound_only(start_gateway, fresh_redis,
     stream = gw.events("news.quiet", headers={"Last-Event-ID": last})
     got, gaps = messages_until(stream, 1)
     assert gaps == [] and got[0]["data"] == {"n": 2}
+
+
+def test_an_open_stream_catches_up_after_the_gateway_resubscribes(start_gateway, fresh_redis, publish_to):
+    publish = publish_to(fresh_redis.url)
+    gw = start_gateway(url=fresh_redis.url)
+    events_up(gw)
+    stream = gw.events("news.a")
+    stream.wait_status("up")
+    client = redis.Redis.from_url(fresh_redis.url)
+    # Cut the gateway's subscription, as a network blip would; Redis stays up
+    # and keeps what is broadcast meanwhile.
+    assert client.client_kill_filter(_type="pubsub") >= 1
+    for n in range(1, 11):
+        publish("news.a", {"n": n})
+    got, gaps = messages_until(stream, 10, timeout=15)
+    assert gaps == []
+    assert [m["data"]["n"] for m in got] == list(range(1, 11))  # the same stream, nothing twice
+    publish("news.a", {"n": 11})
+    assert stream.next_message()["data"] == {"n": 11}

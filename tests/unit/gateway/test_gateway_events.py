@@ -209,3 +209,11 @@ def test_without_history_a_resuming_page_is_told_of_a_gap(make_hub):
     assert plan.gap == ["news.a", "news.b"] and plan.start_id is None
     assert hub.resume(stream, None).gap == []
     assert list(Plan.unknown(["news.a"], "5-0").entries()) == []
+
+
+def test_a_stream_drops_copies_of_kept_events_it_already_queued():
+    stream = Stream(frozenset({"a"}), size=8)
+    assert stream.offer(b"1", (5, 0)) and stream.offer(b"2", (6, 0))
+    assert stream.offer(b"2 again", (6, 0)) and stream.offer(b"1 again", (5, 0))  # dropped, not closed
+    stream.offer(b"status")  # unkept: always queued
+    assert stream.take(0) == b"12status" and not stream.closed
