@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import configspec
+from . import configspec, sentinel
 from .configspec import BOOL, FLOAT, INT, STR, Key, Section, Value, at_least, more_than
 
 DEFAULT_CONFIG_PATH = "/etc/daebus/daebus.toml"
@@ -34,7 +34,8 @@ DEFAULT_CONFIG_PATH = "/etc/daebus/daebus.toml"
 REDIS = configspec.register(Section("redis", "the Redis server of the bus", [
     Key("url", STR, "redis://localhost:6379/0", "`rediss://`, `unix:///path?db=N`, "
         "`redis://:password@host` work too, and Sentinel: "
-        "`redis+sentinel://host:port,host:port/master[/db]`", env="DAEBUS_REDIS_URL", field="redis_url"),
+        "`redis+sentinel://host:port,host:port/master[/db]`", env="DAEBUS_REDIS_URL", field="redis_url",
+        check=sentinel.problem),
     Key("socket_timeout", FLOAT, 5.0, "seconds a Redis command may take", check=more_than(0)),
     Key("health_check_interval", FLOAT, 5.0, "seconds of silence before the subscriber pings",
         check=more_than(0)),

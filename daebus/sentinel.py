@@ -66,6 +66,17 @@ def parse(url: str) -> Target:
                   unquote(password) or None, (query.get("sentinel_password") or [None])[0])
 
 
+def problem(url: str) -> str | None:
+    """What is wrong with ``url`` if it is a sentinel URL (a config check)."""
+    if not is_sentinel(url):
+        return None
+    try:
+        parse(url)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def master(url: str, **kwargs) -> redis.Redis:
     """A client of the current master behind ``url``'s sentinels; ``kwargs``
     are the connection options (timeouts, decoding, retries)."""

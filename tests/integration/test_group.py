@@ -191,3 +191,14 @@ def test_owner_and_group_of_one_name_refuse_each_other(group, service, redis_url
     service("member.py", "solo")
     [member] = group("solo", wait=False)
     assert member.wait(15) == NameTaken.exit_status
+
+
+def test_a_long_handler_keeps_its_request_from_being_claimed(group, redis_server, redis_url):
+    group("patient_worker", 2)
+    # Three times the claim time: a live instance keeps the request to itself.
+    seconds = CLAIM_IDLE * 3
+    with DaebusCaller("patient_worker", redis_url=redis_url) as caller:
+        reply = caller.send_request("hold", {"seconds": seconds}, timeout=seconds + 10)
+    assert reply["delivery"] == 1
+    runs = [row for row in handled(group.log) if row[0] == reply["request_id"]]
+    assert [(row[1], row[2]) for row in runs] == [(reply["pid"], 1)], "another instance ran it too"
