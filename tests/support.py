@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -14,8 +15,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+import redis
 
-from daebus.localredis import RedisServer, free_port  # noqa: F401 - shared with the tests
+
+from daebus.localredis import RedisServer, free_port, redis_server_binary  # noqa: F401 - shared with the tests
 from daebus.systemd import NotifySocket  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,3 +279,93 @@ class JournalSink:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+
+# -- Redis Sentinel -------------------------------------------------------------------
+
+SENTINEL_MASTER = "bus"
+
+
+def _sentinel_binary() -> str:
+    path = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
+    if not os.path.exists(path):
+        pytest.fail("redis-sentinel is not installed: `./dev test` installs it (apt-get install redis-sentinel)")
+    return path
+
+
+def _wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> None:
+    """Wait until the process prints a line containing ``text``; its output
+    keeps being drained afterwards."""
+    seen: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            seen.append(line)
+            if text in line:
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(timeout):
+        raise AssertionError(f"never saw {text!r}:\n" + "".join(seen[-30:]))
+
+
+class SentinelCluster:
+    """One master, one replica, three sentinels, all on loopback."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="daebus-sentinel-")
+        self.master = RedisServer().start()
+        self.processes: list[subprocess.Popen] = []
+        self.replica_port = free_port()
+        replica = self._spawn([redis_server_binary() or "redis-server", "--port", str(self.replica_port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no", "--dir", self._subdir("replica"),
+                               "--replicaof", "127.0.0.1", str(self.master.port)])
+        _wait_for_line(replica, "MASTER <-> REPLICA sync: Finished with success", 20)
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        sentinels = []
+        for port in self.sentinel_ports:
+            conf = os.path.join(self._subdir(f"sentinel-{port}"), "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write(f"port {port}\nbind 127.0.0.1\ndaemonize no\n"
+                        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {self.master.port} 2\n"
+                        f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
+                        f"sentinel failover-timeout {SENTINEL_MASTER} 10000\n")
+            sentinels.append(self._spawn([_sentinel_binary(), conf]))
+        for process in sentinels:
+            # Each sentinel must know the replica (and its peers) before a failover can work.
+            _wait_for_line(process, "+slave slave", 20)
+        self._wait_for_peers()
+
+    def _subdir(self, name: str) -> str:
+        path = os.path.join(self.dir, name)
+        os.makedirs(path)
+        return path
+
+    def _spawn(self, argv: list[str]) -> subprocess.Popen:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.processes.append(process)
+        return process
+
+    def _wait_for_peers(self, timeout: float = 20) -> None:
+        # Sentinels find each other through hello messages every 2 s; there is no event to wait for.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            known = [int(redis.Redis(port=p, decode_responses=True).sentinel_master(SENTINEL_MASTER)["num-other-sentinels"])
+                     for p in self.sentinel_ports]
+            if min(known) >= 2:
+                return
+            time.sleep(0.2)
+        raise AssertionError("the sentinels never found each other")
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0"
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait(10)
+        self.master.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

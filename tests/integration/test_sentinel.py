@@ -1,10 +1,6 @@
 """Redis Sentinel: a master, a replica and three sentinels from Debian's
 redis-sentinel on loopback; the master is SIGKILLed under traffic."""
 
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 
@@ -12,97 +8,14 @@ import pytest
 import redis
 
 from daebus import DaebusCaller
-from daebus.localredis import redis_server_binary
-from support import RedisServer, free_port
+from support import SentinelCluster
 
-MASTER = "bus"
 RECOVERY_BOUND = 15.0
-
-
-def _sentinel_binary() -> str:
-    path = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
-    if not os.path.exists(path):
-        pytest.fail("redis-sentinel is not installed: `./dev test` installs it (apt-get install redis-sentinel)")
-    return path
-
-
-def _wait_for_line(process: subprocess.Popen, text: str, timeout: float, seen: list[str]) -> None:
-    """Read the process's output until a line contains ``text``."""
-    deadline = time.monotonic() + timeout
-    for line in process.stdout:
-        seen.append(line)
-        if text in line:
-            threading.Thread(target=process.stdout.read, daemon=True).start()
-            return
-        if time.monotonic() > deadline:
-            break
-    raise AssertionError(f"never saw {text!r}:\n" + "".join(seen[-30:]))
-
-
-class Cluster:
-    """One master, one replica, three sentinels, all on loopback."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="daebus-sentinel-")
-        self.master = RedisServer().start()
-        self.processes: list[subprocess.Popen] = []
-        self.replica_port = free_port()
-        replica = self._spawn([redis_server_binary() or "redis-server", "--port", str(self.replica_port), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", self._subdir("replica"),
-                               "--replicaof", "127.0.0.1", str(self.master.port)])
-        _wait_for_line(replica, "MASTER <-> REPLICA sync: Finished with success", 20, [])
-        self.sentinel_ports = [free_port() for _ in range(3)]
-        sentinels = []
-        for port in self.sentinel_ports:
-            conf = os.path.join(self._subdir(f"sentinel-{port}"), "sentinel.conf")
-            with open(conf, "w") as f:
-                f.write(f"port {port}\nbind 127.0.0.1\ndaemonize no\n"
-                        f"sentinel monitor {MASTER} 127.0.0.1 {self.master.port} 2\n"
-                        f"sentinel down-after-milliseconds {MASTER} 1000\n"
-                        f"sentinel failover-timeout {MASTER} 10000\n")
-            sentinels.append(self._spawn([_sentinel_binary(), conf]))
-        for process in sentinels:
-            # Each sentinel must know the replica (and its peers) before a failover can work.
-            _wait_for_line(process, "+slave slave", 20, [])
-        self._wait_for_peers()
-
-    def _subdir(self, name: str) -> str:
-        path = os.path.join(self.dir, name)
-        os.makedirs(path)
-        return path
-
-    def _spawn(self, argv: list[str]) -> subprocess.Popen:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.processes.append(process)
-        return process
-
-    def _wait_for_peers(self, timeout: float = 20) -> None:
-        # Sentinels find each other through hello messages every 2 s; there is no event to wait for.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            known = [int(redis.Redis(port=p, decode_responses=True).sentinel_master(MASTER)["num-other-sentinels"])
-                     for p in self.sentinel_ports]
-            if min(known) >= 2:
-                return
-            time.sleep(0.2)
-        raise AssertionError("the sentinels never found each other")
-
-    @property
-    def url(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{MASTER}/0"
-
-    def close(self) -> None:
-        for process in self.processes:
-            process.kill()
-            process.wait(10)
-        self.master.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
 def cluster():
-    c = Cluster()
+    c = SentinelCluster()
     yield c
     c.close()
 
