@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from support import RedisServer, Service
+from support import RedisServer, SentinelCluster, Service
 
 # Tests must not read the machine's /etc/daebus.
 os.environ["DAEBUS_CONFIG"] = "/nonexistent/daebus.toml"
@@ -30,6 +30,14 @@ def fresh_redis():
     server = RedisServer().start()
     yield server
     server.close()
+
+
+@pytest.fixture
+def sentinel_cluster():
+    """A master, a replica and three sentinels on loopback."""
+    cluster = SentinelCluster()
+    yield cluster
+    cluster.close()
 
 
 @pytest.fixture

@@ -284,6 +284,7 @@ class JournalSink:
 # -- Redis Sentinel -------------------------------------------------------------------
 
 SENTINEL_MASTER = "bus"
+FAILOVER_BOUND = 15.0   # seconds from killing the master until calls succeed again
 
 
 def _sentinel_binary() -> str:

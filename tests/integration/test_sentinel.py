@@ -4,29 +4,19 @@ redis-sentinel on loopback; the master is SIGKILLed under traffic."""
 import threading
 import time
 
-import pytest
 import redis
 
 from daebus import DaebusCaller
-from support import SentinelCluster
-
-RECOVERY_BOUND = 15.0
+from support import FAILOVER_BOUND as RECOVERY_BOUND
 
 
-@pytest.fixture
-def cluster():
-    c = SentinelCluster()
-    yield c
-    c.close()
-
-
-def test_failover_under_traffic_recovers_without_restarting_anything(cluster, service):
-    svc = service("member.py", "failover", url=cluster.url)
+def test_failover_under_traffic_recovers_without_restarting_anything(sentinel_cluster, service):
+    svc = service("member.py", "failover", url=sentinel_cluster.url)
     outcomes: list[tuple[float, object]] = []
     stop = threading.Event()
 
     def traffic():
-        with DaebusCaller("failover", redis_url=cluster.url, timeout=2) as caller:
+        with DaebusCaller("failover", redis_url=sentinel_cluster.url, timeout=2) as caller:
             while not stop.is_set():
                 try:
                     result = caller.send_request("whoami", {})
@@ -42,7 +32,7 @@ def test_failover_under_traffic_recovers_without_restarting_anything(cluster, se
         while not any(isinstance(r, dict) for _, r in outcomes) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert any(isinstance(r, dict) for _, r in outcomes), outcomes[-3:]
-        cluster.master.stop(kill=True)
+        sentinel_cluster.master.stop(kill=True)
         killed = time.monotonic()
         deadline = killed + RECOVERY_BOUND + 5
         while time.monotonic() < deadline:
@@ -61,6 +51,6 @@ def test_failover_under_traffic_recovers_without_restarting_anything(cluster, se
     assert svc.running
     assert {r["pid"] for _, r in outcomes if isinstance(r, dict)} == {svc.process.pid}
     # The new master is the former replica, and the service is registered there.
-    new_master = redis.Redis(port=cluster.replica_port, decode_responses=True)
+    new_master = redis.Redis(port=sentinel_cluster.replica_port, decode_responses=True)
     assert new_master.info("replication")["role"] == "master"
     assert new_master.hget("daebus:service:failover", "pid") == str(svc.process.pid)

@@ -3,24 +3,14 @@
 import threading
 import time
 
-import pytest
 import requests
 
-from support import SentinelCluster
-
-RECOVERY_BOUND = 15.0
+from support import FAILOVER_BOUND as RECOVERY_BOUND
 
 
-@pytest.fixture
-def cluster():
-    c = SentinelCluster()
-    yield c
-    c.close()
-
-
-def test_gateway_serves_again_after_a_failover_without_a_restart(cluster, service, start_gateway):
-    worker = service("member.py", "steady", url=cluster.url)
-    gw = start_gateway({"expose_actions": ["steady/*"], "default_timeout": 2.0}, url=cluster.url)
+def test_gateway_serves_again_after_a_failover_without_a_restart(sentinel_cluster, service, start_gateway):
+    worker = service("member.py", "steady", url=sentinel_cluster.url)
+    gw = start_gateway({"expose_actions": ["steady/*"], "default_timeout": 2.0}, url=sentinel_cluster.url)
     gateway_pid = gw.process.pid
     outcomes: list[tuple[float, int]] = []
     stop = threading.Event()
@@ -41,7 +31,7 @@ def test_gateway_serves_again_after_a_failover_without_a_restart(cluster, servic
         while not any(status == 200 for _, status in outcomes) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert any(status == 200 for _, status in outcomes), outcomes[-3:]
-        cluster.master.stop(kill=True)
+        sentinel_cluster.master.stop(kill=True)
         killed = time.monotonic()
         deadline = killed + RECOVERY_BOUND + 5
         while time.monotonic() < deadline:
