@@ -233,3 +233,33 @@ def test_listen_exits_6_when_redis_goes_away(background, fresh_redis, wait_until
     assert proc.wait(20) == Exit.REDIS
     err = proc.stderr.read()
     assert err.startswith("daebus: cannot reach Redis") and err.count("\n") == 1
+
+
+def test_listen_keeps_up_with_a_flood_in_order(background, redis_server, wait_until):
+    client = redis_server.client()
+    before = numpat(client)
+    proc = background("listen", "cli.flood", "--json", "--count", "2000")
+    wait_until(lambda: numpat(client) > before, what="the listener's subscription")
+    pipe = client.pipeline(transaction=False)
+    for n in range(2000):
+        pipe.publish("cli.flood", json.dumps({"n": n}))
+    pipe.execute()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == Exit.OK, err
+    assert [json.loads(line)["data"]["n"] for line in out.splitlines()] == list(range(2000))
+
+
+def test_a_service_that_dies_during_a_call_is_a_timeout(background, service, redis_server):
+    svc = service("basic.py", "cli-dying")
+    listener = redis_server.client().pubsub()
+    listener.subscribe("slow_started")
+    listener.get_message(timeout=5)
+    started = time.monotonic()
+    proc = background("call", "cli-dying", "slow", '{"seconds": 60}', "--timeout", "3")
+    message = listener.get_message(timeout=15)
+    while message is not None and message["type"] != "message":
+        message = listener.get_message(timeout=15)
+    svc.process.kill()
+    assert proc.wait(20) == Exit.TIMEOUT
+    assert time.monotonic() - started < 20
+    assert proc.stderr.read() == "daebus: cli-dying.slow did not answer within 3 s\n"

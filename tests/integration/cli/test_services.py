@@ -81,3 +81,19 @@ def test_completion_offers_running_services_and_their_actions(service, redis_url
     assert complete("daebus", "call", "cli-comp") == ["cli-complete"]
     assert complete("daebus", "call", "cli-complete", "ec") == ["echo"]
     assert complete("daebus", "call", "--timeout", "3", "cli-complete", "pro") == ["progress"]
+
+
+def test_watch_survives_a_redis_restart(background, fresh_redis):
+    proc = background("services", "--watch", "--json", "--interval", "0.2", url=fresh_redis.url)
+    assert json.loads(proc.stdout.readline()) == []
+    fresh_redis.stop(kill=True)
+    assert proc.stderr.readline().startswith("daebus: cannot reach Redis at ")
+    fresh_redis.start()
+    fresh_redis.client().hset("daebus:service:cli-back", mapping={"name": "cli-back", "pid": "1"})
+    for _ in range(200):
+        if "cli-back" in [s["name"] for s in json.loads(proc.stdout.readline())]:
+            break
+    else:
+        raise AssertionError("the watch did not come back")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == Exit.OK
