@@ -48,8 +48,9 @@ def test_the_generated_tests_can_fail(project):
 def test_the_generated_worker_serves_on_the_bus(project, daebus, redis_url):
     config = read_worker("acme-probe", project)
     assert config.app == "/usr/lib/acme-probe/acme_probe.py" and config.service == "acme-probe"
-    worker = ManagedProcess([sys.executable, "-m", "daebus.cli", "run", str(project / "acme_probe.py"),
-                             "--service", "acme-probe"], child_env(redis_url), name="generated worker")
+    # As its README says: run the file, call the service by the project's name.
+    worker = ManagedProcess([sys.executable, "-m", "daebus.cli", "run", str(project / "acme_probe.py")],
+                            child_env(redis_url), name="generated worker")
     try:
         worker.wait_ready()
         out = daebus("call", "acme-probe", "echo", '{"text": "hi"}')
