@@ -1,6 +1,7 @@
 """Kept events: a stream that reconnects with Last-Event-ID gets what it missed."""
 
 import json
+import socket
 import time
 
 import redis
@@ -189,3 +190,32 @@ def test_an_open_stream_catches_up_after_the_gateway_resubscribes(start_gateway,
     assert [m["data"]["n"] for m in got] == list(range(1, 11))  # the same stream, nothing twice
     publish("news.a", {"n": 11})
     assert stream.next_message()["data"] == {"n": 11}
+
+
+def test_a_resuming_page_that_never_reads_costs_nobody_else(start_gateway, fresh_redis, publish_to):
+    publish = publish_to(fresh_redis.url)
+    gw = start_gateway({"send_timeout": 2.0, "keep_events": 200}, url=fresh_redis.url)
+    events_up(gw)
+    start = first_events(gw.events("news.big"))["id"]
+    for n in range(200):
+        publish("news.big", {"n": n, "filler": "x" * 16_000})  # 3 MB to replay
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        stalled.connect(("127.0.0.1", gw.port))
+        stalled.sendall(f"GET /api/events?channel=news.big HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n"
+                        f"Last-Event-ID: {start}\r\n\r\n".encode())
+        # Another page resumes from the same place and gets everything...
+        reader = gw.events("news.big", headers={"Last-Event-ID": start})
+        got, gaps = messages_until(reader, 200, timeout=10)
+        assert gaps == [] and [m["data"]["n"] for m in got] == list(range(200))
+        started = time.monotonic()
+        assert gw.get("/api/health").status_code == 200
+        assert time.monotonic() - started < 2
+        # ...and the one that never reads is cut off after send_timeout.
+        deadline = time.monotonic() + 15
+        while gw.get("/api/health").json()["streams"] > 1:
+            assert time.monotonic() < deadline, "the stalled replay still holds its stream"
+            time.sleep(0.1)
+    finally:
+        stalled.close()
