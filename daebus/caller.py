@@ -121,8 +121,8 @@ class DaebusCaller:
                      on_progress: Callable[[Any], None] | None = None, trace_id: str | None = None) -> Any:
         """Call ``action`` and return the reply's payload.
 
-        Ends within ``timeout`` seconds (plus the few milliseconds it takes
-        to raise) whatever Redis does. Raises :class:`RemoteError` (the
+        Ends within ``timeout`` seconds (plus at most
+        :data:`daebus.transport.PUBLISH_GRACE`) whatever Redis does. Raises :class:`RemoteError` (the
         service answered with an error), :class:`ServiceUnavailable` (nobody
         serves it, raised at once; a group's requests wait in its stream for an
         instance instead, up to the timeout), :class:`RequestTimeout` (Redis took the
@@ -149,6 +149,10 @@ class DaebusCaller:
             message = protocol.dumps(protocol.request_envelope(
                 action, {} if payload is None else payload, hub.channel, request_id,
                 self.target_service, int(timeout * 1000), time.time(), trace_id))
+            if time.monotonic() >= deadline:
+                # This process was too busy to even send it: not Redis's fault.
+                raise RequestTimeout(f"{self.target_service}.{action} could not be sent within "
+                                     f"{timeout:g} s (this process is overloaded)")
             try:
                 self._cached[4].send(self.target_service, message, deadline)
             except redis.TimeoutError as exc:

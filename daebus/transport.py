@@ -27,6 +27,10 @@ from .logs import StateLog
 log = logging.getLogger("daebus.transport")
 
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# A publish with a deadline waits at least this long for Redis, so a request
+# that reached Redis late (its process was busy) is not mistaken for a stalled
+# Redis. It is the most a call can overrun its timeout by.
+PUBLISH_GRACE = 0.25
 
 
 def redact(url: str) -> str:
@@ -78,9 +82,10 @@ class Publisher:
     client's retrying path, so a Redis restart costs one slow publish.
 
     With a ``deadline`` (a ``time.monotonic()`` value) the publish, connecting
-    included, ends by then whatever Redis does: a stalled server raises
-    ``redis.TimeoutError`` at the deadline and nothing is retried, except a
-    connection found dead before anything was sent (a restarted Redis).
+    included, ends by then (or :data:`PUBLISH_GRACE` after it, for a publish
+    started just before it) whatever Redis does: a stalled server raises
+    ``redis.TimeoutError`` and nothing is retried, except a connection found
+    dead before anything was sent (a restarted Redis).
 
     Example::
 
@@ -126,9 +131,7 @@ class Publisher:
     def _within(self, conn, deadline: float, *args):
         reused = getattr(conn, "_sock", None) is not None
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise redis.TimeoutError("no time left to publish")
+            remaining = max(deadline - time.monotonic(), PUBLISH_GRACE)
             saved = conn.socket_timeout, conn.socket_connect_timeout
             conn.socket_timeout = remaining
             conn.socket_connect_timeout = min(remaining, saved[1] or remaining)

@@ -13,7 +13,7 @@ from support import ROOT, start_slow_call
 
 from daebus import ConnectionLost, DaebusCaller, DaebusError, ServiceStopped
 
-MARGIN = 0.5  # the documented margin over a call's timeout
+MARGIN = 0.5  # the bound: PUBLISH_GRACE over the timeout, and time to raise on a loaded machine
 
 
 def timed_call(caller, timeout=1.0):
@@ -38,13 +38,18 @@ def test_a_frozen_redis_bounds_every_call_and_calls_succeed_once_it_resumes(serv
             outcomes.append(timed_call(caller))
     finally:
         fresh_redis.process.send_signal(signal.SIGCONT)
+    resumed = time.monotonic()
     assert len(outcomes) >= 20
     slowest = max(took for _, took in outcomes)
     assert slowest <= 1.0 + MARGIN, f"a 1 s call took {slowest:.2f} s while Redis was stopped"
     assert all(isinstance(outcome, ConnectionLost) for outcome, _ in outcomes), \
         {type(outcome).__name__ for outcome, _ in outcomes}
     assert "did not take the request within 1 s" in str(outcomes[-1][0])
-    # Resumed: calls succeed at once.
+    # Resumed: within a second calls succeed again (the service may be a
+    # reconnection backoff away from its subscription), and then every one does.
+    while not isinstance(outcome := timed_call(caller)[0], dict):
+        assert isinstance(outcome, DaebusError) and time.monotonic() - resumed < 1.0, outcome
+    assert time.monotonic() - resumed < 1.0, f"first success {time.monotonic() - resumed:.2f} s after SIGCONT"
     after = [timed_call(caller) for _ in range(5)]
     assert all(isinstance(outcome, dict) and took < 1.0 for outcome, took in after), after
 
