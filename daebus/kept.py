@@ -144,11 +144,14 @@ class KeepingPublisher:
                                 args=[channel, message, rule[0], rule[1]])
         except redis.ResponseError as exc:
             # Scripts refused (an ACL without EVALSHA, say): the event still
-            # goes out, only without being kept. Said once, not per event.
-            if not self._refused:
-                self._refused = True
-                log.warning("cannot keep broadcasts for replay (%s); publishing them unkept", exc)
+            # goes out, only without being kept.
+            self._refuse(exc)
             return self._publish(channel, message)
+
+    def _refuse(self, exc: Exception) -> None:
+        if not self._refused:  # said once, not per event
+            self._refused = True
+            log.warning("cannot keep broadcasts for replay (%s); publishing them unkept", exc)
 
     def _rule(self, channel: str) -> tuple[int, int] | None:
         """``(count, age_ms)`` for ``channel``, None when it is not kept."""
@@ -171,6 +174,11 @@ class KeepingPublisher:
             raw, (seconds, micros) = pipe.execute()
         except REDIS_ERRORS:
             # The publish that follows reports the outage; try again next time.
+            return
+        except redis.ResponseError as exc:
+            # Not allowed to read the declarations (an ACL): publish unkept.
+            self._refuse(exc)
+            self._rules, self._fresh_until = [], now + self._refresh
             return
         self._rules = live_rules(raw, int(seconds) * 1000 + int(micros) // 1000)
         self._fresh_until = now + self._refresh

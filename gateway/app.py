@@ -35,7 +35,7 @@ from . import settings as settings_module
 from .contracts import Contracts
 from .events import EventHub
 from .expose import Exposure
-from .replay import History
+from .replay import READ_ERRORS, History
 from .metrics import GatewayMetrics
 from .settings import Settings
 
@@ -91,7 +91,7 @@ class Gateway:
             try:
                 # Before the first stream opens, so that publishers keep from now on.
                 history.declare()
-            except REDIS_ERRORS as exc:
+            except READ_ERRORS as exc:
                 log.warning("cannot declare the kept channels yet (%s); retrying", exc)
             self._hub = EventHub(url, self.exposure, queue_size=self.settings.stream_queue,
                                  max_streams=self.settings.max_streams,

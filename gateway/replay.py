@@ -27,7 +27,6 @@ import redis
 from daebus.globs import glob_match
 from daebus.kept import (CLOCK, DECLARATIONS, STREAM_PREFIX, TRIMMED, format_id, live_rules,
                          parse_id, redis_ms)
-from daebus.transport import REDIS_ERRORS
 
 # What reading kept events may raise: Redis gone, or a key of another type.
 READ_ERRORS = (redis.RedisError, OSError)
@@ -116,9 +115,10 @@ class History:
             try:
                 self.declare()
                 failing = False
-            except REDIS_ERRORS as exc:
-                if not failing:  # the event hub logs the outage itself
-                    log.debug("cannot renew the kept-events declaration: %s", exc)
+            except READ_ERRORS as exc:
+                if not failing:  # the event hub logs an outage itself; a refusal is said once
+                    log.log(logging.WARNING if isinstance(exc, redis.ResponseError) else logging.DEBUG,
+                            "cannot renew the kept-events declaration: %s", exc)
                 failing = True
             self._stop.wait(interval if not failing else min(interval, 1.0))
 

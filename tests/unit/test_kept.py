@@ -52,3 +52,17 @@ def test_the_largest_declaration_matching_a_channel_wins():
     assert keeper._rule("news.a") == (50, 10_000)
     assert keeper._rule("news.b") == (5, 10_000)
     assert keeper._rule("other") is None
+
+
+def test_a_publisher_refused_by_an_acl_publishes_unkept_and_says_so_once(caplog):
+    import redis
+
+    class Refusing(fakeredis.FakeRedis):
+        def pipeline(self, *args, **kwargs):
+            raise redis.ResponseError("NOPERM this user has no permissions to run the 'hgetall' command")
+
+    sent = []
+    publish = KeepingPublisher(Refusing(), lambda channel, text: sent.append(channel) or 1)
+    assert publish("news.a", "{}") == 1 and publish("news.b", "{}") == 1
+    assert sent == ["news.a", "news.b"]
+    assert len([r for r in caplog.records if "unkept" in r.getMessage()]) == 1
