@@ -48,6 +48,9 @@ def test_a_logged_exception_is_one_entry_with_the_request_id(traced, journal):
     assert (access["DAEBUS_SERVICE"], access["DAEBUS_ACTION"]) == ("observed", "explode")
     assert re.search(r"POST observed/explode: 200 in [0-9.]+ ms", access["MESSAGE"])
     assert failure["SYSLOG_IDENTIFIER"] != access["SYSLOG_IDENTIFIER"]
+    # gunicorn's own log goes the same way.
+    booted = journal.wait_for(LOGGER="gunicorn.error", SYSLOG_IDENTIFIER="daebus-gateway")
+    assert booted["PRIORITY"] == "6" and "DAEBUS_REQUEST_ID" not in booted
 
 
 @pytest.mark.parametrize("garbage", ["two words", "x" * 500, "\u00e9t\u00e9", "a'b"])
