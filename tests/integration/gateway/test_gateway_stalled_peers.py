@@ -11,7 +11,7 @@ from stall_harness import Slowloris, p99
 
 SLOW_CLIENTS = 100
 STALLED_STREAMS = 24
-BOUND = 2.0  # head_timeout in these tests
+BOUND = 4.0  # head_timeout in these tests: long enough for a p99 over some 200 calls
 
 
 def echo_worker(service, name: str) -> dict:
@@ -60,7 +60,7 @@ def test_slowloris_costs_only_its_own_connections(start_gateway, service):
         latencies = calls_while(gw.port, "loris", lambda: len(attack.closed) < SLOW_CLIENTS)
         assert attack.wait_closed(BOUND + 5), f"{SLOW_CLIENTS - len(attack.closed)} slow clients still open"
         print(f"gateway slowloris: p99 {p99(latencies) * 1000:.1f} ms over {len(latencies)} calls")
-        assert len(latencies) >= 30
+        assert len(latencies) >= 100
         assert p99(latencies) < 0.100, f"p99 {p99(latencies) * 1000:.0f} ms over {len(latencies)} calls"
         held = [attack.closed[sock] - attack.started[sock] for sock in attack.socks]
         # The bound, checked on gunicorn's one-second loop tick.
@@ -102,7 +102,9 @@ def test_stalled_event_streams_cost_nobody_else(start_gateway, service, stalled_
     try:
         started = time.monotonic()
         # Until the gateway has closed every stalled stream (it never reads them: a frozen tab).
-        during = calls_while(gw.port, "streamer", lambda: (cut_off() < STALLED_STREAMS or time.monotonic() - started < 3)
+        # At least 5 s of calls: enough of them for a p99 that is not just the slowest one.
+        during = calls_while(gw.port, "streamer",
+                             lambda: (cut_off() < STALLED_STREAMS or time.monotonic() - started < 5)
                              and time.monotonic() - started < 60)
         assert cut_off() == STALLED_STREAMS, "the stalled streams were never closed"
         assert gw.get("/api/health").json()["streams"] == 0
@@ -113,7 +115,7 @@ def test_stalled_event_streams_cost_nobody_else(start_gateway, service, stalled_
     print(f"gateway stalled streams: p50 {sorted(during)[len(during) // 2] * 1000:.1f} ms, "
           f"p99 {p99(during) * 1000:.1f} ms during ({len(during)} calls in {time.monotonic() - started:.1f} s), "
           f"p99 {p99(after) * 1000:.1f} ms after")
-    assert len(during) >= 10
+    assert len(during) >= 100
     assert p99(during) < 0.100, f"p99 {p99(during) * 1000:.0f} ms while {STALLED_STREAMS} streams stalled"
     assert p99(after) < 0.100, f"p99 {p99(after) * 1000:.0f} ms after they were dropped"
     assert "Traceback" not in gw.log
