@@ -320,7 +320,7 @@ class ServeLoop:
                                       http10=head.version == "HTTP/1.0")
         except Exception:  # noqa: BLE001 - e.g. a header a handler set that can't be encoded
             log.exception("%s %s: could not build the response", req.method, req.path)
-            self._send_error(conn, HttpError(500, "internal server error", code="handler_error"), head)
+            self._send_error(conn, HttpError(500, "internal server error"), head)
             return False, 0.0
         try:
             conn.send(data, self.timeout)

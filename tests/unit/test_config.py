@@ -119,3 +119,16 @@ def test_redis_url_from_host_and_port():
     assert config.redis_url_from(None, "10.0.0.2", 6380) == "redis://10.0.0.2:6380/0"
     assert config.redis_url_from("redis://u/1", "ignored", None) == "redis://u/1"
     assert config.redis_url_from(None, None, None) is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ('url = "redis://x"\n', r"daebus.toml:1: 'url' is outside any section"),
+    ('redis = "redis://x"\n', r"daebus.toml:1: redis must be a \[redis\] table"),
+    ('[service]\nqueue_size = -1\n', r"daebus.toml:2: service.queue_size: must be at least 0"),
+    ('[log]\nlevel = 3\n', r"daebus.toml:2: log.level: expected a string, got int 3"),
+    ('\xff\xfe', r"daebus.toml: not UTF-8 text"),
+])
+def test_garbage_in_a_file_is_one_clear_error(etc, text, message):
+    (etc / "daebus.toml").write_bytes(text.encode("latin-1"))
+    with pytest.raises(ConfigError, match=message):
+        config.load()
