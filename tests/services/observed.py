@@ -69,6 +69,16 @@ def hold():
     return {"held": True}
 
 
+ticks = []
+
+
+@app.background("tick", 0.3)
+def tick():
+    ticks.append(1)
+    if len(ticks) == 1:
+        raise RuntimeError("the first tick fails on purpose")
+
+
 @app.listen(f"{options.service}.news")
 def on_news(payload):
     if payload.get("fail"):

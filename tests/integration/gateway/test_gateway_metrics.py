@@ -116,6 +116,15 @@ def test_metrics_report_exactly_the_calls_made(observed, redis_server):
     assert figures[("daebus_service_uptime_seconds", labels(**svc))] > 0
 
 
+def test_task_runs_and_failures(observed):
+    _, gw = observed
+    runs = ("daebus_task_runs_total", labels(service="observed", task="tick"))
+    figures = scrape_until(gw, lambda f: f.get(runs, 0) >= 3)
+    assert figures[runs] >= 3
+    assert figures[("daebus_task_failures_total", labels(service="observed", task="tick"))] == 1
+    assert figures[("daebus_task_last_duration_seconds", labels(service="observed", task="tick"))] >= 0
+
+
 def test_listener_runs_and_failures(observed, redis_server):
     _, gw = observed
     client = redis_server.client()
