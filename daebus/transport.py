@@ -31,6 +31,7 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 # that reached Redis late (its process was busy) is not mistaken for a stalled
 # Redis. It is the most a call can overrun its timeout by.
 PUBLISH_GRACE = 0.25
+_NONE = object()
 
 
 def redact(url: str) -> str:
@@ -132,9 +133,11 @@ class Publisher:
         reused = getattr(conn, "_sock", None) is not None
         while True:
             remaining = max(deadline - time.monotonic(), PUBLISH_GRACE)
-            saved = conn.socket_timeout, conn.socket_connect_timeout
+            # redis-py 4.3's unix socket connection has no connect timeout of its own.
+            saved = conn.socket_timeout, getattr(conn, "socket_connect_timeout", _NONE)
             conn.socket_timeout = remaining
-            conn.socket_connect_timeout = min(remaining, saved[1] or remaining)
+            if saved[1] is not _NONE:
+                conn.socket_connect_timeout = min(remaining, saved[1] or remaining)
             _set_sock_timeout(conn, remaining)
             try:
                 _connected(conn).send_command(*args)
@@ -150,7 +153,9 @@ class Publisher:
                 conn.disconnect()
                 raise
             finally:
-                conn.socket_timeout, conn.socket_connect_timeout = saved
+                conn.socket_timeout = saved[0]
+                if saved[1] is not _NONE:
+                    conn.socket_connect_timeout = saved[1]
                 _set_sock_timeout(conn, saved[0])
 
     def close(self) -> None:

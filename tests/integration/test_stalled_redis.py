@@ -54,6 +54,19 @@ def test_a_frozen_redis_bounds_every_call_and_calls_succeed_once_it_resumes(serv
     assert all(isinstance(outcome, dict) and took < 1.0 for outcome, took in after), after
 
 
+def test_calls_over_a_unix_socket_are_bounded_too(service, fresh_redis):
+    service("basic.py", "basic", url=fresh_redis.url)
+    caller = DaebusCaller("basic", redis_url=f"unix://{fresh_redis.unix_socket}", timeout=1)
+    assert caller.send_request("echo", {})["echo"] == {}
+    fresh_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        frozen = [timed_call(caller) for _ in range(3)]
+    finally:
+        fresh_redis.process.send_signal(signal.SIGCONT)
+    assert all(isinstance(outcome, ConnectionLost) and took <= 1.0 + MARGIN for outcome, took in frozen), frozen
+    assert isinstance(timed_call(caller, timeout=5)[0], dict)
+
+
 def test_a_killed_redis_bounds_every_call_and_a_restarted_one_serves_again(service, fresh_redis):
     service("basic.py", "basic", url=fresh_redis.url)
     caller = DaebusCaller("basic", redis_url=fresh_redis.url, timeout=1)
