@@ -63,9 +63,12 @@ while True:
     for _, entries in client.xreadgroup("g", "c", {"raw_stream": ">"}, count=32, block=5000) or []:
         for entry_id, fields in entries:
             request = json.loads(fields[b"request"])
-            client.publish(request["reply_to"], json.dumps({"status": "success", "payload": request["payload"],
-                                                            "request_id": request["request_id"], "final": True}))
-            client.xack("raw_stream", "g", entry_id)
+            # The reply and its acknowledgement in one round trip.
+            pipe = client.pipeline(transaction=False)
+            pipe.publish(request["reply_to"], json.dumps({"status": "success", "payload": request["payload"],
+                                                          "request_id": request["request_id"], "final": True}))
+            pipe.xack("raw_stream", "g", entry_id)
+            pipe.execute()
 """
 
 DAEBUS_SERVER = """

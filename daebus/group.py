@@ -51,13 +51,6 @@ def dead_key(service: str) -> str:
     return DEAD_PREFIX + service
 
 
-# A caller's send: XADD unless the service now runs as a single owner (then
-# nil, and the caller publishes instead). KEYS: registry record, stream.
-SEND = """
-if redis.call('HGET', KEYS[1], 'mode') == 'owner' then return false end
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'request', ARGV[1])
-"""
-
 # Resets the idle time of entries this consumer still holds, without taking
 # one that another consumer claimed meanwhile. ARGV: group, consumer, ids.
 _KEEP = """
@@ -83,6 +76,9 @@ end
 return 0
 """
 
+
+# How a final reply's JSON ends (protocol.reply_envelope puts "final" last).
+_FINAL = '"final":true}'
 
 _DROP_BRIDGE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -128,7 +124,7 @@ class GroupServer:
     """This instance's share of a group: reads, claims, acknowledges.
 
     ``submit(fn, *args)`` runs a job on the service's worker pool and
-    ``run(message)`` handles one request (replying on
+    ``run(message, publish)`` handles one request (replying on
     ``reply_to``); ``reply_error(reply_to, request_id, message, code)``
     answers one that can't be run.
     """
@@ -307,10 +303,27 @@ class GroupServer:
         return time.time() * 1000 + self._clock_offset_ms - added
 
     def _handle(self, entry_id: str, message: protocol.Request, delivery: int) -> None:
+        acknowledged = []
+
+        def publish(channel: str, text: str, deadline: float | None = None) -> int:
+            if channel != message.reply_to or not text.endswith(_FINAL):
+                return self._publish(channel, text)
+            # The final reply, its acknowledgement and the entry's deletion in
+            # one write: Redis runs them in order, so XACK follows the reply.
+            sent, *_ = self._publish.commands(("PUBLISH", channel, text), ("XACK", self.stream, GROUP_NAME, entry_id),
+                                              ("XDEL", self.stream, entry_id))
+            acknowledged.append(entry_id)
+            if isinstance(sent, Exception):
+                raise sent
+            return sent
+
         try:
-            self._run(message._replace(delivery=delivery))
+            self._run(message._replace(delivery=delivery), publish)
         finally:
-            self._done(entry_id)
+            if acknowledged:
+                self._release(entry_id)
+            else:   # no reply_to, or the reply went another way (an error reply)
+                self._done(entry_id)
 
     def _done(self, entry_id: str) -> None:
         # After the reply went out: acknowledge and delete in one round trip.
@@ -322,9 +335,12 @@ class GroupServer:
         except REDIS_ERRORS as exc:
             log.warning("could not acknowledge %s on %s: %s", entry_id, self.stream, exc)
         finally:
-            with self._lock:
-                self._held.pop(entry_id, None)
-            self._slots.give()
+            self._release(entry_id)
+
+    def _release(self, entry_id: str) -> None:
+        with self._lock:
+            self._held.pop(entry_id, None)
+        self._slots.give()
 
     # -- the beat ----------------------------------------------------------
     def beat(self) -> float | None:

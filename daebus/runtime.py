@@ -313,15 +313,15 @@ class Runtime:
 
     # -- group mode ------------------------------------------------------------
     def _group(self) -> GroupServer:
-        def run(message: protocol.Request) -> None:
+        def run(message: protocol.Request, publish) -> None:
             started = time.monotonic()
             if message.action in self._async_actions:
                 from .aio import run_action_async
                 # The pool thread waits: the group's slots bound both kinds.
-                code = self.aio.submit(run_action_async, self.app, message, self.publish,
+                code = self.aio.submit(run_action_async, self.app, message, publish,
                                        name=message.action).result()
             else:
-                code = run_action(self.app, message, self.publish)
+                code = run_action(self.app, message, publish)
             self.metrics.call(message.action, time.monotonic() - started, code)
 
         def bridge(on: bool) -> None:

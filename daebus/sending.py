@@ -4,8 +4,9 @@ A caller learns a service's mode from the registry once and caches it per
 process. It never polls for changes: a change shows up in the send itself.
 An owner's PUBLISH that reaches nobody makes the caller look again (the
 service may have become a group, whose requests wait in its stream), and a
-group's send is a Lua script that refuses to add to the stream when the
-registry says the service now runs as a single owner.
+group's XADD is sent with a read of the registry's mode in the same round
+trip: if the name now belongs to a single owner, the entry is taken back
+and published instead.
 
 Example::
 
@@ -15,16 +16,13 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
-
-import redis
 
 from . import registry
 from .config import SERVICE
 from .errors import ServiceUnavailable
-from .group import SEND, stream_key
+from .group import stream_key
 from .transport import Publisher
 
 _DEFAULT_MAX_LENGTH = SERVICE.keys["stream_max_length"].default
@@ -43,7 +41,6 @@ class Sender:
     def __init__(self, publish: Publisher):
         self.publish = publish
         self._modes: dict[str, tuple[str, int]] = {}
-        self._sha = hashlib.sha1(SEND.encode()).hexdigest()
 
     @classmethod
     def for_url(cls, url: str, publish: Publisher) -> Sender:
@@ -84,12 +81,20 @@ class Sender:
                                  f"(nobody subscribed to its channel)")
 
     def _to_group(self, service: str, message: str, max_length: int, deadline: float) -> bool:
-        args = (2, registry.key(service), stream_key(service), message, max_length)
-        try:
-            entry = self.publish.command(deadline, "EVALSHA", self._sha, *args)
-        except redis.exceptions.NoScriptError:
-            entry = self.publish.command(deadline, "EVAL", SEND, *args)
-        return entry is not None
+        stream = stream_key(service)
+        # One round trip: the request goes in, and the mode comes back with it.
+        entry, mode = self.publish.commands(
+            ("XADD", stream, "MAXLEN", "~", max_length, "*", "request", message),
+            ("HGET", registry.key(service), "mode"), deadline=deadline)
+        for reply in (entry, mode):
+            if isinstance(reply, Exception):
+                raise reply
+        if _text(mode) != registry.OWNER:
+            return True
+        # The name now belongs to a single owner, which reads no stream: take
+        # the request back (no group member can have read it) and publish it.
+        self.publish.command(deadline, "XDEL", stream, entry)
+        return False
 
 
 def _text(value):

@@ -116,7 +116,7 @@ class Publisher:
     def __call__(self, channel: str, message: str | bytes, deadline: float | None = None) -> int:
         conn = self._own()
         if deadline is not None:
-            return self._within(conn, deadline, "PUBLISH", channel, message)
+            return self.command(deadline, "PUBLISH", channel, message)
         try:
             _connected(conn).send_command("PUBLISH", channel, message)
             return conn.read_response()
@@ -124,12 +124,32 @@ class Publisher:
             conn.disconnect()
             return self.client.publish(channel, message)
 
+    def commands(self, *commands: tuple, deadline: float | None = None) -> list:
+        """Several commands in one write on this thread's connection; their
+        replies in order (an error reply as its exception), raw. With a
+        ``deadline`` as :meth:`command`; without, a connection error sends
+        them again through the client's retrying pipeline."""
+        conn = self._own()
+        if deadline is not None:
+            return self._within(conn, deadline, commands)
+        try:
+            return _exchange(_connected(conn), commands)
+        except REDIS_ERRORS:
+            conn.disconnect()
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return pipe.execute(raise_on_error=False)
+
     def command(self, deadline: float, *args):
         """Run one command on this thread's connection, ending by ``deadline``
         (``redis.TimeoutError`` after it); the reply is not post-processed."""
-        return self._within(self._own(), deadline, *args)
+        reply = self._within(self._own(), deadline, [args])[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
-    def _within(self, conn, deadline: float, *args):
+    def _within(self, conn, deadline: float, commands) -> list:
         reused = getattr(conn, "_sock", None) is not None
         while True:
             remaining = max(deadline - time.monotonic(), PUBLISH_GRACE)
@@ -140,8 +160,7 @@ class Publisher:
                 conn.socket_connect_timeout = min(remaining, saved[1] or remaining)
             _set_sock_timeout(conn, remaining)
             try:
-                _connected(conn).send_command(*args)
-                return conn.read_response()
+                return _exchange(_connected(conn), commands)
             except redis.ConnectionError:
                 conn.disconnect()
                 # A socket a restarted Redis closed fails at once, before the
@@ -162,6 +181,21 @@ class Publisher:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.disconnect()
+
+
+def _exchange(conn, commands) -> list:
+    """Send ``commands`` in one write and read their replies."""
+    if len(commands) == 1:
+        conn.send_command(*commands[0])
+    else:
+        conn.send_packed_command(conn.pack_commands(commands))
+    replies = []
+    for _ in commands:
+        try:
+            replies.append(conn.read_response())
+        except redis.ResponseError as exc:
+            replies.append(exc)
+    return replies
 
 
 def _connected(conn):
