@@ -108,7 +108,7 @@ class AsyncCaller:
                 action, {} if payload is None else payload, hub.channel, request_id,
                 caller.target_service, int(timeout * 1000), trace_id=trace_id))
             try:
-                receivers = await _in_thread(loop, deadline, publish, caller.target_service, message)
+                receivers = await _in_thread(loop, deadline, publish, caller.target_service, message, deadline)
             except REDIS_ERRORS as exc:
                 raise ConnectionLost(f"cannot reach Redis at {redact(url)}: {exc}") from exc
             if receivers == 0:
@@ -148,11 +148,14 @@ class AsyncCaller:
 
 
 async def _in_thread(loop, deadline: float, fn, *args):
-    remaining = max(0.0, deadline - time.monotonic())
+    timer = asyncio.timeout(max(0.0, deadline - time.monotonic()))
     try:
-        return await asyncio.wait_for(loop.run_in_executor(_io(), fn, *args), remaining)
-    except asyncio.TimeoutError:
-        raise ConnectionLost("Redis did not answer in time") from None
+        async with timer:
+            return await loop.run_in_executor(_io(), fn, *args)
+    except TimeoutError:
+        if timer.expired():
+            raise ConnectionLost("Redis did not answer in time") from None
+        raise
 
 
 async def _next_reply(loop, hub: ReplyHub, inbox: _Inbox, deadline: float) -> dict:
@@ -173,10 +176,16 @@ async def _next_reply(loop, hub: ReplyHub, inbox: _Inbox, deadline: float) -> di
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise RequestTimeout("no reply")
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+        # cancellation that arrives as the event is set.
+        timer = asyncio.timeout(remaining)
         try:
-            await asyncio.wait_for(inbox.event.wait(), remaining)
-        except asyncio.TimeoutError:
-            raise RequestTimeout("no reply") from None
+            async with timer:
+                await inbox.event.wait()
+        except TimeoutError:
+            if timer.expired():
+                raise RequestTimeout("no reply") from None
+            raise
 
 
 def _checked(item):

@@ -61,6 +61,7 @@ class ReplyHub:
         # released: what callers waiting in prepare() wait for.
         self._changed = threading.Condition()
         self._waiting: dict[str, queue.SimpleQueue] = {}
+        self._handing = threading.Lock()
         self._state = StateLog(log)
         self._lost_at: float | None = None
 
@@ -81,15 +82,18 @@ class ReplyHub:
         return inbox
 
     def forget(self, request_id: str, inbox: queue.SimpleQueue) -> None:
-        self._waiting.pop(request_id, None)
-        # A reading role handed to us after our reply came must not be lost.
-        while True:
-            try:
-                item = inbox.get_nowait()
-            except queue.Empty:
-                return
-            if item is _TAKE_OVER:
-                self._hand_over(exclude=inbox)
+        # Under the hand-over lock: a reading role is either handed to us
+        # before we leave (and passed on below) or to someone still waiting.
+        with self._handing:
+            self._waiting.pop(request_id, None)
+            handed = False
+            while True:
+                try:
+                    handed = inbox.get_nowait() is _TAKE_OVER or handed
+                except queue.Empty:
+                    break
+        if handed:
+            self._hand_over(exclude=inbox)
 
     def prepare(self, deadline: float) -> None:
         """Make sure the subscription is confirmed and its socket healthy
@@ -268,10 +272,11 @@ class ReplyHub:
 
     def _hand_over(self, exclude: queue.SimpleQueue | None) -> None:
         # Someone still waiting may have found the role taken: give it to one.
-        for inbox in list(self._waiting.values()):
-            if inbox is not exclude:
-                inbox.put(_TAKE_OVER)
-                return
+        with self._handing:
+            for inbox in list(self._waiting.values()):
+                if inbox is not exclude:
+                    inbox.put(_TAKE_OVER)
+                    return
 
 
 def _poll(inbox: queue.SimpleQueue):
