@@ -42,7 +42,6 @@ class _Exchange:
         self._items: collections.deque = collections.deque()
         self._cond = threading.Condition()
         self.final: tuple[str, Any] | None = None
-        self.dropped = 0
         self.abandoned = False  # the browser went away: keep nothing
 
     def progress(self, payload: Any) -> None:
@@ -51,9 +50,13 @@ class _Exchange:
                 return
             if len(self._items) >= MAX_PENDING_PROGRESS:
                 self._items.popleft()
-                self.dropped += 1
             self._items.append(payload)
             self._cond.notify()
+
+    def abandon(self) -> None:
+        with self._cond:
+            self.abandoned = True
+            self._items.clear()
 
     def finish(self, kind: str, value: Any) -> None:
         with self._cond:
@@ -125,5 +128,4 @@ def _body(exchange: _Exchange, items: list, final, heartbeat: float) -> Iterator
                 yield HEARTBEAT
         yield _final_event(*final)
     finally:
-        with exchange._cond:
-            exchange.abandoned = True
+        exchange.abandon()
