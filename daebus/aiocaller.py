@@ -22,9 +22,8 @@ from typing import Any, Callable
 
 from . import protocol
 from .caller import DaebusCaller, resolve_trace_id
-from .errors import ConnectionLost, RequestTimeout, ServiceUnavailable, remote_error
+from .errors import ConnectionLost, RequestTimeout, remote_error
 from .replies import _TAKE_OVER, ReplyHub
-from .transport import REDIS_ERRORS, redact
 
 log = logging.getLogger("daebus.caller")
 
@@ -97,23 +96,15 @@ class AsyncCaller:
         url = caller.redis_url
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout
-        hub, publish = caller._route(url)
+        hub, _ = caller._route(url)
         if not (hub.subscribed and hub.reading):
             # Connecting or checking an idle socket may block: not on the loop.
             await _in_thread(loop, deadline, hub.prepare, deadline)
         request_id = uuid.uuid4().hex
         inbox = hub.expect(request_id, _Inbox(loop))
         try:
-            message = protocol.dumps(protocol.request_envelope(
-                action, {} if payload is None else payload, hub.channel, request_id,
-                caller.target_service, int(timeout * 1000), trace_id=trace_id))
-            try:
-                receivers = await _in_thread(loop, deadline, publish, caller.target_service, message, deadline)
-            except REDIS_ERRORS as exc:
-                raise ConnectionLost(f"cannot reach Redis at {redact(url)}: {exc}") from exc
-            if receivers == 0:
-                raise ServiceUnavailable(f"service {caller.target_service!r} is not running "
-                                         f"(nobody subscribed to its channel)")
+            await _in_thread(loop, deadline, caller._send, hub, url, action, payload, request_id, timeout,
+                             deadline, trace_id)
             while True:
                 try:
                     reply = await _next_reply(loop, hub, inbox, deadline)

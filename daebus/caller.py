@@ -146,23 +146,28 @@ class DaebusCaller:
         request_id = uuid.uuid4().hex
         inbox = hub.expect(request_id)
         try:
-            message = protocol.dumps(protocol.request_envelope(
-                action, {} if payload is None else payload, hub.channel, request_id,
-                self.target_service, int(timeout * 1000), time.time(), trace_id))
-            if time.monotonic() >= deadline:
-                # This process was too busy to even send it: not Redis's fault.
-                raise RequestTimeout(f"{self.target_service}.{action} could not be sent within "
-                                     f"{timeout:g} s (this process is overloaded)")
-            try:
-                self._cached[4].send(self.target_service, message, deadline)
-            except redis.TimeoutError as exc:
-                raise ConnectionLost(f"Redis at {redact(url)} did not take the request within "
-                                     f"{timeout:g} s (stalled or overloaded): {exc}") from exc
-            except REDIS_ERRORS as exc:
-                raise ConnectionLost(f"cannot reach Redis at {redact(url)}: {exc}") from exc
+            self._send(hub, url, action, payload, request_id, timeout, deadline, trace_id)
             return self._wait(hub, inbox, action, deadline, timeout, on_progress)
         finally:
             hub.forget(request_id, inbox)
+
+    def _send(self, hub: ReplyHub, url: str, action: str, payload: Any, request_id: str, timeout: float,
+              deadline: float, trace_id: str | None) -> None:
+        """Deliver one request (PUBLISH, or XADD to a group); shared with AsyncCaller."""
+        message = protocol.dumps(protocol.request_envelope(
+            action, {} if payload is None else payload, hub.channel, request_id,
+            self.target_service, int(timeout * 1000), time.time(), trace_id))
+        if time.monotonic() >= deadline:
+            # This process was too busy to even send it: not Redis's fault.
+            raise RequestTimeout(f"{self.target_service}.{action} could not be sent within "
+                                 f"{timeout:g} s (this process is overloaded)")
+        try:
+            self._cached[4].send(self.target_service, message, deadline)
+        except redis.TimeoutError as exc:
+            raise ConnectionLost(f"Redis at {redact(url)} did not take the request within "
+                                 f"{timeout:g} s (stalled or overloaded): {exc}") from exc
+        except REDIS_ERRORS as exc:
+            raise ConnectionLost(f"cannot reach Redis at {redact(url)}: {exc}") from exc
 
     def _wait(self, hub: ReplyHub, inbox, action: str, deadline: float, timeout: float,
               on_progress) -> Any:

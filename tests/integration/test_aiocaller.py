@@ -143,3 +143,22 @@ def test_waiting_calls_fail_at_once_when_redis_dies(service, fresh_redis):
     elapsed, outcomes = run(main())
     assert all(isinstance(o, ConnectionLost) for o in outcomes), outcomes
     assert elapsed < 5
+
+
+def test_a_group_mode_service_gets_its_requests_through_its_stream(service, redis_url, tmp_path):
+    log = tmp_path / "handled.log"
+    log.touch()
+    member = service("member.py", "async_group", env={"DAEBUS_SERVICE_MODE": "group", "MEMBER_LOG": str(log)})
+    channel = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+    channel.subscribe("async_group")  # a v1 PUBLISH would show up here
+    channel.get_message(timeout=5)
+
+    async def main():
+        async with AsyncCaller("async_group", redis_url=redis_url, timeout=10) as group:
+            return await asyncio.gather(*(group.call("record", {}) for _ in range(10)))
+
+    answers = run(main())
+    assert [a["pid"] for a in answers] == [member.process.pid] * 10
+    assert len(log.read_text().splitlines()) == 10  # each handled exactly once
+    assert redis.Redis.from_url(redis_url).exists("daebus:stream:async_group")
+    assert channel.get_message(timeout=0.5) is None  # sent with XADD, not published
