@@ -14,13 +14,11 @@ others are still rendered. Example::
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-
-from daebus import metrics as service_metrics
+from daebus.metrics import BUCKETS
 
 log = logging.getLogger("gateway.metrics")
 
@@ -30,54 +28,83 @@ PATH = "/metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_SERVICE_LABELS = 128  # distinct service names counted before "(other)"
 OTHER = "(other)"
+# Clients may send any method token: others are counted together.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class GatewayMetrics:
-    """The figures of one gateway process, in its own registry."""
+    """The figures of one gateway process.
+
+    Counted in plain dicts under one lock; prometheus-client is imported at
+    the first scrape, so a gateway nobody scrapes doesn't carry it.
+    """
 
     def __init__(self, gateway):
         self.gateway = gateway
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.requests = Counter("daebus_gateway_http_requests", "HTTP requests by route, method and status",
-                                ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("daebus_gateway_http_request_duration_seconds",
-                                 "Time to answer an HTTP request (to the first byte of an event stream)",
-                                 ["route"], buckets=service_metrics.BUCKETS, registry=self.registry)
-        self.bus_calls = Counter("daebus_gateway_bus_calls", "Action calls sent on the bus, by outcome "
-                                 "(ok or the error code)", ["service", "outcome"], registry=self.registry)
-        self._services: set[str] = set()
         self._lock = threading.Lock()
-        self.registry.register(_LiveCollector(gateway))
+        self._requests: dict[tuple[str, str, str], int] = {}
+        self._latency: dict[str, list] = {}  # route -> bucket counts, then the sum
+        self._bus_calls: dict[tuple[str, str], int] = {}
+        self._services: set[str] = set()
+        self._reported: set[str] = set()
+        self._registry = None
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, method if method in METHODS else OTHER, str(status))
+        index = bisect.bisect_left(BUCKETS, seconds)
+        with self._lock:
+            self._requests[key] = self._requests.get(key, 0) + 1
+            latency = self._latency.get(route)
+            if latency is None:
+                latency = self._latency[route] = [0] * (len(BUCKETS) + 1) + [0.0]
+            latency[index] += 1
+            latency[-1] += seconds
 
     def bus_call(self, service: str, outcome: str) -> None:
-        # Exposure patterns may let any name through ("*"): bound the labels.
         with self._lock:
+            # Exposure patterns may let any name through ("*"): bound the labels.
             if service not in self._services:
                 if len(self._services) >= MAX_SERVICE_LABELS:
                     service = OTHER
                 else:
                     self._services.add(service)
-        self.bus_calls.labels(service, outcome).inc()
+            self._bus_calls[(service, outcome)] = self._bus_calls.get((service, outcome), 0) + 1
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        from prometheus_client import CollectorRegistry, generate_latest
 
+        if self._registry is None:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(self)
+            self._registry = registry
+        return generate_latest(self._registry)
 
-class _LiveCollector:
-    """Figures read at scrape time: event streams, and the registry."""
-
-    def __init__(self, gateway):
-        self.gateway = gateway
-        self._reported: set[str] = set()
-
+    # -- the collector prometheus-client calls at each scrape ---------------
     def describe(self):
         return []  # nothing to read at registration time
 
     def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+        with self._lock:
+            requests_, bus_calls = dict(self._requests), dict(self._bus_calls)
+            latency = {route: list(counts) for route, counts in self._latency.items()}
+        family = CounterMetricFamily("daebus_gateway_http_requests", "HTTP requests by route, method and status",
+                                     labels=["route", "method", "status"])
+        for key, count in sorted(requests_.items()):
+            family.add_metric(list(key), count)
+        yield family
+        family = HistogramMetricFamily("daebus_gateway_http_request_duration_seconds",
+                                       "Time to answer an HTTP request (to the first byte of an event stream)",
+                                       labels=["route"])
+        for route, counts in sorted(latency.items()):
+            family.add_metric([route], _cumulative(BUCKETS, counts[:-1]), counts[-1])
+        yield family
+        family = CounterMetricFamily("daebus_gateway_bus_calls", "Action calls sent on the bus, by outcome "
+                                     "(ok or the error code)", labels=["service", "outcome"])
+        for key, count in sorted(bus_calls.items()):
+            family.add_metric(list(key), count)
+        yield family
         hub = self.gateway.hub
         yield GaugeMetricFamily("daebus_gateway_event_streams", "Open event streams", value=hub.stream_count)
         yield CounterMetricFamily("daebus_gateway_event_streams_dropped",
@@ -101,7 +128,18 @@ class _LiveCollector:
             log.warning("service %r published corrupt metrics: %s", name, error)
 
 
+def _cumulative(bounds, counts) -> list[tuple[str, float]]:
+    """Prometheus histogram buckets (``le``, cumulative count) from per-bucket counts."""
+    buckets, total = [], 0
+    for bound, count in zip([*(repr(float(b)) for b in bounds), "+Inf"], counts):
+        total += count
+        buckets.append((bound, total))
+    return buckets
+
+
 def _service_families(services: list[dict], report):
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
     up = GaugeMetricFamily("daebus_service_up", "1 for each live service in the registry", labels=["service"])
     valid = GaugeMetricFamily("daebus_service_metrics_valid", "1 when the service's counters could be read, "
                               "0 when it published none or a corrupt snapshot", labels=["service"])
@@ -147,11 +185,7 @@ def _service_families(services: list[dict], report):
             expired.add_metric([name, action], stats["expired"])
             for code, count in sorted(stats["errors"].items()):
                 errors.add_metric([name, action, code], count)
-            cumulative, buckets = 0, []
-            for bound, count in zip([*map(_le, bounds), "+Inf"], stats["buckets"]):
-                cumulative += count
-                buckets.append((bound, cumulative))
-            latency.add_metric([name, action], buckets, stats["sum"])
+            latency.add_metric([name, action], _cumulative(bounds, stats["buckets"]), stats["sum"])
         for kind, table in (("listener", "listeners"), ("task", "tasks")):
             total, failures, last = runs[kind]
             for label, stats in sorted(snapshot[table].items()):
@@ -161,8 +195,4 @@ def _service_families(services: list[dict], report):
     yield from (up, valid, uptime, queued, in_flight, reconnects, calls, errors, busy, expired, latency)
     for families in runs.values():
         yield from families
-
-
-def _le(bound: float) -> str:
-    return repr(float(bound))
 

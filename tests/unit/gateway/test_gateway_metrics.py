@@ -175,3 +175,30 @@ def test_metrics_follow_the_api_token_rules(make_app, monkeypatch):
     client = app.test_client()
     assert client.get("/metrics").status_code == 200
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 401
+
+
+def test_odd_methods_are_counted_together(make_app, monkeypatch):
+    app, gateway = make_app()
+    monkeypatch.setattr(gateway, "services", lambda: [])
+    client = app.test_client()
+    for method in ("BREW", "WHEN", "X" * 40):
+        client.open("/api/health", method=method)
+    figures = samples(client.get("/metrics").get_data(as_text=True))
+    odd = [labels for name, labels in figures if name == "daebus_gateway_http_requests_total"
+           and dict(labels)["method"] not in ("GET",)]
+    assert [dict(labels)["method"] for labels in odd] == ["(other)"]
+    assert figures[("daebus_gateway_http_requests_total", odd[0])] == 3
+
+
+def test_prometheus_client_is_loaded_only_by_a_scrape():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    code = ("import sys; from gateway import create_app; app = create_app({'redis_url': 'redis://127.0.0.1:1'}); "
+            "app.test_client().get('/api/health'); print('prometheus_client' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
