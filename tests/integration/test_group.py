@@ -202,3 +202,17 @@ def test_a_long_handler_keeps_its_request_from_being_claimed(group, redis_server
     assert reply["delivery"] == 1
     runs = [row for row in handled(group.log) if row[0] == reply["request_id"]]
     assert [(row[1], row[2]) for row in runs] == [(reply["pid"], 1)], "another instance ran it too"
+
+
+def test_garbage_in_the_stream_is_dropped_and_the_group_keeps_serving(group, redis_server, redis_url):
+    [member] = group("sturdy")
+    client = redis_server.client()
+    client.xadd("daebus:stream:sturdy", {"request": "not json"})
+    client.xadd("daebus:stream:sturdy", {"something": "else"})
+    client.xadd("daebus:stream:sturdy", {"request": json.dumps({"action": 7, "reply_to": "caller:x"})})
+    with DaebusCaller("sturdy", redis_url=redis_url) as caller:
+        assert caller.send_request("whoami", {})["pid"] == member.process.pid
+    assert client.xlen("daebus:stream:sturdy") == 0
+    assert client.xpending("daebus:stream:sturdy", "daebus")["pending"] == 0
+    assert member.log.count("dropped malformed request") == 3
+    assert "Traceback" not in member.log
