@@ -36,6 +36,11 @@ REDIS = configspec.register(Section("redis", "the Redis server of the bus", [
         "`redis://:password@host` work too, and Sentinel: "
         "`redis+sentinel://host:port,host:port/master[/db]`", env="DAEBUS_REDIS_URL", field="redis_url",
         check=sentinel.problem),
+    Key("username", STR, "", "the Redis ACL user to be (with `password_file`); a URL's own "
+        "`user:password@` wins", env="DAEBUS_REDIS_USERNAME", field="redis_username"),
+    Key("password_file", STR, "", "a file holding the password (never shown); a bare name such as "
+        "`redis-password` is a systemd credential, read from `$CREDENTIALS_DIRECTORY`",
+        env="DAEBUS_REDIS_PASSWORD_FILE", field="redis_password_file"),
     Key("socket_timeout", FLOAT, 5.0, "seconds a Redis command may take", check=more_than(0)),
     Key("health_check_interval", FLOAT, 5.0, "seconds of silence before the subscriber pings",
         check=more_than(0)),

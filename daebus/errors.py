@@ -153,6 +153,20 @@ class ConfigError(DaebusError):
     """A configuration file or value is invalid; the message names where."""
 
 
+@error_code("access_denied", 403, "Redis refused the bus identity: a wrong password, an unknown or "
+            "disabled user, or a command, key or channel its ACL does not allow")
+class AccessDenied(DaebusError):
+    """Redis refused this process's identity (``WRONGPASS``, ``NOAUTH``) or
+    one of its commands (``NOPERM``).
+
+    Retrying cannot fix it: a service that meets it stops with exit status
+    ``exit_status`` (2, as for a configuration error), and a call raises it
+    at once.
+    """
+
+    exit_status = 2
+
+
 @error_code("name_taken", 409, "another live instance serves that service name")
 class NameTaken(DaebusError):
     """Another live instance already serves this service name.

@@ -29,7 +29,7 @@ import time
 import redis
 
 from . import protocol
-from .errors import DeadLetter
+from .errors import AccessDenied, DeadLetter
 from .logs import StateLog
 from .membership import LIVENESS_PREFIX, group_channel, is_live
 from .transport import REDIS_ERRORS, Backoff, connect, redact
@@ -130,7 +130,8 @@ class GroupServer:
     """
 
     def __init__(self, *, url: str, client, service: str, consumer: str, settings, slots: int,
-                 submit, run, publish, reply_error, on_bridge):
+                 submit, run, publish, reply_error, on_bridge, on_refused=None):
+        self.on_refused = on_refused
         self.url, self.client, self.service, self.consumer = url, client, service, consumer
         self.stream, self.dead = stream_key(service), dead_key(service)
         self.claim_idle_ms = int(settings.claim_idle * 1000)
@@ -200,7 +201,7 @@ class GroupServer:
                     self.client.xgroup_delconsumer(self.stream, GROUP_NAME, self.consumer)
                 if self.bridging:   # compare-and-delete: only ever our own role
                     self.client.eval(_DROP_BRIDGE, 1, BRIDGE_PREFIX + self.service, self.consumer)
-            except (*REDIS_ERRORS, redis.ResponseError) as exc:
+            except (*REDIS_ERRORS, redis.ResponseError, AccessDenied) as exc:
                 log.debug("%s: leaving the group: %s", self.service, exc)
         self._reader_client.close()
 
@@ -225,6 +226,11 @@ class GroupServer:
                     lost = False
                     self._state.set("up", logging.WARNING, "%s: reading its stream again", self.service)
                 self._read(backoff)
+            except AccessDenied as exc:
+                # The ACL will not change by retrying: the service stops.
+                if self.on_refused is not None:
+                    self.on_refused(exc)
+                break
             except Exception as exc:  # noqa: BLE001 - Redis gone, stream lost (NOGROUP), or stop()
                 if self._stop.is_set():
                     break

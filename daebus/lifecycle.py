@@ -76,7 +76,9 @@ class Lifecycle:
             try:
                 result = start(app) if start is not None else None
             except Exception as exc:
-                log.error("could not start %s: %s", name_of(component), exc)
+                # A refusal by Redis is reported by whoever stops the service for it.
+                if getattr(exc, "code", None) != "access_denied":
+                    log.error("could not start %s: %s", name_of(component), exc)
                 raise
             finally:
                 self._starting = None

@@ -41,8 +41,10 @@ class RedisServer:
     """
 
     def __init__(self, port: int | None = None, password: str | None = None, *,
-                 new_session: bool = False, preexec_fn: Callable[[], None] | None = None):
+                 new_session: bool = False, preexec_fn: Callable[[], None] | None = None,
+                 args: tuple[str, ...] = ()):
         self.port = port or free_port()
+        self.args = tuple(args)  # more redis-server options, such as ("--aclfile", path)
         self.password = password
         self.dir = tempfile.mkdtemp(prefix="daebus-redis-")
         self.process: subprocess.Popen | None = None
@@ -65,7 +67,8 @@ class RedisServer:
             [binary, "--port", str(self.port), "--bind", "127.0.0.1",
              "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
              "--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
-             "--loglevel", "notice", *(["--requirepass", self.password] if self.password else [])],
+             "--loglevel", "notice", *(["--requirepass", self.password] if self.password else []),
+             *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **self._popen)
         # Readiness is the server's own log line, not a guess.
         deadline = time.monotonic() + timeout

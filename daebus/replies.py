@@ -20,8 +20,8 @@ import uuid
 
 import redis
 
-from . import protocol
-from .errors import ConnectionLost, MalformedReply, RequestTimeout
+from . import auth, protocol
+from .errors import AccessDenied, ConnectionLost, MalformedReply, RequestTimeout
 from .logs import StateLog
 from .transport import REDIS_ERRORS, Liveness, redact, subscriber_client
 
@@ -52,7 +52,9 @@ class ReplyHub:
 
     def __init__(self, url: str, health_interval: float = 5.0):
         self.url = url
-        self.channel = f"{protocol.REPLY_PREFIX}{uuid.uuid4()}"
+        # Named after the Redis user, whose ACL lets it subscribe to its own replies only.
+        user = auth.username(url)
+        self.channel = f"{protocol.REPLY_PREFIX}{user + ':' if user else ''}{uuid.uuid4()}"
         self.health_interval = health_interval
         self._pubsub = None               # only touched by the thread holding _reader
         self._reader = threading.Lock()   # the reading role
@@ -192,6 +194,11 @@ class ReplyHub:
         except REDIS_ERRORS as exc:
             self._broken(exc)
             raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
+        except AccessDenied:
+            # Not an outage: the call fails at once with it, and the next one asks again.
+            self._pubsub = None
+            pubsub.close()
+            raise
         # Replies may be large: once subscribed, reads get the usual timeout.
         connection = getattr(pubsub, "connection", None)
         sock = getattr(connection, "_sock", None)

@@ -12,11 +12,11 @@ import signal
 import threading
 import time
 
-from . import __version__, config, logs, protocol, registry, schemas
+from . import __version__, auth, config, logs, protocol, registry, schemas
 from .blueprint import is_async, uses_async
 from .context import app_context, set_running_app
 from .dispatch import run_action, run_listener
-from .errors import NameTaken
+from .errors import AccessDenied, NameTaken
 from .expiry import TransitClock
 from .group import GroupServer
 from .kept import KeepingPublisher
@@ -50,6 +50,8 @@ class Runtime:
         self.debug = debug
         self.settings = config.load(redis_url=config.redis_url_from(redis_url, redis_host, redis_port),
                                     **overrides)
+        # An unreadable password file is a configuration error, found before anything starts.
+        auth.credentials(self.settings.redis_url)
         self.mode = app.mode or self.settings.mode.lower()
         self.exit_status = 0
         self.membership: Membership | None = None
@@ -95,6 +97,8 @@ class Runtime:
         try:
             if self._start():
                 self.stopping.wait()
+        except AccessDenied as exc:
+            self.refused(exc)
         finally:
             self._shutdown()
             self._signals.uninstall()
@@ -151,7 +155,7 @@ class Runtime:
         if self.client is not None:
             try:
                 self.membership.release()
-            except REDIS_ERRORS:
+            except (*REDIS_ERRORS, AccessDenied):
                 pass
             self.client.close()
         self.notifier.close()
@@ -308,6 +312,8 @@ class Runtime:
             self.claim(status)
         except NameTaken as exc:
             self.taken(exc)
+        except AccessDenied as exc:
+            self.refused(exc)
         except REDIS_ERRORS as exc:
             log.debug("registry update failed: %s", exc)
 
@@ -334,7 +340,8 @@ class Runtime:
         return GroupServer(url=self.settings.redis_url, client=self.client, service=self.service,
                            consumer=self.membership.token, settings=self.settings,
                            slots=self.app.max_workers, submit=self.pool.submit, run=run,
-                           publish=self.publish, reply_error=self._reply_error, on_bridge=bridge)
+                           publish=self.publish, reply_error=self._reply_error, on_bridge=bridge,
+                           on_refused=self.refused)
 
     def group_beat(self) -> float | None:
         """The group's part of a heartbeat; how soon the next is needed."""
@@ -345,6 +352,14 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001 - Redis away or the stream gone: next beat retries
             log.debug("group beat failed: %s", exc)
             return None
+
+    def refused(self, exc: AccessDenied) -> None:
+        """Redis refused this service's identity or one of its commands:
+        one error line, then stop with a configuration error's status."""
+        if not self.exit_status:
+            log.error("%s", exc)
+        self.exit_status = exc.exit_status
+        self.stop()
 
     def taken(self, exc: NameTaken) -> None:
         if not self.exit_status:

@@ -90,5 +90,6 @@ def master(url: str, **kwargs) -> redis.Redis:
                 list(target.sentinels), socket_timeout=min(timeout, 2.0),
                 sentinel_kwargs={"socket_timeout": min(timeout, 2.0), "socket_connect_timeout": 1.0,
                                  "password": target.sentinel_password})
-    return sentinel.master_for(target.master, redis_class=redis.Redis, db=target.db,
-                               username=target.username, password=target.password, **kwargs)
+    # The URL's own user and password, unless the caller brings the configured ones.
+    kwargs = {"username": target.username, "password": target.password, **kwargs}
+    return sentinel.master_for(target.master, redis_class=redis.Redis, db=target.db, **kwargs)

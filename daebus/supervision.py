@@ -11,7 +11,7 @@ import threading
 import time
 
 from . import logs
-from .errors import NameTaken
+from .errors import AccessDenied, NameTaken
 from .transport import REDIS_ERRORS, Subscriber
 
 log = logging.getLogger("daebus.runtime")
@@ -36,7 +36,7 @@ class BusReader:
             settings.redis_url, runtime.membership.channels, runtime.on_message, name=runtime.service,
             socket_timeout=settings.socket_timeout, health_interval=settings.health_check_interval,
             beat_interval=min(1.0, (notifier.watchdog_interval or 2.0) / 2),
-            on_restored=runtime.on_restored, on_state=notifier.status)
+            on_restored=runtime.on_restored, on_state=notifier.status, on_refused=runtime.refused)
         self._started = False
         self.intake = _Intake(self)
 
@@ -53,6 +53,9 @@ class BusReader:
                 break
             except NameTaken as exc:
                 runtime.taken(exc)
+                return False
+            except AccessDenied as exc:
+                runtime.refused(exc)
                 return False
             except REDIS_ERRORS as exc:
                 log.debug("registry claim failed: %s", exc)

@@ -21,7 +21,8 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
-from . import sentinel
+from . import auth, sentinel
+from .errors import AccessDenied
 from .logs import StateLog
 
 log = logging.getLogger("daebus.transport")
@@ -69,10 +70,15 @@ def subscriber_client(url: str, socket_timeout: float = 5.0) -> redis.Redis:
 
 
 def _from_url(url: str, **kwargs) -> redis.Redis:
+    kwargs.update(auth.credentials(url))
     # A sentinel URL gives a client that finds the master at each connection.
     if sentinel.is_sentinel(url):
-        return sentinel.master(url, **kwargs)
-    return redis.Redis.from_url(url, **kwargs)
+        client = sentinel.master(url, **kwargs)
+    else:
+        client = redis.Redis.from_url(url, **kwargs)
+    pool = client.connection_pool
+    pool.connection_class = auth.refusing(pool.connection_class)
+    return client
 
 
 class Publisher:
@@ -281,7 +287,8 @@ class Subscriber:
                  on_lost: Callable[[Exception], None] | None = None,
                  on_restored: Callable[[float], None] | None = None,
                  on_ready: Callable[[], None] | None = None,
-                 on_state: Callable[[str], None] | None = None):
+                 on_state: Callable[[str], None] | None = None,
+                 on_refused: Callable[[Exception], None] | None = None):
         self.url = url
         self.channels = list(dict.fromkeys(channels))
         self.patterns = list(dict.fromkeys(patterns))
@@ -292,6 +299,9 @@ class Subscriber:
         self.beat_interval = beat_interval
         self.on_lost, self.on_restored, self.on_state = on_lost, on_restored, on_state
         self.on_ready = on_ready
+        # Redis refused the identity or a subscription: set once, never retried.
+        self.on_refused = on_refused
+        self.refused: AccessDenied | None = None
         self._client = subscriber_client(url, socket_timeout)
         self._commands = connect(url, socket_timeout=socket_timeout)
         self._wake_channel = f"daebus:wake:{uuid.uuid4()}"
@@ -331,7 +341,9 @@ class Subscriber:
                     self._pending.append(("subscribe", channel))
         self._wake()
         deadline = None if timeout is None else time.monotonic() + timeout
-        return all(e.wait(None if deadline is None else max(0.0, deadline - time.monotonic())) for e in events)
+        confirmed = all(e.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                        for e in events)
+        return confirmed and self.refused is None
 
     def remove(self, channel: str) -> None:
         """Stop receiving ``channel`` (now and after reconnections)."""
@@ -347,7 +359,7 @@ class Subscriber:
         # private channel makes it look at what changed, at once.
         try:
             self._commands.publish(self._wake_channel, b"")
-        except REDIS_ERRORS:
+        except (*REDIS_ERRORS, AccessDenied):
             pass
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -369,6 +381,10 @@ class Subscriber:
             pubsub = self._client.pubsub()
             try:
                 self._read(pubsub, self._subscribe(pubsub), backoff)
+            except AccessDenied as exc:
+                # Reconnecting cannot change Redis's mind: report once and stop.
+                self._refuse(exc)
+                break
             except REDIS_ERRORS as exc:
                 if self._stop.is_set():
                     break
@@ -384,6 +400,18 @@ class Subscriber:
             self._stop.wait(delay)
         self._ready.clear()
         self.connected = False
+
+    def _refuse(self, exc: AccessDenied) -> None:
+        self.refused = exc
+        self._ready.clear()
+        self.connected = False
+        if self.on_refused:
+            self._call(self.on_refused, exc)
+        else:
+            log.error("%s: %s", self.name, exc)
+        # Whoever waits for a confirmation learns now rather than at its timeout.
+        for event in list(self._confirmations.values()):
+            event.set()
 
     def _failed(self, exc: Exception) -> None:
         self._ready.clear()

@@ -46,6 +46,9 @@ WORKER_FILE = Section("worker", "a worker file, /etc/daebus/workers/<name>.toml"
     Key("service", TEXT, None, "the service name", shown_default="the file's name"),
     Key("python_path", TextList("a folder or a list of folders", tuple), (),
         "absolute folders put first on the import path"),
+    Key("listen", TextList("a channel pattern or a list of them", tuple), (),
+        "broadcast channel patterns the worker's Redis user may subscribe to on a locked bus "
+        "(see docs/security.md)"),
     Key("env", Table('a table, e.g. [env] then NAME = "value" lines', dict), {}, "environment variables set before the app loads"),
 ], top_level=True)
 
@@ -59,6 +62,7 @@ class WorkerConfig:
     app: str
     service: str
     python_path: tuple[str, ...] = ()
+    listen: tuple[str, ...] = ()
     env: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -102,7 +106,7 @@ def parse_worker(text: str, path: Path, name: str) -> WorkerConfig:
             raise ConfigError(f"{where}: env.{key}: expected a string, got {type(value).__name__}")
         env[key] = value
     return WorkerConfig(name=name, path=path, app=values["app"], service=values["service"] or name,
-                        python_path=values["python_path"], env=env)
+                        python_path=values["python_path"], listen=values["listen"], env=env)
 
 
 def read_worker(name: str, folder: Path | None = None) -> WorkerConfig:

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from daebus import config as daebus_config
 from daebus import configspec
+from daebus.auth import read_private
 from daebus.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
 from daebus.errors import ConfigError
 
@@ -146,16 +147,6 @@ def _check(settings: Settings, where: dict[str, str]) -> None:
                      f"(or {SECTION}.token_file) so that other machines must present it")
 
 
-def _read_token_file(path: str, where: str) -> str:
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: {SECTION}.token_file: cannot read {path}: "
-                          f"{getattr(exc, 'strerror', None) or exc}") from None
-    if not token:
-        raise ConfigError(f"{where}: {SECTION}.token_file: {path} is empty")
-    return token
-
 
 def load(overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read the config files, apply ``overrides`` and validate.
@@ -176,7 +167,7 @@ def load(overrides: Mapping[str, Any] | None = None) -> Settings:
     where = {key: value.origin if value.origin != "default" else main for key, value in resolved.items()}
     values = {key: value.value for key, value in resolved.items()}
     if values["token_file"] and not values["token"]:
-        values["token"] = _read_token_file(values["token_file"], where["token_file"])
+        values["token"] = read_private(values["token_file"], f"{where['token_file']}: {SECTION}.token_file")
     settings = Settings(**values, **{key.attr: getattr(base, key.attr) for key in _CORE_KEYS},
                         config_file=f"{main} or a drop-in in {Path(main).parent / 'conf.d'}")
     _check(settings, where)

@@ -83,3 +83,16 @@ def run_app(redis_url):
     for app, thread in running:
         app.stop()
         thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def acl_bus():
+    """A Redis locked by the rendered ACL: workers ``basic`` (listening to
+    ``test_events``) and ``other``; see tests.support.AclBus."""
+    from daebus.acl import Worker
+
+    from support import AclBus
+
+    bus = AclBus([Worker("basic", "basic", listen=("test_events",)), Worker("other", "other")]).start()
+    yield bus
+    bus.close()

@@ -370,3 +370,50 @@ class SentinelCluster:
             process.wait(10)
         self.master.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class AclBus:
+    """A redis-server locked by the ACL file daebus renders, with a password
+    file per user in a private folder.
+
+    Example::
+
+        bus = AclBus([Worker("basic", "basic", listen=("test_events",))]).start()
+        env = bus.env("worker:basic")    # DAEBUS_REDIS_USERNAME / _PASSWORD_FILE
+    """
+
+    def __init__(self, workers=()):
+        from daebus import acl
+
+        self.workers = list(workers)
+        self.dir = Path(tempfile.mkdtemp(prefix="daebus-acl-"))
+        users = [acl.ADMIN, acl.GATEWAY, *(acl.worker_user(w.name) for w in self.workers)]
+        self.secrets = {user: os.urandom(16).hex() for user in users}
+        for user, secret in self.secrets.items():
+            self.password_file(user).write_text(secret + "\n")
+        self.acl_file = self.dir / "users.acl"
+        self.acl_file.write_text(acl.render(self.secrets, self.workers))
+        self.server = RedisServer(args=("--aclfile", str(self.acl_file)))
+
+    def start(self) -> "AclBus":
+        self.server.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def password_file(self, user: str) -> Path:
+        return self.dir / user.replace(":", "-")
+
+    def env(self, user: str) -> dict:
+        return {"DAEBUS_REDIS_USERNAME": user, "DAEBUS_REDIS_PASSWORD_FILE": str(self.password_file(user))}
+
+    def client(self, user: str, **kwargs) -> redis.Redis:
+        """A plain redis-py client logged in as ``user``."""
+        return redis.Redis(host="127.0.0.1", port=self.server.port, username=user,
+                           password=self.secrets[user], decode_responses=True, **kwargs)
+
+    def close(self) -> None:
+        self.server.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from .. import logs
-from ..errors import (ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError, RequestTimeout,
+from ..errors import (AccessDenied, ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError, RequestTimeout,
                       ServiceUnavailable)
 
 
@@ -45,7 +45,7 @@ MEANINGS = {
 }
 
 
-_EXIT_FOR_ERROR = ((ConfigError, Exit.USAGE), (RemoteError, Exit.REMOTE_ERROR),
+_EXIT_FOR_ERROR = ((ConfigError, Exit.USAGE), (AccessDenied, Exit.USAGE), (RemoteError, Exit.REMOTE_ERROR),
                    (ServiceUnavailable, Exit.UNAVAILABLE), (RequestTimeout, Exit.TIMEOUT),
                    (ConnectionLost, Exit.REDIS))
 

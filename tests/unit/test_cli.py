@@ -189,7 +189,7 @@ def test_full_worker_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('app = "/a.py"\nservce = "x"\n', r"x\.toml:2: unknown key 'servce' \(known: app, service, python_path, env\)"),
+    ('app = "/a.py"\nservce = "x"\n', r"x\.toml:2: unknown key 'servce' \(known: app, service, python_path, listen, env\)"),
     ('service = "x"\n', r"x\.toml: missing 'app'"),
     ('app = "worker.py"\n', r"x\.toml:1: app: 'worker.py' must be an absolute path"),
     ('app = 3\n', r"x\.toml:1: app: expected a non-empty string"),
@@ -280,7 +280,7 @@ def test_bad_worker_file_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, r
     worker_file(tmp_path, "bad", 'app = "/x.py"\nservce = "typo"\n')
     assert cli.main(["worker", "bad"]) == 2
     err = capsys.readouterr().err
-    assert err == f"daebus: {tmp_path}/bad.toml:2: unknown key 'servce' (known: app, service, python_path, env)\n"
+    assert err == f"daebus: {tmp_path}/bad.toml:2: unknown key 'servce' (known: app, service, python_path, listen, env)\n"
     assert not ran
 
 

@@ -91,7 +91,7 @@ def test_each_problem_gets_a_red_line_with_its_fix_and_exit_1(daebus_device, dev
     red = [line for line in lines if line.startswith("✘")]
     assert red == [
         f"✘ worker broken: {device.dir}/workers/broken.toml:2: unknown key 'servce' (known: app, service, "
-        "python_path, env); fix: correct it, then: sudo systemctl restart daebus-worker@broken",
+        "python_path, listen, env); fix: correct it, then: sudo systemctl restart daebus-worker@broken",
         f"✘ worker missing: {device.dir}/workers/missing.toml: app /opt/nowhere/missing.py does not exist; "
         "fix: install the worker's code there, or correct app in the worker file",
         f"✘ exposed actions: 'ghost/*' ({device.dir}/conf.d/50-vendor.toml:2) matches no action of a running "

@@ -112,8 +112,19 @@ def test_listening_beyond_loopback_requires_a_token(config_file):
 
 def test_token_file_is_read(config_file, tmp_path):
     (tmp_path / "token").write_text("0123456789abcdef-from-file\n")
+    (tmp_path / "token").chmod(0o640)   # the gateway's group may read it
     config_file(f'[gateway]\nbind = "[::]:8080"\ntoken_file = "{tmp_path / "token"}"\n')
     assert load().token == "0123456789abcdef-from-file"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o602, 0o666])
+def test_a_token_file_open_to_every_user_is_refused(config_file, tmp_path, mode):
+    (tmp_path / "token").write_text("0123456789abcdef-from-file\n")
+    (tmp_path / "token").chmod(mode)
+    path = config_file(f'[gateway]\nbind = "[::]:8080"\ntoken_file = "{tmp_path / "token"}"\n')
+    with pytest.raises(ConfigError, match=rf"^{path}:3: gateway.token_file: .*token is open to every "
+                                          rf"user \(mode 0{mode:o}\).*chmod o-rwx"):
+        load()
 
 
 def test_unreadable_token_file_is_an_error(config_file, tmp_path):
