@@ -391,6 +391,7 @@ class AclBus:
         self.secrets = {user: os.urandom(16).hex() for user in users}
         for user, secret in self.secrets.items():
             self.password_file(user).write_text(secret + "\n")
+            self.password_file(user).chmod(0o600)
         self.acl_file = self.dir / "users.acl"
         self.acl_file.write_text(acl.render(self.secrets, self.workers))
         self.server = RedisServer(args=("--aclfile", str(self.acl_file)))

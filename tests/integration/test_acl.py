@@ -81,6 +81,7 @@ def test_the_default_user_is_off(acl_bus):
 def test_a_service_with_a_wrong_password_exits_2_with_one_error_line(acl_bus, tmp_path):
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-password\n")
+    wrong.chmod(0o600)
     env = {"DAEBUS_REDIS_USERNAME": "worker:basic", "DAEBUS_REDIS_PASSWORD_FILE": str(wrong)}
     svc = Service("basic.py", acl_bus.url, "basic", env=env, wait=False)
     started = time.monotonic()
@@ -112,6 +113,7 @@ def test_a_service_subscribing_beyond_its_acl_exits_2(acl_bus):
 def test_a_call_refused_is_a_clean_error_at_once(acl_bus, monkeypatch, tmp_path):
     wrong = tmp_path / "wrong"
     wrong.write_text("nope\n")
+    wrong.chmod(0o600)
     monkeypatch.setenv("DAEBUS_REDIS_USERNAME", "gateway")
     monkeypatch.setenv("DAEBUS_REDIS_PASSWORD_FILE", str(wrong))
     started = time.monotonic()

@@ -32,6 +32,7 @@ def test_the_gateway_serves_under_its_own_identity(acl_bus, start_gateway):
 def test_a_gateway_refused_by_redis_says_so_once(acl_bus, start_gateway, tmp_path):
     wrong = tmp_path / "wrong"
     wrong.write_text("wrong\n")
+    wrong.chmod(0o600)
     env = {"DAEBUS_REDIS_USERNAME": "gateway", "DAEBUS_REDIS_PASSWORD_FILE": str(wrong)}
     gw = start_gateway(CONFIG, url=acl_bus.url, env=env, expose=False, wait=False)
     gw.wait_ready()

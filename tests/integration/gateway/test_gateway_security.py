@@ -136,3 +136,19 @@ def test_bad_config_stops_the_start_with_file_and_line(start_gateway):
     line = gw.config.read_text().splitlines().index('threads = "many"') + 1
     assert f"{gw.config}:{line}: gateway.threads: expected an integer, got str 'many'" in gw.log
     assert "Traceback" not in gw.log
+
+
+def test_a_token_file_open_to_every_user_stops_the_start_with_one_error_entry(start_gateway, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef-secret\n")
+    token.chmod(0o644)
+    gw = start_gateway({"token_file": str(token)}, wait=False, env={"JOURNAL_STREAM": "auto"})
+    assert gw.process.wait(30) == 2
+    # Under journald the line is an error entry (priority 3), not gunicorn's info.
+    lines = [line for line in gw.log.splitlines() if "token_file" in line]
+    assert len(lines) == 1 and lines[0].startswith("<3>daebus-gateway: configuration error:"), gw.log
+    assert "open to every user (mode 0644)" in lines[0] and "chmod o-rwx" in lines[0]
+    assert "0123456789abcdef-secret" not in gw.log
+    assert "READY=1" not in gw.notify.messages
+    token.chmod(0o640)
+    assert start_gateway({"token_file": str(token)}).get("/api/health").status_code == 200
