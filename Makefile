@@ -1,7 +1,7 @@
 # Debian package of the appliance.
 #
-#   make deb    build dist/daebus_<version>_all.deb (as root, missing build
-#               dependencies are installed with apt-get)
+#   make deb    build dist/{python3-daebus,daebus,daebus-kiosk-demo}_<version>_all.deb
+#               (as root, missing build dependencies are installed with apt-get)
 #   make lint   lintian on what `make deb` built (overrides are documented
 #               in debian/*lintian-overrides)
 #
@@ -13,9 +13,10 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' daebus/__init__.py)
 ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 OUT := build/deb
 STAGE := $(OUT)/daebus-$(VERSION)
-DEB := dist/daebus_$(VERSION)_all.deb
+PACKAGES := python3-daebus daebus daebus-kiosk-demo
+DEBS := $(foreach p,$(PACKAGES),dist/$(p)_$(VERSION)_all.deb)
 CHANGES := $(OUT)/daebus_$(VERSION)_$(ARCH).changes
-SOURCES := daebus gateway systemd debian docs pyproject.toml README.md $(wildcard kiosk_demo)
+SOURCES := daebus gateway kiosk_demo systemd debian docs pyproject.toml README.md
 CLEAN_ENV := env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=$(CURDIR)/$(OUT) LC_ALL=C.UTF-8 \
 	DEBIAN_FRONTEND=noninteractive
 APT_GET := $(CLEAN_ENV) apt-get -y -q -o Dpkg::Use-Pty=0
@@ -40,8 +41,8 @@ deb:
 	    { $(APT_GET) update >/dev/null && $(APT_GET) build-dep --no-install-recommends ./ >/dev/null; }; \
 	fi
 	cd $(STAGE) && $(CLEAN_ENV) dpkg-buildpackage -us -uc -ui
-	mkdir -p dist && cp $(OUT)/daebus_$(VERSION)_all.deb $(DEB)
-	@echo "built $(DEB)"
+	mkdir -p dist && for p in $(PACKAGES); do cp $(OUT)/$${p}_$(VERSION)_all.deb dist/; done
+	@echo "built $(DEBS)"
 
 lint:
 	@test -f $(CHANGES) || { echo "make: run 'make deb' first" >&2; exit 1; }
@@ -49,7 +50,7 @@ lint:
 	$(CLEAN_ENV) lintian --fail-on error,warning --display-info $(CHANGES)
 
 clean-deb:
-	rm -rf $(OUT) $(DEB)
+	rm -rf $(OUT) $(DEBS)
 
 _apt:
 	@if [ "$$(id -u)" != 0 ]; then echo "make: install $(PKGS) (or run as root)" >&2; exit 1; fi

@@ -14,59 +14,40 @@ Example::
         app.run(service="hello-service")
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from .app import Daebus
-from .blueprint import Blueprint
-from .caller import DaebusCaller
-from .context import (
-    OutsideContextError,
-    broadcast,
-    cache,
-    direct_logger,
-    get_daemon,
-    logger,
-    request,
-    response,
-)
-from .errors import (
-    ActionNotFound,
-    BadRequest,
-    ConfigError,
-    ConnectionLost,
-    DaebusError,
-    MalformedReply,
-    NameTaken,
-    RemoteError,
-    RequestTimeout,
-    ServiceBusy,
-    ServiceStopped,
-    ServiceUnavailable,
-)
-from .pubsub import Broadcaster, PubSubRequest, PubSubResponse
-from .registry import list_services
+import importlib
+import importlib.util
 
-_LAZY = {"DaebusHttp", "HttpRequest", "HttpResponse"}
+# Each public name and the module that defines it, imported on first use: a
+# program that needs one part (gunicorn's arbiter reading daebus.config, a
+# service that never serves HTTP or asyncio) doesn't load the rest.
+_HOMES = {
+    "Daebus": "app", "Blueprint": "blueprint", "DaebusCaller": "caller", "AsyncCaller": "aiocaller",
+    **dict.fromkeys(["OutsideContextError", "broadcast", "cache", "direct_logger", "get_daemon", "logger",
+                     "request", "response"], "context"),
+    **dict.fromkeys(["ActionNotFound", "BadRequest", "ConfigError", "ConnectionLost", "DaebusError",
+                     "MalformedReply", "NameTaken", "RemoteError", "RequestTimeout", "ServiceBusy",
+                     "ServiceStopped", "ServiceUnavailable"], "errors"),
+    **dict.fromkeys(["Broadcaster", "PubSubRequest", "PubSubResponse"], "pubsub"),
+    "list_services": "registry",
+    **dict.fromkeys(["DaebusHttp", "HttpRequest", "HttpResponse"], "http"),
+}
 
 
 def __getattr__(name):
-    # The HTTP server and asyncio are imported on first use: most services
-    # and the gateway never need them.
-    if name in _LAZY:
-        from . import http
-        return getattr(http, name)
-    if name == "AsyncCaller":
-        from .aiocaller import AsyncCaller
-        return AsyncCaller
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        # A submodule (daebus.config...), as the eager imports used to provide.
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'daebus' has no attribute {name!r}")
 
 
-__all__ = [
-    "ActionNotFound", "AsyncCaller", "BadRequest", "Blueprint", "Broadcaster", "ConfigError", "ConnectionLost",
-    "Daebus", "DaebusCaller", "DaebusError", "DaebusHttp", "HttpRequest", "HttpResponse",
-    "MalformedReply", "NameTaken", "OutsideContextError", "PubSubRequest",
-    "PubSubResponse", "RemoteError", "RequestTimeout", "ServiceBusy", "ServiceStopped",
-    "ServiceUnavailable",
-    "broadcast", "cache", "direct_logger", "get_daemon", "list_services", "logger", "request",
-    "response",
-]
+def __dir__():
+    return sorted([*globals(), *_HOMES])
+
+
+__all__ = sorted(_HOMES)

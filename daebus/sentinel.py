@@ -17,16 +17,18 @@ from __future__ import annotations
 import os
 import threading
 from typing import NamedTuple
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import redis
-from redis.sentinel import Sentinel
+if TYPE_CHECKING:
+    import redis
+    from redis.sentinel import Sentinel
 
 SCHEME = "redis+sentinel"
 DEFAULT_PORT = 26379
 
 _lock = threading.Lock()
-_sentinels: dict[tuple, Sentinel] = {}
+_sentinels: dict[tuple, "Sentinel"] = {}
 
 
 class Target(NamedTuple):
@@ -80,6 +82,11 @@ def problem(url: str) -> str | None:
 def master(url: str, **kwargs) -> redis.Redis:
     """A client of the current master behind ``url``'s sentinels; ``kwargs``
     are the connection options (timeouts, decoding, retries)."""
+    # Imported here: daebus.config checks these URLs in processes (the
+    # gateway's gunicorn master) that never open a connection.
+    import redis
+    from redis.sentinel import Sentinel
+
     target = parse(url)
     timeout = kwargs.get("socket_timeout") or 5.0
     key = (target.sentinels, target.sentinel_password, os.getpid())

@@ -12,7 +12,17 @@ or build the app yourself::
     app = create_app({"expose_actions": ["clock/*"]})
 """
 
-from .app import Gateway, create_app, get_gateway
-from .settings import Settings
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["Gateway", "Settings", "create_app", "get_gateway"]
+_HOMES = {"Gateway": "app", "create_app": "app", "get_gateway": "app", "Settings": "settings"}
+
+
+def __getattr__(name: str):
+    # Imported on first use: gunicorn's arbiter reads gateway.settings
+    # without loading Flask, which only its worker needs.
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,20 +43,26 @@ log = logging.getLogger("gateway")
 
 EXTENSION = "daebus_gateway"
 MAX_CACHED_CALLERS = 256
-# Installed as /usr/share/daebus/{gateway,kiosk_demo}, and side by side in the repository.
-DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "kiosk_demo" / "static"
-
 # The page client, served at /daebus.js (and its types beside it) whatever static_dir is.
 CLIENT_DIR = Path(__file__).resolve().parent / "client"
 CLIENT_FILES = {"daebus.js": "text/javascript", "daebus.d.ts": "application/typescript"}
 
+# Served at / until a kiosk page is installed (static_dir).
 BUILTIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Daebus gateway</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body style="font-family: sans-serif; margin: 2em">
 <h1>Daebus gateway</h1>
-<p>No kiosk page is installed. Set <code>static_dir</code> in the <code>[gateway]</code>
-section of the daebus config to serve one.</p>
+<p>The gateway is running, but no kiosk page is installed.</p>
+<p>To install one, either</p>
+<ul>
+<li>install the demo: <code>sudo apt install daebus-kiosk-demo</code>, or</li>
+<li>put your page's files (with an <code>index.html</code>) in a folder and name it in a
+drop-in such as <code>/etc/daebus/conf.d/50-kiosk.toml</code>:<br>
+<code>[gateway]</code><br><code>static_dir = "/usr/share/acme-kiosk"</code><br>
+then <code>sudo systemctl restart daebus-gateway</code>.</li>
+</ul>
+<p>See <code>/usr/share/doc/daebus/appliance.md</code>.</p>
 <ul><li><a href="api/health">api/health</a></li><li><a href="api/services">api/services</a></li></ul>
 </body></html>
 """
@@ -171,9 +177,7 @@ def get_gateway(app: Flask) -> Gateway | None:
 
 
 def _static_dir(settings: Settings) -> Path | None:
-    if settings.static_dir:
-        return Path(settings.static_dir)
-    return DEFAULT_STATIC_DIR if DEFAULT_STATIC_DIR.is_dir() else None
+    return Path(settings.static_dir) if settings.static_dir else None
 
 
 class _PagePath(PathConverter):

@@ -5,10 +5,13 @@ Start the gateway with::
     gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app
 
 One ``gthread`` worker: the process keeps one Redis subscription for every
-browser, and each open event stream holds one of its threads. The app is
-loaded before forking (``preload_app``) so a broken install or config fails
-before systemd hears ``READY=1``; the worker starts its Redis threads after
-the fork. A bad ``[gateway]`` value stops the start with ``file:line``.
+browser, and each open event stream holds one of its threads. Only the
+worker loads the app (Flask, the bus client): the arbiter stays small, and
+nothing is held twice. The worker sends ``READY=1`` once the app is loaded
+and its Redis threads run (the unit has ``NotifyAccess=all``), so a broken
+install still fails the start: a worker that cannot load the app makes
+gunicorn exit before systemd hears ``READY=1``. A bad ``[gateway]`` value
+stops the start with ``file:line``.
 """
 
 from __future__ import annotations
@@ -24,8 +27,7 @@ from daebus import logs
 from daebus.errors import ConfigError
 from daebus.journal import JournalHandler
 from daebus.systemd import Notifier
-from gateway.app import get_gateway
-from gateway.security import address_is_loopback
+from gateway.addresses import address_is_loopback
 from gateway.settings import load
 
 
@@ -51,7 +53,7 @@ threads = settings.threads
 graceful_timeout = settings.graceful_timeout
 timeout = 30
 keepalive = 5
-preload_app = True
+preload_app = False
 accesslog = None
 errorlog = "-"
 loglevel = logging.getLevelName(logs.parse_level(settings.log_level)).lower()
@@ -92,8 +94,9 @@ def open_listeners(addresses) -> list:
 def on_starting(server):
     global _notifier
     _notifier = Notifier.from_env()
-    # gunicorn sends its own READY=1 as soon as it listens; ours comes after
-    # the checks in when_ready, and the worker must not inherit the socket.
+    # gunicorn sends its own READY=1 as soon as it listens; ours comes from
+    # the worker once the app is loaded (it inherits _notifier, not the
+    # variable, so nothing it starts can notify).
     os.environ.pop("NOTIFY_SOCKET", None)
 
 
@@ -105,7 +108,7 @@ def when_ready(server):
     if exposed and not settings.token:
         raise RuntimeError(f"the gateway listens beyond loopback ({exposed}) without a token: set "
                            f"gateway.token or gateway.token_file in {settings.config_file}")
-    _notifier.ready("serving on " + ", ".join(str(listener) for listener in server.LISTENERS))
+    _notifier.status("loading the app in the worker")
     stop = server.stop
 
     def stop_and_tell(graceful=True):
@@ -118,10 +121,15 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
+    from gateway.app import get_gateway
+
     gateway = get_gateway(worker.wsgi)
+    if gateway is not None:
+        gateway.start()
+    # The app loaded (gunicorn loads it before this hook): the gateway serves.
+    _notifier.ready("serving on " + ", ".join(str(listener) for listener in worker.sockets))
     if gateway is None:
         return
-    gateway.start()
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):
@@ -137,6 +145,8 @@ def post_worker_init(worker):
 
 
 def worker_int(worker):
+    from gateway.app import get_gateway
+
     gateway = get_gateway(getattr(worker, "wsgi", None))
     if gateway is not None:
         gateway.close_streams()

@@ -20,61 +20,20 @@ from __future__ import annotations
 
 import fnmatch
 import hmac
-import ipaddress
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
+from .addresses import address_is_loopback, bind_is_loopback, host_is_loopback, parse_origin, split_host
 from .errors import api_error
 from .metrics import PATH as METRICS_PATH
+
+__all__ = ["address_is_loopback", "bind_is_loopback", "host_allowed", "install", "origin_allowed",
+           "parse_origin", "split_host", "token_matches"]
 
 API_PREFIX = "/api/"
 # Open without a token: a monitor can watch the box without holding secrets.
 TOKEN_FREE_PATHS = frozenset({"/api/health"})
-
-
-def _is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def bind_is_loopback(bind: str) -> bool:
-    """True when a gunicorn ``bind`` value only listens on this machine.
-
-    Example::
-
-        bind_is_loopback("127.0.0.1:8080")     # True
-        bind_is_loopback("unix:/run/gw.sock")  # True
-        bind_is_loopback("0.0.0.0:8080")       # False
-    """
-    if bind.startswith("unix:"):
-        return True
-    if bind.startswith("fd://"):
-        return False  # an inherited socket could listen anywhere
-    host = bind.rsplit(":", 1)[0] if bind.count(":") == 1 or bind.startswith("[") else bind
-    return _is_loopback_host(host)
-
-
-def address_is_loopback(address) -> bool:
-    """True for a listening socket's address that only this machine reaches
-    (a ``(host, port)`` tuple, or a path for a Unix socket)."""
-    if isinstance(address, str | bytes):
-        return True
-    return _is_loopback_host(str(address[0]))
-
-
-def split_host(value: str) -> str:
-    """The host part of a ``Host`` header, lower-cased, IPv6 brackets removed."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else value
-    host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-    return host.rstrip(".")
 
 
 def host_allowed(header: str | None, allowed) -> bool:
@@ -84,16 +43,6 @@ def host_allowed(header: str | None, allowed) -> bool:
         return False
     host = split_host(header)
     return any(fnmatch.fnmatchcase(host, split_host(pattern)) for pattern in allowed)
-
-
-def parse_origin(origin: str) -> str | None:
-    """``scheme://host[:port]`` normalised, or None when not an origin."""
-    parts = urlsplit(origin.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-        return None
-    if parts.query or parts.fragment or "@" in parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def origin_allowed(origin: str, host_header: str | None, cors_origins) -> bool:
@@ -147,7 +96,7 @@ def install(app: Flask, settings) -> None:
                 return _preflight()
         if settings.token and request.path not in TOKEN_FREE_PATHS and request.method != "OPTIONS":
             local = settings.trust_loopback and (not request.remote_addr
-                                                 or _is_loopback_host(request.remote_addr))
+                                                 or host_is_loopback(request.remote_addr))
             if not local and not token_matches(presented_token(), settings.token):
                 raise api_error("unauthorized", "a valid bearer token is required",
                                {"WWW-Authenticate": 'Bearer realm="daebus"'})

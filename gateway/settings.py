@@ -28,7 +28,7 @@ from daebus.auth import read_private
 from daebus.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
 from daebus.errors import ConfigError
 
-from .security import bind_is_loopback, parse_origin
+from .addresses import bind_is_loopback, parse_origin
 
 MIN_TOKEN_LENGTH = 16
 
@@ -50,7 +50,8 @@ GATEWAY = configspec.register(Section("gateway", "the HTTP gateway between brows
     Key("token", STR, "", "bearer token (16 characters or more). Required when bound beyond loopback.",
         secret=True),
     Key("token_file", STR, "", "a file holding the token (read at start; keeps the secret out of a "
-        "world-readable config)."),
+        "world-readable config). The gateway runs as the `daebus` user: the file must be readable by it "
+        "and by nobody else, e.g. mode 0640, owner root, group daebus."),
     Key("trust_loopback", BOOL, True, "clients connecting from 127.0.0.1/::1 (the kiosk on the device) "
         "need no token. Set to `false` when a reverse proxy on the device forwards other machines' requests."),
     Key("expose_actions", LIST, (), "`service/action` glob patterns browsers may call. Nothing is exposed "
@@ -82,8 +83,9 @@ GATEWAY = configspec.register(Section("gateway", "the HTTP gateway between brows
         "reconnect (see [Missed events](#missed-events)). `0`: nothing is kept.", check=at_least(0)),
     Key("keep_seconds", FLOAT, 300.0, "how long a kept broadcast stays replayable; also how long "
         "publishers go on keeping while no gateway runs.", check=more_than(0)),
-    Key("static_dir", STR, "", "folder served at `/`. Empty: the `kiosk_demo/static` folder next to the "
-        "`gateway` package if there is one, else a small built-in page."),
+    Key("static_dir", STR, "", "folder served at `/` (its `index.html`) and below. Empty: a small "
+        "built-in page that says how to install a kiosk page (the `daebus-kiosk-demo` package sets this "
+        "to its own page)."),
 ]))
 SECTION = GATEWAY.name
 

@@ -33,7 +33,6 @@ from functools import partial
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from .app import get_gateway
 
 log = logging.getLogger("gateway")
 
@@ -75,6 +74,10 @@ class GatewayWorker(ThreadWorker):
     max_body = 64 * 1024
 
     def run(self):
+        # Imported here: gunicorn's master loads this class, and only the
+        # worker loads the app (Flask and the rest).
+        from .app import get_gateway
+
         gateway = get_gateway(self.wsgi)
         if gateway is not None:
             self.head_timeout = gateway.settings.head_timeout

@@ -199,7 +199,9 @@ def device_exposure() -> dict:
     """The ``[gateway]`` keys the device drop-in sets: the same actions and
     channels are exposed here and on the appliance."""
     with open(DEVICE_GATEWAY_CONFIG, "rb") as handle:
-        return dict(tomllib.load(handle)["gateway"])
+        table = tomllib.load(handle)["gateway"]
+    # Its static_dir is the installed page's folder; here the checkout's is used.
+    return {key: value for key, value in table.items() if key.startswith("expose_")}
 
 
 def gateway_config(redis_url: str, port: int, **extra) -> str:

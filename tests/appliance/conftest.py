@@ -1,7 +1,8 @@
 """The appliance checks run in order against one booted bookworm root.
 
 Each check is a step of one story (install, run, break, upgrade, purge), so
-a failed step makes the ones after it fail at once, as "not run", instead
+a failed step makes the ones after it in the same file (one story per
+file: amd64, arm64) fail at once, as "not run", instead
 of burying the cause under follow-on errors, unless it is marked
 ``independent`` (it only looks, or cleans up after itself). Every step prints its duration as it ends, and the
 summary repeats them.
@@ -16,11 +17,13 @@ import pytest
 
 _steps: list[dict] = []  # name, took, ok, test
 _current: dict[str, str] = {"test": ""}
-_FAILED = pytest.StashKey[str]()
+_FAILED = pytest.StashKey[dict]()  # test file -> its first failed step
 
 
 class Steps:
-    """``with steps("install the .deb"): ...`` prints the step and its duration."""
+    """``with steps("install the .deb") as step: ...`` prints the step and its
+    duration; what the step measured goes in ``step["figures"]`` (a string)
+    and is printed with it and in the summary."""
 
     def __init__(self, config):
         self.reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -42,14 +45,15 @@ class Steps:
     def __call__(self, name: str):
         start = time.monotonic()
         self._say(f"appliance: {name} ... ", end=False)
-        ok = False
+        step = {"name": name, "took": 0.0, "ok": False, "test": _current["test"], "figures": ""}
         try:
-            yield
-            ok = True
+            yield step
+            step["ok"] = True
         finally:
-            took = time.monotonic() - start
-            _steps.append({"name": name, "took": took, "ok": ok, "test": _current["test"]})
-            self._say(f"{'done' if ok else 'FAILED'} ({took:.1f} s)", end=True)
+            step["took"] = time.monotonic() - start
+            _steps.append(step)
+            figures = f"; {step['figures']}" if step["figures"] else ""
+            self._say(f"{'done' if step['ok'] else 'FAILED'} ({step['took']:.1f} s{figures})", end=True)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +68,7 @@ def pytest_configure(config):
 
 def pytest_runtest_setup(item):
     _current["test"] = item.nodeid
-    failed = item.session.stash.get(_FAILED, None)
+    failed = item.session.stash.get(_FAILED, {}).get(item.path)
     if failed is not None:
         # Not a skip: a step that could not run has not passed.
         pytest.fail(f"not run: the earlier appliance step {failed} failed", pytrace=False)
@@ -80,7 +84,7 @@ def pytest_runtest_makereport(item, call):
             if step["test"] == item.nodeid:
                 step["ok"] = False
         if item.get_closest_marker("independent") is None:
-            item.session.stash[_FAILED] = item.name
+            item.session.stash.setdefault(_FAILED, {}).setdefault(item.path, item.name)
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -88,6 +92,7 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.section("appliance steps")
     for step in _steps:
+        figures = f"  [{step['figures']}]" if step["figures"] else ""
         terminalreporter.write_line(f"{step['took']:7.1f} s  {'ok    ' if step['ok'] else 'FAILED'}  "
-                                    f"{step['name']}")
+                                    f"{step['name']}{figures}")
     terminalreporter.write_line(f"{sum(step['took'] for step in _steps):7.1f} s  total")

@@ -1,15 +1,18 @@
 """A Debian bookworm root made with debootstrap, booted with systemd-nspawn.
 
-The root is built once per machine and kept as a tarball in the cache folder
-(``DAEBUS_TEST_CACHE``, default ``/var/cache/daebus-test``); each run unpacks
-a fresh copy, boots it with ``systemd-nspawn --register=no --keep-unit -b``
-and runs commands inside with ``nsenter`` (no machined, no registration).
+The root is built once per machine and architecture and kept as a tarball
+in the cache folder (``DAEBUS_TEST_CACHE``, default ``/var/cache/daebus-test``);
+each run unpacks a fresh copy, boots it with ``systemd-nspawn --register=no
+--keep-unit -b`` and runs commands inside with ``nsenter`` (no machined, no
+registration). A foreign architecture (arm64 on an amd64 host) runs under
+qemu-user-static through binfmt_misc, registered by :func:`register_binfmt`.
 
 The container has only a loopback network (``--private-network``): its Redis
 on 6379 and gateway on 8080 can't collide with anything on the host. So that
 ``apt install ./daebus.deb`` still resolves its dependencies from Debian, the
-tarball holds bookworm's package lists and the dependencies' .deb files
-(downloaded, not installed).
+tarball holds bookworm's package lists, and :func:`add_dependencies` puts
+the dependencies' .deb files in a fresh copy (downloaded, not installed;
+kept in the cache between runs).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ SUITE = "bookworm"
 MIRROR = os.environ.get("DAEBUS_TEST_MIRROR", "http://deb.debian.org/debian")
 CACHE = Path(os.environ.get("DAEBUS_TEST_CACHE", "/var/cache/daebus-test"))
 # Bump when the recipe below changes in a way the key doesn't capture.
-RECIPE = 1
+RECIPE = 2
 # Booting needs systemd and dbus; the rest is what the checks and the
 # integration suite use (all from Debian, never from PyPI).
 BOOT_PACKAGES = ["systemd", "systemd-sysv", "dbus"]
@@ -38,7 +41,24 @@ MASKED_UNITS = ["apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.ti
                 "e2scrub_all.timer", "fstrim.timer", "systemd-tmpfiles-clean.timer"]
 HOST_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container", "nsenter": "util-linux",
               "make": "make", "dpkg-buildpackage": "dpkg-dev"}
+# What a foreign architecture needs on the host (binfmt_misc entries and the
+# static emulators they name).
+EMULATION_TOOLS = {"update-binfmts": "binfmt-support", "qemu-aarch64-static": "qemu-user-static"}
+QEMU_NAMES = {"arm64": "aarch64", "armhf": "arm"}
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.2):
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 class ContainerError(RuntimeError):
@@ -58,9 +78,14 @@ def _run(cmd, *, log=None, timeout=None, env=None, **kwargs) -> subprocess.Compl
     return result
 
 
-def ensure_host_tools() -> None:
+def host_arch() -> str:
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def ensure_host_tools(tools: dict[str, str] = HOST_TOOLS) -> None:
     """Install debootstrap, systemd-nspawn, make... with apt-get where missing."""
-    missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool, path=PATH) is None})
+    missing = sorted({pkg for tool, pkg in tools.items() if shutil.which(tool, path=PATH) is None})
     if not missing:
         return
     apt = ["apt-get", "-y", "-q", "-o", "Dpkg::Use-Pty=0"]
@@ -71,35 +96,76 @@ def ensure_host_tools() -> None:
         _run([*apt, "install", "--no-install-recommends", *missing], timeout=600)
 
 
-def image_key(depends: list[str]) -> str:
+def register_binfmt(arch: str) -> None:
+    """Let this kernel run ``arch`` binaries through qemu-user-static.
+
+    Registers the emulator the way systemd-binfmt would (from qemu's
+    binfmt.d file, with the F flag so that it works inside the container's
+    root), mounting binfmt_misc first if needed. Raises ContainerError
+    with the kernel's reason where that is refused (an unprivileged
+    container, a kernel without binfmt_misc).
+    """
+    name = f"qemu-{QEMU_NAMES.get(arch, arch)}"
+    ensure_host_tools(EMULATION_TOOLS)
+    if not (BINFMT / "register").exists():
+        result = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ContainerError(f"cannot run {arch} binaries: mounting binfmt_misc on {BINFMT} "
+                                 f"failed: {result.stderr.strip()}")
+    if (BINFMT / name).exists():
+        if "enabled" not in (BINFMT / name).read_text().splitlines()[0]:
+            (BINFMT / name).write_text("1")
+        return
+    rule = next((line for line in Path(f"/usr/lib/binfmt.d/{name}.conf").read_text().splitlines()
+                 if line.startswith(":")), None)
+    if rule is None:
+        raise ContainerError(f"cannot run {arch} binaries: no rule in /usr/lib/binfmt.d/{name}.conf")
+    try:
+        (BINFMT / "register").write_text(rule)
+    except OSError as exc:
+        raise ContainerError(f"cannot run {arch} binaries: the kernel refused the binfmt_misc "
+                             f"rule for {name}: {exc}") from None
+
+
+def image_key(arch: str, extra: list[str]) -> str:
     recipe = {"recipe": RECIPE, "suite": SUITE, "mirror": MIRROR, "boot": BOOT_PACKAGES,
-              "extra": EXTRA_PACKAGES, "masked": MASKED_UNITS, "depends": sorted(depends)}
+              "extra": sorted(extra), "masked": MASKED_UNITS, "arch": arch}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def build_image(depends: list[str], log) -> Path:
-    """The cached root tarball for ``depends``, built if it doesn't exist."""
+def _chroot(root: Path, *binds: str) -> list[str]:
+    # A non-booting nspawn gives apt /proc, /dev and the host's DNS.
+    return ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--resolv-conf=copy-host",
+            "--timezone=off", "-D", str(root), "--setenv=DEBIAN_FRONTEND=noninteractive",
+            *(f"--bind={b}" for b in binds)]
+
+
+APT = ["apt-get", "-y", "-q", "-o", "Dpkg::Use-Pty=0"]
+
+
+def build_image(log, arch: str | None = None, extra: list[str] = EXTRA_PACKAGES) -> Path:
+    """The cached root tarball for ``arch`` (the host's by default), built
+    if it doesn't exist."""
+    arch = arch or host_arch()
     CACHE.mkdir(parents=True, exist_ok=True)
-    tarball = CACHE / f"{SUITE}-{image_key(depends)}.tar"
+    suffix = "" if arch == host_arch() else f"-{arch}"
+    tarball = CACHE / f"{SUITE}{suffix}-{image_key(arch, extra)}.tar"
     if tarball.is_file():
         return tarball
     ensure_host_tools()
+    if suffix:
+        register_binfmt(arch)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=CACHE))
     try:
         root = work / "root"
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(BOOT_PACKAGES)}",
-              SUITE, str(root), MIRROR], log=log, timeout=1200)
-        # A non-booting nspawn gives apt /proc, /dev and the host's DNS.
-        chroot = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
-                  "--resolv-conf=copy-host", "--timezone=off", "-D", str(root),
-                  "--setenv=DEBIAN_FRONTEND=noninteractive"]
-        apt = [*chroot, "apt-get", "-y", "-q", "-o", "Dpkg::Use-Pty=0"]
-        _run([*apt, "update"], log=log, timeout=600)
-        _run([*apt, "install", "--no-install-recommends", *EXTRA_PACKAGES], log=log, timeout=1200)
+        _run(["debootstrap", "--variant=minbase", f"--arch={arch}", f"--include={','.join(BOOT_PACKAGES)}",
+              SUITE, str(root), MIRROR], log=log, timeout=3600)
+        apt = [*_chroot(root), *APT]
+        _run([*apt, "update"], log=log, timeout=900)
+        if extra:
+            _run([*apt, "install", "--no-install-recommends", *extra], log=log, timeout=1800)
         _run([*apt, "clean"], log=log)
-        # What `apt install ./daebus_*.deb` will need, downloaded but not
-        # installed: the test proves the package pulls them in itself.
-        _run([*apt, "install", "--download-only", *depends], log=log, timeout=1200)
         for unit in MASKED_UNITS:
             link = root / "etc/systemd/system" / unit
             link.unlink(missing_ok=True)
@@ -112,12 +178,36 @@ def build_image(depends: list[str], log) -> Path:
         _run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", str(root),
               "-cf", str(partial), "."], log=log, timeout=600)
         partial.rename(tarball)
-        for old in CACHE.glob(f"{SUITE}-*.tar"):
-            if old != tarball:
+        for old in CACHE.glob(f"{SUITE}{suffix}-*.tar"):
+            if old != tarball and (suffix or old.name.count("-") == 1):
                 old.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return tarball
+
+
+def add_dependencies(root: Path, debs: list[str], log, arch: str | None = None) -> None:
+    """Put the .deb files that installing ``debs`` (paths inside the root)
+    needs in the root's apt cache, downloaded but not installed: the test
+    proves the packages pull them in themselves.
+
+    Downloads go through a per-architecture folder in the cache, so a run
+    fetches only what changed since the last one; stale package lists (a
+    Debian point release) are refreshed once.
+    """
+    archives = CACHE / f"archives-{arch or host_arch()}"
+    (archives / "partial").mkdir(parents=True, exist_ok=True)
+    apt = [*_chroot(root, f"{archives}:/var/cache/apt/archives"), *APT]
+    try:
+        _run([*apt, "install", "--download-only", *debs], log=log, timeout=1800)
+    except ContainerError:
+        _run([*apt, "update"], log=log, timeout=900)
+        _run([*apt, "install", "--download-only", *debs], log=log, timeout=1800)
+    # Versions Debian no longer offers go; the rest is what the install uses.
+    _run([*apt, "autoclean"], log=log, timeout=300)
+    wanted = root / "var/cache/apt/archives"
+    for deb in archives.glob("*.deb"):
+        shutil.copy(deb, wanted / deb.name)
 
 
 def unpack(tarball: Path, dest: Path) -> Path:

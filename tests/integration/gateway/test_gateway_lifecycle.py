@@ -40,3 +40,60 @@ def test_without_journal_the_log_is_timestamped(start_gateway):
     gw.terminate()
     assert re.search(r"\d{4}-\d\d-\d\d", gw.log)
     assert "Listening at" in gw.log
+
+
+def test_an_app_that_cannot_load_fails_the_start(tmp_path, redis_url):
+    """The worker loads the app: an import error must still stop gunicorn
+    before READY=1, as the master's own load used to."""
+    import os
+    import subprocess
+    import sys
+
+    from gateway.settings import render
+    from support import ROOT, NotifySocket, free_port
+
+    (tmp_path / "broken_app.py").write_text("import gateway.wsgi\nraise ImportError('no such thing')\n")
+    config = tmp_path / "daebus.toml"
+    config.write_text(render(redis_url, {"bind": f"127.0.0.1:{free_port()}"}))
+    notify = NotifySocket()
+    try:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "gateway", "-c", "python:gateway.gunicorn_conf",
+                               "broken_app:app"], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "DAEBUS_CONFIG": str(config), "NOTIFY_SOCKET": notify.path,
+                                   "PYTHONPATH": f"{ROOT}:{tmp_path}"})
+        took = time.monotonic() - started
+    finally:
+        notify.close()
+    assert done.returncode != 0, done.stderr[-2000:]
+    assert "READY=1" not in notify.messages, notify.messages
+    assert "no such thing" in done.stderr
+    assert took < 30
+
+
+def test_python_m_gateway_serves(redis_url, tmp_path):
+    """``python3 -m gateway``, what the unit runs: READY=1 once serving."""
+    import os
+    import subprocess
+    import sys
+
+    import requests
+
+    from gateway.settings import render
+    from support import ROOT, NotifySocket, free_port
+
+    port = free_port()
+    config = tmp_path / "daebus.toml"
+    config.write_text(render(redis_url, {"bind": f"127.0.0.1:{port}"}))
+    notify = NotifySocket()
+    process = subprocess.Popen([sys.executable, "-m", "gateway"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL,
+                               env={**os.environ, "DAEBUS_CONFIG": str(config), "NOTIFY_SOCKET": notify.path,
+                                    "PYTHONPATH": str(ROOT)})
+    try:
+        assert notify.wait_for("READY=1", 30)
+        assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(15)
+        notify.close()

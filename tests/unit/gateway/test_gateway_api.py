@@ -178,11 +178,12 @@ def test_unknown_api_path_is_json_404_and_pages_are_html(client):
     assert client.get("/missing.html").mimetype == "text/html"
 
 
-def test_builtin_page_when_no_kiosk_is_installed(make_app, monkeypatch):
-    monkeypatch.setattr("gateway.app.DEFAULT_STATIC_DIR", __import__("pathlib").Path("/nonexistent"))
+def test_builtin_page_says_how_to_install_a_kiosk_page(make_app):
     app, _ = make_app()
     response = app.test_client().get("/")
     assert response.status_code == 200 and b"Daebus gateway" in response.data
+    assert b"apt install daebus-kiosk-demo" in response.data and b"static_dir" in response.data
+    assert app.test_client().get("/app.js").status_code == 404
 
 
 def test_api_responses_are_not_cached(client, calls):

@@ -14,7 +14,8 @@ def test_gunicorn_settings():
     assert gunicorn_conf.worker_class == "gateway.worker.GatewayWorker"
     assert gunicorn_conf.workers == 1
     assert gunicorn_conf.threads >= 16
-    assert gunicorn_conf.preload_app is True
+    # Only the worker loads the app: nothing held twice, a small master.
+    assert gunicorn_conf.preload_app is False
     assert gunicorn_conf.accesslog is None
     assert gunicorn_conf.graceful_timeout <= 5
     assert gunicorn_conf.bind == ["127.0.0.1:8080"]
@@ -64,14 +65,37 @@ class Recorder:
         self.sent.append(("STOPPING", status))
 
 
-def test_when_ready_notifies_and_stop_says_stopping(monkeypatch):
+    def status(self, text):
+        self.sent.append(("STATUS", text))
+
+
+class FakeWorker:
+    def __init__(self, wsgi, *addresses):
+        self.wsgi = wsgi
+        self.sockets = [FakeListener(a) for a in addresses]
+
+
+def test_ready_comes_from_the_worker_once_the_app_is_loaded(monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr(gunicorn_conf, "_notifier", recorder)
     arbiter = FakeArbiter(("127.0.0.1", 8080))
     gunicorn_conf.when_ready(arbiter)
-    assert recorder.sent == [("READY", "serving on http://127.0.0.1:8080")]
+    assert [kind for kind, _ in recorder.sent] == ["STATUS"]  # listening, the app not loaded yet
+    gunicorn_conf.post_worker_init(FakeWorker(object(), ("127.0.0.1", 8080)))
+    assert recorder.sent[-1] == ("READY", "serving on http://127.0.0.1:8080")
     arbiter.stop(False)
     assert recorder.sent[-1][0] == "STOPPING"
+
+
+def test_the_master_does_not_load_flask():
+    import subprocess
+
+    code = ("import sys, gateway.gunicorn_conf, gateway.worker; "
+            "print(sorted(m for m in ('flask', 'werkzeug', 'redis', 'gateway.app') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "DAEBUS_CONFIG": "/nonexistent/daebus.toml"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_when_ready_refuses_an_open_listener_without_token(monkeypatch):
@@ -98,3 +122,18 @@ def test_logger_uses_priority_prefixes_under_journald(monkeypatch):
         handler.setStream(stream)
     logger.error_log.warning("worker timeout")
     assert stream.getvalue() == "<4>gunicorn.error: worker timeout\n"
+
+
+def test_python_m_gateway_defers_pkg_resources():
+    import subprocess
+
+    code = ("import sys; from gateway.__main__ import import_lazily; import_lazily('pkg_resources'); "
+            "import gunicorn.app.wsgiapp, gunicorn.workers.gthread, gateway.gunicorn_conf; "
+            "print(any(m.startswith('pkg_resources.') for m in sys.modules)); "
+            "import gunicorn.util; deferred = getattr(gunicorn.util, 'pkg_resources', None); "
+            "print(deferred is None or callable(deferred.load_entry_point))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "DAEBUS_CONFIG": "/nonexistent/daebus.toml"})
+    assert out.returncode == 0, out.stderr
+    # Not loaded by gunicorn's start; loaded when really used.
+    assert out.stdout.split() == ["False", "True"], out.stdout

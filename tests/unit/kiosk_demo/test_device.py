@@ -12,7 +12,8 @@ from daebus.workers import read_worker
 from gateway.expose import Exposure
 from gateway.settings import load as load_gateway_settings
 
-DEMO = Path(__file__).resolve().parents[3] / "kiosk_demo"
+REPO = Path(__file__).resolve().parents[3]
+DEMO = REPO / "kiosk_demo"
 DEVICE = DEMO / "device"
 WORKERS = {"kiosk-sensors": "sensors", "kiosk-display": "display", "kiosk-system": "system"}
 
@@ -24,7 +25,8 @@ def etc(tmp_path):
 
 @pytest.fixture
 def run_command(tmp_path, etc):
-    """Run daebus-kiosk-demo with a systemctl that only records its calls."""
+    """Run daebus-kiosk-demo with a systemctl that only records its calls, as
+    if systemd were running."""
     log = tmp_path / "systemctl.log"
     fake = tmp_path / "systemctl"
     fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
@@ -32,7 +34,8 @@ def run_command(tmp_path, etc):
 
     def run(*args):
         env = {**os.environ, "DAEBUS_ETC_DIR": str(etc), "DAEBUS_KIOSK_DEMO_DIR": str(DEMO),
-               "SYSTEMCTL": str(fake)}
+               "DAEBUS_KIOSK_DEMO_STATE": str(tmp_path / "state"), "SYSTEMCTL": str(fake),
+               "DAEBUS_SYSTEMD_RUNNING": "1"}
         done = subprocess.run([str(DEVICE / "daebus-kiosk-demo"), *args], env=env, check=False,
                               capture_output=True, text=True, timeout=30)
         calls = log.read_text().splitlines() if log.exists() else []
@@ -82,34 +85,38 @@ def test_enable_links_the_files_starts_the_workers_and_restarts_the_gateway(run_
     for name in WORKERS:
         assert (etc / "workers" / f"{name}.toml").resolve() == (DEVICE / "workers" / f"{name}.toml")
     units = " ".join(f"daebus-worker@{name}.service" for name in WORKERS)
-    assert calls == [f"enable --now {units}", "enable daebus-gateway.service",
-                     "restart daebus-gateway.service"]
-    # What the gateway reads once the drop-in is linked.
+    assert calls == [f"--quiet enable {units}", f"restart {units}", "try-restart daebus-gateway.service"]
+    # What the gateway reads once the drop-in is linked (its static_dir is
+    # the installed page; here the checkout's).
     (etc / "daebus.toml").write_text("[gateway]\nthreads = 8\n")
     monkeypatch.setenv("DAEBUS_CONFIG", str(etc / "daebus.toml"))
-    settings = load_gateway_settings()
+    settings = load_gateway_settings({"static_dir": str(DEMO / "static")})
     assert "display/*" in settings.expose_actions and "sensors.*" in settings.expose_channels
     assert settings.threads == 8
+    import tomllib
+
+    drop_in = tomllib.loads((etc / "conf.d" / "50-kiosk-demo.toml").read_text())["gateway"]
+    assert drop_in["static_dir"] == "/usr/share/daebus/kiosk_demo/static"
     # And what `daebus worker kiosk-sensors` reads.
     assert read_worker("kiosk-sensors", etc / "workers").service == "sensors"
 
 
-def test_disable_stops_the_workers_and_removes_only_its_own_links(run_command, etc):
+def test_disable_stops_the_workers_and_removes_only_its_own_links(run_command, etc, tmp_path):
     run_command("enable")
     mine = etc / "workers" / "kiosk-system.toml"
     mine.unlink()
     mine.write_text('app = "/opt/other.py"\n')  # the administrator's own file
     done, calls = run_command("disable")
     assert done.returncode == 0, done.stderr
-    assert calls[0].startswith("disable --now daebus-worker@kiosk-sensors.service")
-    assert calls[-1] == "try-restart daebus-gateway.service"
+    units = " ".join(f"daebus-worker@{name}.service" for name in WORKERS)
+    assert calls == [f"stop {units}", f"--quiet disable {units}", "try-restart daebus-gateway.service"]
     assert not (etc / "workers" / "kiosk-sensors.toml").exists()
     assert not (etc / "conf.d" / "50-kiosk-demo.toml").exists()
     assert mine.read_text() == 'app = "/opt/other.py"\n'
-
-
-def test_without_a_command_it_prints_its_usage(run_command):
-    done, calls = run_command()
-    assert done.returncode == 2
-    assert "daebus-kiosk-demo enable" in done.stderr
-    assert calls == []
+    # The administrator's choice outlives package upgrades; the package's
+    # own removal is not such a choice.
+    assert (tmp_path / "state" / "disabled").is_file()
+    run_command("enable")
+    assert not (tmp_path / "state" / "disabled").exists()
+    run_command("disable", "--package")
+    assert not (tmp_path / "state" / "disabled").exists()

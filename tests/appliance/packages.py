@@ -1,0 +1,37 @@
+"""The Debian packages under test, built with ``make deb``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from appliance.nspawn import PATH, ensure_host_tools
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("python3-daebus", "daebus", "daebus-kiosk-demo")
+# What docs/appliance.md tells an administrator to do to add the example worker.
+ADD_EXAMPLE_WORKER = """
+install -d /usr/local/lib/daebus-example
+cp /usr/share/doc/daebus/examples/example.py /usr/local/lib/daebus-example/
+cp /usr/share/doc/daebus/examples/example.toml /etc/daebus/workers/example.toml
+printf '[gateway]\\nexpose_actions = ["example/*"]\\n' > /etc/daebus/conf.d/50-example.toml
+systemctl restart daebus-gateway.service
+systemctl enable --now daebus-worker@example
+"""
+
+
+def version_of(source: Path) -> str:
+    return re.search(r'__version__ = "([^"]+)"', (source / "daebus/__init__.py").read_text()).group(1)
+
+
+def make_debs(source: Path = ROOT) -> dict[str, Path]:
+    """``make deb`` in ``source``: the path of each package's .deb."""
+    ensure_host_tools()
+    result = subprocess.run(["make", "-C", str(source), "deb"], capture_output=True, text=True,
+                            env={"PATH": PATH, "LC_ALL": "C.UTF-8"}, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    debs = {name: source / "dist" / f"{name}_{version_of(source)}_all.deb" for name in PACKAGES}
+    for path in debs.values():
+        assert path.is_file(), f"make deb did not produce {path}"
+    return debs
