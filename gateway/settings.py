@@ -24,7 +24,6 @@ from typing import Any, Mapping
 
 from daebus import config as daebus_config
 from daebus import configspec
-from daebus.auth import read_private
 from daebus.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
 from daebus.errors import ConfigError
 
@@ -169,6 +168,10 @@ def load(overrides: Mapping[str, Any] | None = None) -> Settings:
     where = {key: value.origin if value.origin != "default" else main for key, value in resolved.items()}
     values = {key: value.value for key, value in resolved.items()}
     if values["token_file"] and not values["token"]:
+        # Imported here: daebus.auth loads redis, which gunicorn's master
+        # (reading these settings) never needs.
+        from daebus.auth import read_private
+
         values["token"] = read_private(values["token_file"], f"{where['token_file']}: {SECTION}.token_file")
     settings = Settings(**values, **{key.attr: getattr(base, key.attr) for key in _CORE_KEYS},
                         config_file=f"{main} or a drop-in in {Path(main).parent / 'conf.d'}")
