@@ -29,6 +29,7 @@ from daebus.journal import JournalHandler
 from daebus.systemd import Notifier
 from gateway.addresses import address_is_loopback
 from gateway.settings import load
+from gateway.watchdog import MasterWatchdog
 
 
 def _load_settings():
@@ -109,6 +110,7 @@ def when_ready(server):
         raise RuntimeError(f"the gateway listens beyond loopback ({exposed}) without a token: set "
                            f"gateway.token or gateway.token_file in {settings.config_file}")
     _notifier.status("loading the app in the worker")
+    MasterWatchdog(_notifier).attach(server)
     stop = server.stop
 
     def stop_and_tell(graceful=True):

@@ -1,6 +1,9 @@
 """The gateway under a supervisor: READY/STOPPING, SIGTERM with open streams, journald logs."""
 
+import os
 import re
+import signal
+import subprocess
 import time
 
 
@@ -97,3 +100,23 @@ def test_python_m_gateway_serves(redis_url, tmp_path):
         process.terminate()
         process.wait(15)
         notify.close()
+
+
+def test_the_watchdog_is_fed_while_the_worker_lives_and_withheld_when_it_freezes(start_gateway):
+    gw = start_gateway(env={"WATCHDOG_USEC": "2000000"})   # WatchdogSec=2s: a ping every second
+    assert gw.notify.wait_for("WATCHDOG=1", timeout=10, count=3), gw.notify.messages
+    worker = int(subprocess.check_output(["pgrep", "-P", str(gw.process.pid)], text=True).split()[0])
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        # Within WatchdogSec of the freeze the pings stop (the log says why)...
+        deadline = time.monotonic() + 15
+        while "withholding the watchdog ping" not in gw.log:
+            assert time.monotonic() < deadline, gw.log
+            time.sleep(0.2)
+        pings = gw.notify.messages.count("WATCHDOG=1")
+        time.sleep(3)   # three ping intervals of observation
+        assert gw.notify.messages.count("WATCHDOG=1") == pings
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    # ...and resume once it runs again.
+    assert gw.notify.wait_for("WATCHDOG=1", timeout=10, count=pings + 2)
