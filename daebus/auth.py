@@ -25,8 +25,6 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import redis
-
 from .errors import AccessDenied, ConfigError
 
 _REFUSALS = ("WRONGPASS", "NOAUTH", "NOPERM")
@@ -95,6 +93,8 @@ def credentials(url: str) -> dict:
 def refusal(exc: BaseException, username: str | None = None) -> AccessDenied | None:
     """``exc`` as an AccessDenied when it is Redis refusing the identity or
     a command; None for anything else."""
+    import redis  # here, not at the top: the gateway's master reads secrets without redis-py
+
     text = str(exc)
     if not isinstance(exc, redis.RedisError) or not text.upper().startswith(_REFUSALS) and \
             not isinstance(exc, redis.AuthenticationError | redis.exceptions.NoPermissionError):
@@ -111,20 +111,23 @@ def refusal(exc: BaseException, username: str | None = None) -> AccessDenied | N
                         "password_file, and the bus ACL)")
 
 
-class _Refused(AccessDenied, redis.RedisError):
-    """AccessDenied as redis-py's connection code sees it: a RedisError, so
-    that it closes the socket, but no ConnectionError, so that nothing
-    retries."""
-
-
 _classes: dict[type, type] = {}
 
 
 def refusing(connection_class: type) -> type:
     """A subclass of a redis-py connection class whose replies raise
     AccessDenied instead of an authentication or permission error."""
+    import redis
+
     cls = _classes.get(connection_class)
     if cls is None:
+        # AccessDenied as redis-py's connection code sees it: a RedisError,
+        # so that it closes the socket, but no ConnectionError, so that
+        # nothing retries.
+        refused = _classes.get(AccessDenied)
+        if refused is None:
+            refused = _classes[AccessDenied] = type("AccessDenied", (AccessDenied, redis.RedisError), {})
+
         def read_response(self, *args, **kwargs):
             try:
                 return connection_class.read_response(self, *args, **kwargs)
@@ -132,7 +135,7 @@ def refusing(connection_class: type) -> type:
                 denied = refusal(exc, getattr(self, "username", None))
                 if denied is None:
                     raise
-                raise _Refused(str(denied)) from exc
+                raise refused(str(denied)) from exc
 
         cls = _classes[connection_class] = type(connection_class.__name__, (connection_class,),
                                                 {"read_response": read_response})

@@ -55,6 +55,8 @@ def test_on_starting_takes_notify_socket_from_gunicorn(monkeypatch):
 
 
 class Recorder:
+    watchdog_interval = None   # no WatchdogSec
+
     def __init__(self):
         self.sent = []
 
