@@ -19,8 +19,11 @@ from __future__ import annotations
 import os
 import threading
 
+import redis
+
 from . import registry
 from .config import SERVICE
+from .auth import refusal
 from .errors import ServiceUnavailable
 from .group import stream_key
 from .transport import Publisher
@@ -51,49 +54,57 @@ class Sender:
                 sender = _senders[key] = cls(publish)
             return sender
 
-    def mode(self, service: str, deadline: float, refresh: bool = False) -> tuple[str, int]:
-        """``(mode, stream_max_length)`` of ``service``, cached."""
+    def mode(self, service: str, deadline: float, refresh: bool = False) -> tuple[str | None, int]:
+        """``(mode, stream_max_length)`` of ``service`` from its registry
+        record, cached; the mode is None while it has no record (not
+        running, or a group with no live instance)."""
         known = self._modes.get(service)
         if known is None or refresh:
             mode, max_length = self.publish.command(deadline, "HMGET", registry.key(service), "mode",
                                                     "stream_max_length")
-            mode = _text(mode)
-            # A group with no live instance has no record, but its stream stays.
-            if mode is None:
-                stream = self.publish.command(deadline, "EXISTS", stream_key(service))
-                mode = registry.GROUP if stream else registry.OWNER
-            known = self._modes[service] = (mode, int(max_length or _DEFAULT_MAX_LENGTH))
+            known = self._modes[service] = (_text(mode), int(max_length or _DEFAULT_MAX_LENGTH))
         return known
 
     def send(self, service: str, message: str, deadline: float) -> None:
         """Deliver one request envelope, or raise :class:`ServiceUnavailable`."""
         mode, max_length = self.mode(service, deadline)
         if mode == registry.GROUP:
-            if self._to_group(service, message, max_length, deadline):
+            if self._to_group(service, message, max_length, deadline, create=True):
                 return
             mode, max_length = self.mode(service, deadline, refresh=True)
         if self.publish(service, message, deadline):
             return
         mode, max_length = self.mode(service, deadline, refresh=True)
-        if mode == registry.GROUP and self._to_group(service, message, max_length, deadline):
+        # No record: a group whose instances are all down still has its stream,
+        # and the request waits there (NOMKSTREAM: only if it exists).
+        if mode != registry.OWNER and self._to_group(service, message, max_length, deadline,
+                                                     create=mode == registry.GROUP):
+            self._modes[service] = (registry.GROUP, max_length)
             return
         raise ServiceUnavailable(f"service {service!r} is not running "
                                  f"(nobody subscribed to its channel)")
 
-    def _to_group(self, service: str, message: str, max_length: int, deadline: float) -> bool:
+    def _to_group(self, service: str, message: str, max_length: int, deadline: float, create: bool) -> bool:
         stream = stream_key(service)
         # One round trip: the request goes in, and the mode comes back with it.
         entry, mode = self.publish.commands(
-            ("XADD", stream, "MAXLEN", "~", max_length, "*", "request", message),
+            ("XADD", stream, *(() if create else ("NOMKSTREAM",)), "MAXLEN", "~", max_length, "*",
+             "request", message),
             ("HGET", registry.key(service), "mode"), deadline=deadline)
         for reply in (entry, mode):
             if isinstance(reply, Exception):
-                raise reply
+                raise refusal(reply) or reply
+        if entry is None:
+            return False   # no stream: the service never ran as a group here
         if _text(mode) != registry.OWNER:
             return True
         # The name now belongs to a single owner, which reads no stream: take
         # the request back (no group member can have read it) and publish it.
-        self.publish.command(deadline, "XDEL", stream, entry)
+        # A caller allowed only XADD leaves it, to expire unanswered.
+        try:
+            self.publish.command(deadline, "XDEL", stream, entry)
+        except redis.ResponseError:
+            pass
         return False
 
 

@@ -4,6 +4,7 @@ refusal is one clear error, never a reconnect loop."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -136,3 +137,28 @@ def test_an_unreadable_password_file_is_a_configuration_error(acl_bus, tmp_path)
     finally:
         svc.close()
     assert "password_file: cannot read" in log and "Traceback" not in log
+
+
+def test_a_group_serves_under_its_workers_identity_and_keeps_requests(acl_bus, monkeypatch):
+    env = {**acl_bus.env("worker:basic"), "DAEBUS_SERVICE_MODE": "group"}
+    member = Service("member.py", acl_bus.url, "basic", env=env)
+    monkeypatch.setenv("DAEBUS_REDIS_USERNAME", "worker:other")
+    monkeypatch.setenv("DAEBUS_REDIS_PASSWORD_FILE", str(acl_bus.password_file("worker:other")))
+    with DaebusCaller("basic", redis_url=acl_bus.url, timeout=10) as caller:
+        assert caller.send_request("whoami", {})["pid"] == member.process.pid
+        assert member.stop() == 0
+        # No instance runs: the request waits in the stream (the caller may only XADD there).
+        outcome = []
+        thread = threading.Thread(target=lambda: outcome.append(caller.send_request("whoami", {}, timeout=20)))
+        thread.start()
+        admin = acl_bus.client("admin")
+        deadline = time.monotonic() + 10
+        while admin.xlen("daebus:stream:basic") < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = Service("member.py", acl_bus.url, "basic", env=env)
+        try:
+            thread.join(25)
+            assert outcome and outcome[0]["pid"] == second.process.pid
+            assert "NOPERM" not in second.log and "access_denied" not in second.log
+        finally:
+            assert second.stop() == 0

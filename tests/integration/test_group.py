@@ -216,3 +216,30 @@ def test_garbage_in_the_stream_is_dropped_and_the_group_keeps_serving(group, red
     assert client.xpending("daebus:stream:sturdy", "daebus")["pending"] == 0
     assert member.log.count("dropped malformed request") == 3
     assert "Traceback" not in member.log
+
+
+def test_a_group_without_a_registry_record_still_takes_requests(group, redis_server, redis_url):
+    [first] = group("dormant")
+    assert first.stop() == 0
+    client = redis_server.client()
+    client.delete("daebus:service:dormant")   # as when its TTL ran out
+    outcome = []
+    with DaebusCaller("dormant", redis_url=redis_url) as caller:
+        thread = threading.Thread(target=lambda: outcome.append(caller.send_request("whoami", {}, timeout=20)))
+        thread.start()
+        deadline = time.monotonic() + 10
+        while client.xlen("daebus:stream:dormant") < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [second] = group("dormant")
+        thread.join(25)
+    assert outcome and outcome[0]["pid"] == second.process.pid
+
+
+def test_a_service_that_never_ran_is_unavailable_at_once_and_gets_no_stream(redis_server, redis_url):
+    from daebus import ServiceUnavailable
+    started = time.monotonic()
+    with DaebusCaller("never_ran", redis_url=redis_url) as caller:
+        with pytest.raises(ServiceUnavailable):
+            caller.send_request("x", {}, timeout=10)
+    assert time.monotonic() - started < 2
+    assert not redis_server.client().exists("daebus:stream:never_ran")
