@@ -1,0 +1,57 @@
+"""``daebus acl``: the users of a locked bus (run as root).
+
+Examples::
+
+    sudo daebus acl                              # secrets made if missing, ACL file written
+    sudo daebus acl --worker sensors --load      # and the sensors worker's user, loaded now
+
+The package runs it when installed and before a worker starts, so that
+each worker instance has its own Redis user; see docs/security.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..bususers import BusUsers
+from ..transport import REDIS_ERRORS, redact
+from .common import Exit, add_redis_url, redis_url, say_error
+
+
+def cmd_write(args: argparse.Namespace) -> int:
+    users = BusUsers(args.secrets_dir, args.acl_file)
+    outcome = users.write(args.worker)
+    for problem in outcome.problems.values():
+        say_error(f"left out of the ACL: {problem}")
+    if not args.quiet:
+        made = f"; new secrets for {', '.join(outcome.created)}" if outcome.created else ""
+        print(f"{users.acl_file}: {len(outcome.users)} user(s){made}")
+    if args.load:
+        url = redis_url(args)
+        try:
+            users.load(url)
+        except REDIS_ERRORS as exc:
+            # Redis reads the file when it starts: nothing is lost.
+            if not args.quiet:
+                print(f"Redis at {redact(url)} not reachable ({exc}); it reads the file when it starts")
+    if any(name in outcome.problems for name in args.worker):
+        return Exit.USAGE   # the worker asked for has no user: its start must fail
+    return Exit.OK
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "acl", help="write the Redis users of a locked bus (root)",
+        description="Make the missing secrets (admin, gateway, one per worker) and write the "
+                    "Redis ACL file from them and the worker files; see docs/security.md.")
+    parser.add_argument("--worker", action="append", default=[], metavar="NAME",
+                        help="a worker instance whose user must be there (repeatable); exit 2 if "
+                             "its worker file is wrong")
+    parser.add_argument("--load", action="store_true", help="then run ACL LOAD as the admin user")
+    parser.add_argument("--secrets-dir", metavar="DIR",
+                        help="default: $DAEBUS_SECRETS_DIR or /etc/daebus/secrets")
+    parser.add_argument("--acl-file", metavar="PATH",
+                        help="default: $DAEBUS_ACL_FILE or /etc/redis/redis-daebus.acl")
+    parser.add_argument("--quiet", action="store_true", help="print only errors")
+    add_redis_url(parser)
+    parser.set_defaults(handler=cmd_write)
