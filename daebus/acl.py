@@ -6,10 +6,12 @@ Roles and what each may do (Redis 7 ACL syntax, selectors in parentheses):
     every key and channel, every command except the dangerous ones
     (``ACL LOAD`` and ``INFO`` excepted).
 ``gateway``
-    publish anywhere (requests, through the selector); subscribe to any
-    channel (reply channels and the exposed broadcast patterns, which the
-    admin may change at any time); read the registry and kept events;
-    write only the kept-event declarations; add requests to group streams.
+    publish anywhere (requests, through the selector); subscribe only to its
+    own reply channels (``caller:gateway:*``), the kept-event notices and
+    the broadcast patterns of ``[gateway] expose_channels``, exactly as
+    written there (Redis compares a ``PSUBSCRIBE`` pattern literally); read
+    the registry and kept events; write only the kept-event declarations;
+    add requests to group streams.
 ``worker:<name>`` (one per worker instance, serving ``service``)
     subscribe only to its service channel, its own reply channels
     (``caller:worker:<name>:*``), liveness and group channels, and the
@@ -25,7 +27,8 @@ credentials gets ``NOAUTH``.
 
 Example::
 
-    text = render(secrets, workers=[Worker("sensors", "sensors", listen=("system_status",))])
+    text = render(secrets, workers=[Worker("sensors", "sensors", listen=("system_status",))],
+                  gateway_channels=["system_status", "sensors.*"])
     Path("/etc/redis/daebus-users.acl").write_text(text)
 """
 
@@ -37,7 +40,7 @@ import re
 from typing import Iterable, Mapping
 
 from .group import BRIDGE_PREFIX, DEAD_PREFIX, STREAM_PREFIX
-from .kept import CLOCK, DECLARATIONS, TRIMMED
+from .kept import CLOCK, DECLARATIONS, NOTICE, TRIMMED
 from .kept import STREAM_PREFIX as KEPT_PREFIX
 from .membership import GROUP_CHANNEL_PREFIX
 from .protocol import REGISTRY_PREFIX, REPLY_PREFIX
@@ -95,10 +98,13 @@ def admin_rules() -> list[str]:
     return ["~*", "&*", *_BASE, "+info", "+acl|load", "+acl|whoami"]
 
 
-def gateway_rules() -> list[str]:
+def gateway_rules(channels: Iterable[str] = ()) -> list[str]:
+    """``channels``: the exposed broadcast patterns (``[gateway] expose_channels``)."""
     registry = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*"]
     kept = [f"~{DECLARATIONS}", f"%R~{CLOCK}", f"%R~{TRIMMED}", f"%R~{KEPT_PREFIX}*"]
-    return [*registry, *kept, "&*", *_BASE, *_requests()]
+    subscriptions = ["&" + reply_channels(GATEWAY), f"&{literal(NOTICE)}", f"&{WAKE}",
+                     *(f"&{pattern}" for pattern in channels)]
+    return [*registry, *kept, *subscriptions, *_BASE, *_requests()]
 
 
 def worker_rules(worker: Worker) -> list[str]:
@@ -119,14 +125,16 @@ def _requests() -> list[str]:
     return ["(&* +publish)", f"(~{STREAM_PREFIX}* +xadd)"]
 
 
-def render(secrets: Mapping[str, str], workers: Iterable[Worker] = ()) -> str:
+def render(secrets: Mapping[str, str], workers: Iterable[Worker] = (),
+           gateway_channels: Iterable[str] = ()) -> str:
     """The ACL file: ``secrets`` maps each user (``admin``, ``gateway``,
-    ``worker:<name>``) to its password; a worker without one is left out."""
+    ``worker:<name>``) to its password; a worker without one is left out;
+    ``gateway_channels`` are the gateway's exposed broadcast patterns."""
     # Redis ACL files hold no comments: the file says nothing but users.
     lines = ["user default off resetkeys resetchannels -@all"]
     lines.append(_user(ADMIN, secrets[ADMIN], admin_rules()))
     if secrets.get(GATEWAY):
-        lines.append(_user(GATEWAY, secrets[GATEWAY], gateway_rules()))
+        lines.append(_user(GATEWAY, secrets[GATEWAY], gateway_rules(gateway_channels)))
     for worker in sorted(workers, key=lambda w: w.name):
         secret = secrets.get(worker_user(worker.name))
         if secret:

@@ -43,6 +43,18 @@ class Outcome:
     problems: dict[str, str]
 
 
+def exposed_channels() -> list[str]:
+    """``[gateway] expose_channels`` of every config file (the lists add
+    up, as the gateway reads them), without the gateway package."""
+    from . import config
+
+    found: list[str] = []
+    for doc in config.documents():
+        value = doc.data.get("gateway", {}).get("expose_channels", [])
+        found += [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)]
+    return list(dict.fromkeys(found))
+
+
 class BusUsers:
     def __init__(self, secrets_dir: Path | str | None = None, acl_file: Path | str | None = None):
         self.dir = Path(secrets_dir or os.environ.get("DAEBUS_SECRETS_DIR") or DEFAULT_SECRETS_DIR)
@@ -91,7 +103,7 @@ class BusUsers:
         found, problems = self.workers(extra_workers)
         created: list[str] = []
         users = [acl.ADMIN, acl.GATEWAY, *(acl.worker_user(w.name) for w in found)]
-        text = acl.render({user: self.secret(user, created) for user in users}, found)
+        text = acl.render({user: self.secret(user, created) for user in users}, found, exposed_channels())
         self.acl_file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".daebus-acl-", dir=self.acl_file.parent)
         try:

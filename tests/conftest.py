@@ -88,11 +88,13 @@ def run_app(redis_url):
 @pytest.fixture(scope="module")
 def acl_bus():
     """A Redis locked by the rendered ACL: workers ``basic`` (listening to
-    ``test_events``) and ``other``; see tests.support.AclBus."""
+    ``test_events``) and ``other``, a gateway exposing ``test_events``; see
+    tests.support.AclBus."""
     from daebus.acl import Worker
 
     from support import AclBus
 
-    bus = AclBus([Worker("basic", "basic", listen=("test_events",)), Worker("other", "other")]).start()
+    bus = AclBus([Worker("basic", "basic", listen=("test_events",)), Worker("other", "other")],
+                 gateway_channels=("test_events",)).start()
     yield bus
     bus.close()

@@ -382,7 +382,7 @@ class AclBus:
         env = bus.env("worker:basic")    # DAEBUS_REDIS_USERNAME / _PASSWORD_FILE
     """
 
-    def __init__(self, workers=()):
+    def __init__(self, workers=(), gateway_channels=()):
         from daebus import acl
 
         self.workers = list(workers)
@@ -393,7 +393,7 @@ class AclBus:
             self.password_file(user).write_text(secret + "\n")
             self.password_file(user).chmod(0o600)
         self.acl_file = self.dir / "users.acl"
-        self.acl_file.write_text(acl.render(self.secrets, self.workers))
+        self.acl_file.write_text(acl.render(self.secrets, self.workers, gateway_channels))
         self.server = RedisServer(args=("--aclfile", str(self.acl_file)))
 
     def start(self) -> "AclBus":

@@ -64,6 +64,13 @@ def test_a_worker_is_refused_what_is_not_its_own(acl_bus):
 
 def test_the_gateway_may_not_list_keys_or_write_the_registry(acl_bus):
     gateway = acl_bus.client("gateway")
+    pubsub = gateway.pubsub()
+    pubsub.psubscribe("test_events")                     # an exposed channel: allowed
+    assert pubsub.get_message(timeout=2)["type"] == "psubscribe"
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        pubsub.subscribe("basic")                         # a service's requests: not
+        pubsub.get_message(timeout=2)
+    pubsub.close()
     with pytest.raises(redis.exceptions.NoPermissionError):
         gateway.keys("*")
     with pytest.raises(redis.exceptions.NoPermissionError):

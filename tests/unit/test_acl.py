@@ -54,3 +54,11 @@ def test_workers_without_a_secret_are_left_out_and_admin_is_required():
         acl.render({"gateway": "g" * 32})
     with pytest.raises(ValueError):
         acl.render({**SECRETS, "admin": ""})
+
+
+def test_the_gateway_subscribes_to_its_replies_notices_and_exposed_patterns_only():
+    rules = acl.gateway_rules(["sensors.*", "system_status"])
+    subscribable = [r for r in rules if r.startswith("&")]
+    assert subscribable == ["&caller:gateway:*", "&daebus:kept", "&daebus:wake:*", "&sensors.*",
+                            "&system_status"]
+    assert "(&* +publish)" in rules    # requests to any service

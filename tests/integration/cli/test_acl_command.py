@@ -89,3 +89,14 @@ def test_load_without_a_running_redis_is_not_an_error(daebus, device):
     done = daebus("acl", "--load", env=env, url="redis://127.0.0.1:1/0")
     assert done.returncode == 0, done.stderr
     assert "reads the file when it starts" in done.stdout
+
+
+def test_the_gateway_user_follows_the_exposed_channels(daebus, device):
+    folder, env = device
+    (folder / "daebus.toml").write_text('[gateway]\nexpose_channels = ["sensors.*"]\n')
+    (folder / "conf.d").mkdir()
+    (folder / "conf.d" / "50-vendor.toml").write_text('[gateway]\nexpose_channels = "system_status"\n')
+    assert daebus("acl", env={**env, "DAEBUS_CONFIG": str(folder / "daebus.toml")}).returncode == 0
+    [gateway] = [line for line in (folder / "redis" / "users.acl").read_text().splitlines()
+                 if line.startswith("user gateway ")]
+    assert "&sensors.* &system_status" in gateway
