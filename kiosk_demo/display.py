@@ -30,11 +30,15 @@ import time
 from pathlib import Path
 
 from daebus import BadRequest, Daebus, broadcast, cache, logger, request
+from daebus.errors import AccessDenied
 
 app = Daebus(__name__)
 
 CHANNEL = "display.state"
-STATE_KEY = "kiosk_demo:display"
+# Under the service's own prefix, the only keys its Redis user may touch on a
+# locked bus (docs/security.md); earlier versions kept it in OLD_STATE_KEY.
+STATE_KEY = "display:state"
+OLD_STATE_KEY = "kiosk_demo:display"
 DEFAULT_BRIGHTNESS = 80
 # Automatic mode moves in steps of this size, so that small flickers of
 # light don't make the screen pulse.
@@ -49,13 +53,20 @@ _lock = threading.Lock()
 
 def load_state() -> dict:
     """The state from Redis, with defaults for what was never set."""
-    raw = cache.hgetall(STATE_KEY)
+    raw = cache.hgetall(STATE_KEY) or _old_state()
     return {
         "brightness": int(raw.get("brightness", DEFAULT_BRIGHTNESS)),
         "auto": raw.get("auto", "0") == "1",
         "source": raw.get("source", "default"),
         "updated_at": float(raw["updated_at"]) if "updated_at" in raw else None,
     }
+
+
+def _old_state() -> dict:
+    try:
+        return cache.hgetall(OLD_STATE_KEY)
+    except AccessDenied:
+        return {}   # a locked bus: that key was never this service's to read
 
 
 def save_state(brightness: int, auto: bool, source: str) -> dict:

@@ -28,7 +28,7 @@ def test_set_brightness_stores_broadcasts_and_answers_the_new_state(client):
     assert client.call("get_state") == state
     assert client.broadcasts == [("display.state", state)]
     # Kept in Redis, so a restarted worker finds it again.
-    assert client.cache.hget("kiosk_demo:display", "brightness") == "35"
+    assert client.cache.hget("display:state", "brightness") == "35"
 
 
 def test_a_whole_float_is_accepted(client):
@@ -114,3 +114,10 @@ def test_a_missing_backlight_is_logged_not_fatal(display, tmp_path, monkeypatch,
     with TestClient(display.app) as client:
         assert client.call("set_brightness", {"brightness": 20})["brightness"] == 20
     assert "cannot set the backlight" in caplog.text
+
+
+def test_a_state_saved_by_an_earlier_version_is_found(client):
+    client.cache.hset("kiosk_demo:display", mapping={"brightness": "42", "auto": "0", "source": "manual"})
+    assert client.call("get_state")["brightness"] == 42
+    client.call("set_brightness", {"brightness": 43})
+    assert client.cache.hget("display:state", "brightness") == "43"
