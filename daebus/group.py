@@ -8,13 +8,8 @@ only as many entries as it has idle workers, replies on ``reply_to`` and then
 ``XACK``\\ s and ``XDEL``\\ s the entry, so the stream holds only requests
 not yet answered (and ``MAXLEN ~`` bounds it anyway).
 
-An instance that dies holding requests leaves them pending; once they sat
-``claim_idle`` seconds unacknowledged, another instance claims them with
-``XAUTOCLAIM`` and runs them again (``request.delivery`` > 1). A live
-instance re-claims its own entries to itself at each beat (``XCLAIM ...
-JUSTID`` resets their idle time), so a long handler keeps its requests.
-After ``max_deliveries`` an entry goes to ``daebus:dead:<service>`` and its
-caller gets a ``dead_letter`` error reply.
+An instance that dies holding requests leaves them pending; what happens
+to them is :mod:`daebus.claims`.
 
 One instance at a time (the bridge) also subscribes to the service channel
 and adds what 0.0.x callers PUBLISH there to the stream.
@@ -29,18 +24,17 @@ import time
 import redis
 
 from . import protocol
-from .errors import AccessDenied, DeadLetter
+from .claims import GROUP_NAME, Claims, text
+from .errors import AccessDenied
 from .logs import StateLog
-from .membership import LIVENESS_PREFIX, group_channel, is_live
+from .membership import LIVENESS_PREFIX, group_channel
 from .transport import REDIS_ERRORS, Backoff, connect, redact
 
 log = logging.getLogger("daebus.group")
 
-GROUP_NAME = "daebus"
 STREAM_PREFIX = "daebus:stream:"
 DEAD_PREFIX = "daebus:dead:"
 BRIDGE_PREFIX = "daebus:bridge:"
-DEAD_MAX_LENGTH = 1000
 
 
 def stream_key(service: str) -> str:
@@ -50,20 +44,6 @@ def stream_key(service: str) -> str:
 def dead_key(service: str) -> str:
     return DEAD_PREFIX + service
 
-
-# Resets the idle time of entries this consumer still holds, without taking
-# one that another consumer claimed meanwhile. ARGV: group, consumer, ids.
-_KEEP = """
-local kept = 0
-for i = 3, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-    kept = kept + 1
-  end
-end
-return kept
-"""
 
 # The bridge role: ours if free, ours already, or held by a dead instance.
 _BRIDGE = """
@@ -84,10 +64,6 @@ _DROP_BRIDGE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class _Slots:
@@ -142,13 +118,13 @@ class GroupServer:
         self._bridge_ttl_ms = max(1000, int(settings.registry_ttl * 1000))
         self._reader_client = connect(url, socket_timeout=settings.socket_timeout + settings.health_check_interval,
                                       decode=False)
-        self._slots = _Slots(slots)
+        self.slots = _Slots(slots)
         self._submit, self._run, self._publish, self._on_bridge = submit, run, publish, on_bridge
-        self._reply_error = reply_error
+        self.reply_error = reply_error
         self._noticed = 0.0                      # when we last told the group we took work
         self._busy_until = 0.0                   # another member took work: watch it until then
-        self._keep = client.register_script(_KEEP)
         self._bridge = client.register_script(_BRIDGE)
+        self.claims = Claims(self)
         self._held: dict[str, float] = {}       # entry id -> when taken
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -157,10 +133,8 @@ class GroupServer:
         self._clock_offset_ms = 0.0
         self.bridging = False
         self.expired = 0
-        self.dead_lettered = 0
         self.last_beat = time.monotonic()
 
-    # -- lifecycle -------------------------------------------------------
     # -- lifecycle (see daebus.lifecycle) --------------------------------------
     name = "group reader"
 
@@ -245,16 +219,16 @@ class GroupServer:
         while not self._stop.is_set():
             self.last_beat = time.monotonic()
             # Only as many entries as idle workers: the rest stay for other instances.
-            count = self._slots.wait_free(self.block_ms / 1000)
+            count = self.slots.wait_free(self.block_ms / 1000)
             if not count:
                 continue
             reply = self._reader_client.xreadgroup(GROUP_NAME, self.consumer, {self.stream: ">"},
                                                    count=count, block=self.block_ms)
             backoff.reset()
             entries = reply[0][1] if reply else []
-            self._slots.take(len(entries))
+            self.slots.take(len(entries))
             for entry_id, fields in entries:
-                self._take(_text(entry_id), fields, 1)
+                self.take(text(entry_id), fields, 1)
             if entries:
                 self._notice()
 
@@ -273,12 +247,12 @@ class GroupServer:
     def heard(self, data: bytes) -> bool:
         """A notice on the group channel; True if another member sent it
         (then the caller should beat at once)."""
-        if _text(data) == self.consumer:
+        if text(data) == self.consumer:
             return False
         self._busy_until = time.monotonic() + self.claim_idle_ms / 1000
         return True
 
-    def _take(self, entry_id: str, fields: dict, delivery: int) -> None:
+    def take(self, entry_id: str, fields: dict, delivery: int) -> None:
         """Start handling an entry that holds one of our slots."""
         data = fields.get(b"request", fields.get("request")) if fields else None
         try:
@@ -288,7 +262,7 @@ class GroupServer:
         except protocol.ProtocolError as exc:
             log.warning("dropped malformed request %s on %s: %s", entry_id, self.stream, exc)
             if exc.reply_to:
-                self._reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
+                self.reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
             self._done(entry_id)
             return
         if message.timeout_ms and self._age_ms(entry_id) > message.timeout_ms:
@@ -302,7 +276,7 @@ class GroupServer:
         if not self._submit(self._handle, entry_id, message, delivery):
             with self._lock:
                 self._held.pop(entry_id, None)
-            self._slots.give()  # left pending: claimed again after claim_idle
+            self.slots.give()  # left pending: claimed again after claim_idle
 
     def _age_ms(self, entry_id: str) -> float:
         added = int(entry_id.split("-", 1)[0])
@@ -346,7 +320,7 @@ class GroupServer:
     def _release(self, entry_id: str) -> None:
         with self._lock:
             self._held.pop(entry_id, None)
-        self._slots.give()
+        self.slots.give()
 
     # -- the beat ----------------------------------------------------------
     def beat(self) -> float | None:
@@ -356,88 +330,19 @@ class GroupServer:
         interval" (nothing held or pending elsewhere)."""
         with self._lock:
             held = list(self._held)
-        if held:
-            self._keep(keys=[self.stream], args=[GROUP_NAME, self.consumer, *held])
-        self._claim()
-        self._forget_departed()
+        self.claims.keep(held)
+        self.claims.claim()
+        self.claims.forget_departed()
         bridging = bool(self._bridge(keys=[BRIDGE_PREFIX + self.service],
                                      args=[self.consumer, self._bridge_ttl_ms, LIVENESS_PREFIX]))
         if bridging != self.bridging:
             self.bridging = bridging
             self._on_bridge(bridging)
-        soon = self._next_claim(bool(held))
+        soon = self.claims.next_claim(bool(held))
         if time.monotonic() < self._busy_until:
             # Someone took work lately: look at least every second for what it holds.
             soon = min(soon or 1.0, 1.0)
         return soon
-
-    def _claim(self) -> None:
-        cursor = "0-0"
-        while self._slots.try_take():
-            # XAUTOCLAIM looks at a few pending entries per call: follow its cursor.
-            result = self.client.xautoclaim(self.stream, GROUP_NAME, self.consumer, self.claim_idle_ms,
-                                            start_id=cursor, count=1)
-            cursor = _text(result[0])
-            entries = [e for e in result[1] if e and e[0]]
-            if not entries:
-                self._slots.give()
-                if cursor == "0-0":
-                    return
-                continue
-            entry_id, fields = _text(entries[0][0]), entries[0][1]
-            pending = self.client.xpending_range(self.stream, GROUP_NAME, entry_id, entry_id, 1)
-            delivery = pending[0]["times_delivered"] if pending else self.max_deliveries + 1
-            if delivery > self.max_deliveries:
-                self._dead_letter(entry_id, fields, delivery)
-                self._slots.give()
-                continue
-            log.warning("%s: claimed request %s from an instance that stopped (delivery %d of %d)",
-                        self.service, entry_id, delivery, self.max_deliveries)
-            self._take(entry_id, fields, delivery)
-            if cursor == "0-0":
-                return
-
-    def _forget_departed(self) -> None:
-        """Remove consumers of instances that are gone and hold nothing, so
-        the group's consumer list doesn't grow with every restart."""
-        for consumer in self.client.xinfo_consumers(self.stream, GROUP_NAME):
-            name = _text(consumer["name"])
-            if (name != self.consumer and not consumer["pending"]
-                    and consumer["idle"] > self.claim_idle_ms and not is_live(self.client, name)):
-                self.client.xgroup_delconsumer(self.stream, GROUP_NAME, name)
-
-    def _dead_letter(self, entry_id: str, fields: dict, delivery: int) -> None:
-        data = fields.get(b"request", fields.get("request")) if fields else None
-        pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(self.dead, {"request": data or b"", "entry": entry_id, "deliveries": delivery - 1,
-                              "service": self.service, "time": f"{time.time():.3f}"},
-                  maxlen=DEAD_MAX_LENGTH, approximate=True)
-        pipe.xack(self.stream, GROUP_NAME, entry_id)
-        pipe.xdel(self.stream, entry_id)
-        pipe.execute()
-        self.dead_lettered += 1
-        try:
-            message = protocol.parse_request(protocol.decode_object(data, self.max_bytes))
-        except (protocol.ProtocolError, TypeError):
-            message = None
-        log.error("%s: request %s (%s) was delivered %d times without an answer; moved to %s",
-                  self.service, entry_id, message.action if message else "unreadable", delivery - 1, self.dead)
-        if message is not None and message.reply_to:
-            self._reply_error(message.reply_to, message.request_id,
-                        f"{self.service}.{message.action} was delivered {delivery - 1} times and no "
-                        f"instance answered; moved to {self.dead}", DeadLetter.code)
-
-    def _next_claim(self, holding: bool) -> float | None:
-        """Seconds until an entry held elsewhere could be claimed."""
-        soonest = None
-        for entry in self.client.xpending_range(self.stream, GROUP_NAME, "-", "+", 100):
-            if _text(entry["consumer"]) == self.consumer:
-                continue
-            wait = (self.claim_idle_ms - entry["time_since_delivered"]) / 1000
-            soonest = wait if soonest is None else min(soonest, wait)
-        keep = self.claim_idle_ms / 3000 if holding else None
-        candidates = [t for t in (soonest, keep) if t is not None]
-        return max(0.05, min(candidates)) if candidates else None
 
     def bridge(self, data: bytes) -> None:
         """Add a request PUBLISHed on the service channel to the stream."""
@@ -447,4 +352,4 @@ class GroupServer:
             log.error("could not add a published request to %s: %s", self.stream, exc)
 
     def counters(self) -> dict:
-        return {"expired": self.expired, "dead_lettered": self.dead_lettered}
+        return {"expired": self.expired, "dead_lettered": self.claims.dead_lettered}

@@ -25,6 +25,7 @@ from . import registry
 from .config import SERVICE
 from .auth import refusal
 from .errors import ServiceUnavailable
+from .claims import text
 from .group import stream_key
 from .transport import Publisher
 
@@ -62,7 +63,7 @@ class Sender:
         if known is None or refresh:
             mode, max_length = self.publish.command(deadline, "HMGET", registry.key(service), "mode",
                                                     "stream_max_length")
-            known = self._modes[service] = (_text(mode), int(max_length or _DEFAULT_MAX_LENGTH))
+            known = self._modes[service] = (text(mode), int(max_length or _DEFAULT_MAX_LENGTH))
         return known
 
     def send(self, service: str, message: str, deadline: float) -> None:
@@ -96,7 +97,7 @@ class Sender:
                 raise refusal(reply) or reply
         if entry is None:
             return False   # no stream: the service never ran as a group here
-        if _text(mode) != registry.OWNER:
+        if text(mode) != registry.OWNER:
             return True
         # The name now belongs to a single owner, which reads no stream: take
         # the request back (no group member can have read it) and publish it.
@@ -106,7 +107,3 @@ class Sender:
         except redis.ResponseError:
             pass
         return False
-
-
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else value
