@@ -98,7 +98,8 @@ def curl(box: Container, path: str, payload: dict | None = None) -> tuple[int, d
 
 
 def journal(box: Container, *args: str) -> list[dict]:
-    out = box.run("journalctl", "--no-pager", "-o", "json", *args, check=False).stdout
+    # --all: without it journalctl writes null for a field of 4096 bytes or more.
+    out = box.run("journalctl", "--no-pager", "--all", "-o", "json", *args, check=False).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
