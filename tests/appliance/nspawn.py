@@ -46,6 +46,7 @@ HOST_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container
 EMULATION_TOOLS = {"update-binfmts": "binfmt-support", "qemu-aarch64-static": "qemu-user-static"}
 QEMU_NAMES = {"arm64": "aarch64", "armhf": "arm"}
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_RULES = Path("/usr/lib/binfmt.d")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -117,10 +118,10 @@ def register_binfmt(arch: str) -> None:
         if "enabled" not in (BINFMT / name).read_text().splitlines()[0]:
             (BINFMT / name).write_text("1")
         return
-    rule = next((line for line in Path(f"/usr/lib/binfmt.d/{name}.conf").read_text().splitlines()
-                 if line.startswith(":")), None)
+    rules = BINFMT_RULES / f"{name}.conf"
+    rule = next((line for line in rules.read_text().splitlines() if line.startswith(":")), None)
     if rule is None:
-        raise ContainerError(f"cannot run {arch} binaries: no rule in /usr/lib/binfmt.d/{name}.conf")
+        raise ContainerError(f"cannot run {arch} binaries: no rule in {rules}")
     try:
         (BINFMT / "register").write_text(rule)
     except OSError as exc:
