@@ -68,6 +68,11 @@ def test_metrics_report_exactly_the_calls_made(observed, redis_server):
     waiter.join(15)
     assert results == {"hold": 504, "queued": 504}
     client.rpush("observed:release", "go")
+    # Released, the handler thread skips the expired request; only then is
+    # the queue free for the calls below (one sent sooner would be busy).
+    scrape_until(gw, lambda f: f.get(("daebus_action_expired_total",
+                                      labels(service="observed", action="echo"))) == 1
+                 and f.get(("daebus_service_queue_depth", labels(service="observed"))) == 0)
 
     oks = [gw.post("/api/services/observed/echo", {"n": i}).status_code for i in range(3)]
     fails = [gw.post("/api/services/observed/fail", {}).status_code for _ in range(2)]
