@@ -18,8 +18,8 @@ Example (what ``daebus acl write --worker sensors --load`` does)::
 from __future__ import annotations
 
 import dataclasses
-import grp
 import os
+import pwd
 import secrets
 import tempfile
 from pathlib import Path
@@ -29,8 +29,9 @@ from .errors import ConfigError
 
 DEFAULT_SECRETS_DIR = "/etc/daebus/secrets"
 DEFAULT_ACL_FILE = "/etc/redis/redis-daebus.acl"
-# Redis (user redis) must read the ACL file; nobody else needs to.
-ACL_GROUP = "redis"
+# Redis (user redis, whatever group its unit runs it with) must read the
+# ACL file; nobody else needs to.
+ACL_OWNER = "redis"
 
 
 @dataclasses.dataclass
@@ -112,9 +113,10 @@ class BusUsers:
             os.chmod(tmp, 0o640)
             if os.geteuid() == 0:
                 try:
-                    os.chown(tmp, 0, grp.getgrnam(ACL_GROUP).gr_gid)
+                    owner = pwd.getpwnam(ACL_OWNER)
+                    os.chown(tmp, owner.pw_uid, owner.pw_gid)
                 except KeyError:
-                    pass  # no redis group: root alone reads it (a test, a container)
+                    pass  # no redis user: root alone reads it (a test, a container)
             os.replace(tmp, self.acl_file)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -239,7 +239,7 @@ class Container:
     Example::
 
         with Container(root, "daebus-test", log_path) as box:
-            box.run("systemctl", "is-active", "redis-server")
+            box.run("systemctl", "is-active", "redis-server@daebus")
     """
 
     def __init__(self, root: Path, name: str, log_path: Path):

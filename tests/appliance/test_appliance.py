@@ -26,6 +26,12 @@ VERSION = version_of(ROOT)
 DEMO_WORKERS = ("kiosk-sensors", "kiosk-display", "kiosk-system")
 GATEWAY = "http://127.0.0.1:8080"
 WORKER = "daebus-worker@example.service"
+# The bus: Debian's redis-server@.service, run with /etc/redis/redis-daebus.conf.
+BUS = "redis-server@daebus.service"
+SOCKET = "/run/redis-daebus/redis-server.sock"
+SECRETS = "/etc/daebus/secrets"
+# systemd-analyze security's exposure of the units, at most.
+EXPOSURE = {"daebus-gateway.service": 1.7, WORKER: 1.8}
 # Debian 12's versions: what the device runs, and what this proves daebus works with.
 BOOKWORM = {"python3-redis": "4.3.4", "python3-flask": "2.2.2", "python3-apscheduler": "3.9.1",
             "gunicorn": "20.1.0"}
@@ -129,6 +135,49 @@ def hello(box: Container, name: str = "box") -> dict:
     return body["result"]
 
 
+LISTENERS = r"""
+import json, os
+inodes = {}
+for proto in ("tcp", "tcp6"):
+    for line in open(f"/proc/net/{proto}").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":  # LISTEN
+            inodes[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+found = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        unit = open(f"/proc/{pid}/cgroup").read().strip().rsplit("/", 1)[-1]
+    except OSError:
+        continue
+    for link in links:
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            found.append({"port": inodes[link[8:-1]], "pid": int(pid), "unit": unit})
+print(json.dumps(found))
+"""
+
+
+def tcp_listeners(box: Container) -> list[dict]:
+    """Every listening TCP socket in the box: port, pid and systemd unit."""
+    return json.loads(box.run("python3", "-c", LISTENERS).stdout)
+
+
+def admin_cli(box: Container, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """redis-cli on the bus's socket as the admin user (as root may)."""
+    secret = (box.root / SECRETS.lstrip("/") / "admin").read_text().strip()
+    return box.run("redis-cli", "-s", SOCKET, "--user", "admin", "--pass", secret, "--no-auth-warning",
+                   *args, check=check)
+
+
+def mode(box: Container, path: str) -> str:
+    return box.run("stat", "-c", "%a %U:%G", path).stdout.strip()
+
+
+def exposure(box: Container, unit: str) -> float:
+    out = box.run("systemd-analyze", "security", "--no-pager", unit, check=False).stdout
+    return float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out).group(1))
+
+
 # -- the story -----------------------------------------------------------------
 
 def contents(deb: Path) -> str:
@@ -162,8 +211,10 @@ def test_package_contents(debs, steps):
     # The gateway is an application: no top-level "gateway" module for every Python program.
     assert "dist-packages" not in appliance and "dist-packages" not in demo
     assert "kiosk_demo" not in appliance and "daebus-kiosk-demo" not in appliance
-    for unit in ("daebus-gateway.service", "daebus-worker@.service", "daebus.target"):
-        assert f"/lib/systemd/system/{unit}" in appliance
+    for unit in ("daebus-gateway.service", "daebus-worker@.service", "daebus.target", "daebus-acl.service",
+                 "daebus-acl@.service", "redis-server@daebus.service.d/daebus.conf"):
+        assert f"/lib/systemd/system/{unit}" in appliance, unit
+    assert "/usr/share/daebus/redis/redis-daebus.conf" in appliance
     assert "/usr/lib/sysusers.d/daebus.conf" in appliance
     # Named by the units' Documentation= and copied by vendors as they are.
     for doc in ("appliance.md", "examples/example.py", "examples/example.toml", "examples/devices.conf",
@@ -204,8 +255,8 @@ def test_install_pulls_debian_dependencies(box, debs, steps):
 
 
 def test_gateway_and_redis_active(box, steps):
-    with steps("daebus-gateway and redis-server active"):
-        states = box.run("systemctl", "is-active", "daebus-gateway.service", "redis-server.service",
+    with steps("daebus-gateway and redis-server@daebus active"):
+        states = box.run("systemctl", "is-active", "daebus-gateway.service", BUS,
                          "daebus.target", check=False).stdout.split()
         assert states == ["active", "active", "active"], states
         enabled = box.run("systemctl", "is-enabled", "daebus-gateway.service", "daebus.target",
@@ -224,6 +275,43 @@ def test_gateway_and_redis_active(box, steps):
     assert not leaked, leaked
 
 
+def test_the_bus_is_private(box, steps):
+    with steps("the bus: no TCP listener, a socket nobody else opens, the default user off, secrets private") \
+            as step:
+        listeners = tcp_listeners(box)
+        nobody = box.run("runuser", "-u", "nobody", "--", "redis-cli", "-s", SOCKET, "PING", check=False)
+        anonymous = box.run("redis-cli", "-s", SOCKET, "PING", check=False)
+        info = admin_cli(box, "INFO", "server").stdout
+        flush = admin_cli(box, "FLUSHALL", check=False)
+        modes = {path: mode(box, path) for path in (
+            SECRETS, f"{SECRETS}/admin", f"{SECRETS}/gateway", "/etc/redis/redis-daebus.acl",
+            "/etc/redis/redis-daebus.conf", "/run/redis-daebus", SOCKET, "/etc/daebus/conf.d/00-bus.toml")}
+        config = box.run("daebus", "config", "redis").stdout
+        step["figures"] = "TCP listeners: " + (", ".join(f"{l['port']} ({l['unit']})" for l in listeners) or "none")
+    bus = show(box, BUS, "MainPID", "User", "Group")
+    assert not [l for l in listeners if l["unit"] == BUS or l["pid"] == int(bus["MainPID"])], listeners
+    # Nothing of daebus listens on TCP but the gateway on loopback.
+    daebus_ports = sorted(l["port"] for l in listeners if l["unit"].startswith("daebus"))
+    assert set(daebus_ports) <= {8080}, listeners
+    assert "tcp_port:0" in info, info
+    assert nobody.returncode != 0 and "Permission denied" in nobody.stdout + nobody.stderr, nobody
+    assert "NOAUTH" in anonymous.stdout + anonymous.stderr, anonymous
+    assert "NOPERM" in flush.stdout + flush.stderr, flush
+    assert (bus["User"], bus["Group"]) == ("redis", "daebus"), bus
+    assert modes == {SECRETS: "700 root:root", f"{SECRETS}/admin": "600 root:root",
+                     f"{SECRETS}/gateway": "600 root:root", "/etc/redis/redis-daebus.acl": "640 redis:redis",
+                     "/etc/redis/redis-daebus.conf": "640 redis:redis", "/run/redis-daebus": "2750 redis:daebus",
+                     SOCKET: "770 redis:daebus", "/etc/daebus/conf.d/00-bus.toml": "644 root:root"}, modes
+    assert "unix:///run/redis-daebus/redis-server.sock" in config and "admin" in config, config
+    # The gateway logs in as its own user, with its secret as a credential.
+    gateway = show(box, "daebus-gateway.service", "LoadCredential", "Environment")
+    assert f"{SECRETS}/gateway" in gateway["LoadCredential"], gateway
+    assert "DAEBUS_REDIS_USERNAME=gateway" in gateway["Environment"], gateway
+    # The default user is off, so a gateway that answers has logged in.
+    status, _ = curl(box, "/api/services")
+    assert status == 200
+
+
 def test_worker_instance_runs(box, steps):
     with steps("add the example worker, systemctl enable --now daebus-worker@example"):
         box.sh(ADD_EXAMPLE_WORKER, timeout=120)
@@ -234,6 +322,19 @@ def test_worker_instance_runs(box, steps):
     assert box.run("systemctl", "is-enabled", WORKER).stdout.strip() == "enabled"
     listed = box.run("daebus", "services").stdout
     assert re.search(r"^example\s", listed, re.M), listed
+    # Under its own Redis user, whose secret was made before it started.
+    assert mode(box, f"{SECRETS}/workers/example") == "600 root:root"
+    environ = box.run("cat", f"/proc/{show(box, WORKER, 'MainPID')['MainPID']}/environ").stdout.split("\0")
+    assert "DAEBUS_REDIS_USERNAME=worker:example" in environ, environ
+    assert box.run("systemctl", "is-failed", "daebus-acl@example.service", check=False).stdout.strip() != "failed"
+
+
+@pytest.mark.independent
+def test_units_exposure(box, steps):
+    with steps("systemd-analyze security: the gateway and a worker") as step:
+        scores = {unit: exposure(box, unit) for unit in EXPOSURE}
+        step["figures"] = ", ".join(f"{unit} {score}" for unit, score in scores.items())
+    assert all(scores[unit] <= bound for unit, bound in EXPOSURE.items()), scores
 
 
 def test_action_through_gateway(box, steps):
@@ -360,8 +461,8 @@ def test_worker_survives_redis_restart(box, steps):
     worker = show(box, WORKER, "MainPID", "NRestarts")
     gateway = show(box, "daebus-gateway.service", "MainPID", "NRestarts")
     mark = cursor(box)
-    with steps("restart redis-server: the worker reconnects without restarting"):
-        box.run("systemctl", "restart", "redis-server.service")
+    with steps("restart redis-server@daebus: the worker reconnects without restarting"):
+        box.run("systemctl", "restart", BUS)
         wait_until(lambda: any("restored" in m for m in messages_since(box, WORKER, mark)), 60,
                    "the worker to log that Redis is back")
         wait_until(lambda: curl(box, "/api/services/example/hello", {"name": "again"})[0] == 200, 30,
@@ -641,6 +742,8 @@ def test_upgrade_to_the_next_version(box, next_debs, steps, tmp_path):
     for target in targets:
         wait_until(lambda: curl(box, f"/api/services/{target}", {})[0] == 200, 60, f"{target} to answer")
     settings = (box.root / "etc/daebus/daebus.toml").read_bytes()
+    secrets = {p.name: p.read_bytes() for p in (box.root / SECRETS.lstrip("/")).rglob("*") if p.is_file()}
+    assert {"admin", "gateway", "example", "kiosk-display", "acme-one", "acme-two"} <= set(secrets), secrets
     before = daebus_processes(box)
     assert len(before) >= 7, before  # gateway (2), example, the demo's 3, the vendors' 2
     (box.root / "srv/poll.py").write_text(POLLER)
@@ -667,6 +770,8 @@ def test_upgrade_to_the_next_version(box, next_debs, steps, tmp_path):
     assert max(outage.values()) <= UPGRADE_BOUND, outage
     # Settings kept, and in force.
     assert (box.root / "etc/daebus/daebus.toml").read_bytes() == settings
+    kept = {p.name: p.read_bytes() for p in (box.root / SECRETS.lstrip("/")).rglob("*") if p.is_file()}
+    assert kept == secrets, "the upgrade changed the bus's secrets"
     assert (box.root / "usr/share/doc/daebus/examples/daebus.toml").read_text().endswith(f"# Changed in {NEXT}.\n")
     host = box.run("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: kiosk.local",
                    GATEWAY + "/api/health").stdout
@@ -697,16 +802,16 @@ def test_demo_remove_turns_it_off(box, steps):
 
 
 def redis_keys(box: Container, pattern: str) -> list[str]:
-    return box.run("redis-cli", "--scan", "--pattern", pattern).stdout.split()
+    return admin_cli(box, "--scan", "--pattern", pattern).stdout.split()
 
 
 def test_demo_purge_leaves_nothing(box, steps):
     # Removed, not purged: its state in Redis is still there.
-    assert redis_keys(box, "kiosk_demo:*"), "the demo kept no state in Redis"
+    assert redis_keys(box, "display:*"), "the demo kept no state in Redis"
     with steps("apt-get purge daebus-kiosk-demo: its links, state and Redis keys gone"):
         box.run("apt-get", "purge", "-y", "-q", "daebus-kiosk-demo", timeout=300)
         state = demo_state(box)
-        keys = redis_keys(box, "kiosk_demo:*")
+        keys = redis_keys(box, "display:*") + redis_keys(box, "kiosk_demo:*")
     assert state == {"active": OFF, "links": [], "page": "neutral"}, state
     assert keys == [], keys
     for path in ("var/lib/daebus-kiosk-demo", "var/lib/daebus/kiosk-display", "usr/share/daebus/kiosk_demo",
@@ -727,7 +832,14 @@ def test_purge_leaves_nothing_running(box, steps):
     leftovers = [line for line in processes.splitlines()
                  if line.split()[0] == "daebus" or "gunicorn" in line or "daebus worker" in line]
     assert not leftovers, leftovers
+    # Its Redis, users, secrets and data are gone; Debian's default instance
+    # is left as it was.
+    assert box.run("systemctl", "is-active", BUS, check=False).stdout.strip() != "active"
     assert box.run("systemctl", "is-active", "redis-server.service", check=False).stdout.strip() == "active"
+    for path in ("etc/daebus/secrets", "etc/redis/redis-daebus.acl", "etc/redis/redis-daebus.conf",
+                 "var/lib/redis-daebus", "lib/systemd/system/redis-server@daebus.service.d"):
+        assert not (box.root / path).exists(), path
+    assert (box.root / "etc/redis/redis.conf").is_file()
     for path in ("lib/systemd/system/daebus-gateway.service", "etc/systemd/system/daebus.target.wants",
                  "etc/systemd/system/multi-user.target.wants/daebus.target", "var/lib/daebus",
                  "usr/bin/daebus", "usr/share/daebus", "usr/share/doc/daebus"):
