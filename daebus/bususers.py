@@ -42,6 +42,7 @@ class Outcome:
     users: list[str]
     created: list[str]
     problems: dict[str, str]
+    changed: bool = True   # the file's text is new (not rewritten otherwise)
 
 
 def exposed_channels() -> list[str]:
@@ -105,6 +106,11 @@ class BusUsers:
         created: list[str] = []
         users = [acl.ADMIN, acl.GATEWAY, *(acl.worker_user(w.name) for w in found)]
         text = acl.render({user: self.secret(user, created) for user in users}, found, exposed_channels())
+        try:
+            if self.acl_file.read_text() == text:
+                return Outcome(users, created, problems, changed=False)
+        except (OSError, UnicodeDecodeError):
+            pass   # missing or unreadable: written below
         self.acl_file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".daebus-acl-", dir=self.acl_file.parent)
         try:
@@ -125,7 +131,9 @@ class BusUsers:
 
     def load(self, url: str) -> None:
         """``ACL LOAD`` as the admin user: the users in the file take effect
-        now (connections already open keep their user, with its new rights)."""
+        now. Redis 7.0 then closes every connection logged in as a user (they
+        reconnect), hence ``daebus acl --load --if-changed`` where it is run
+        at every start."""
         from .transport import connect
 
         scheme, rest = url.split("://", 1)

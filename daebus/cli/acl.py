@@ -4,6 +4,7 @@ Examples::
 
     sudo daebus acl                              # secrets made if missing, ACL file written
     sudo daebus acl --worker sensors --load      # and the sensors worker's user, loaded now
+    daebus acl --worker sensors --load --if-changed   # what a worker's start runs
 
 The package runs it when installed and before a worker starts, so that
 each worker instance has its own Redis user; see docs/security.md.
@@ -26,7 +27,7 @@ def cmd_write(args: argparse.Namespace) -> int:
     if not args.quiet:
         made = f"; new secrets for {', '.join(outcome.created)}" if outcome.created else ""
         print(f"{users.acl_file}: {len(outcome.users)} user(s){made}")
-    if args.load:
+    if args.load and (outcome.changed or not args.if_changed):
         url = redis_url(args)
         try:
             users.load(url)
@@ -48,6 +49,9 @@ def register(commands) -> None:
                         help="a worker instance whose user must be there (repeatable); exit 2 if "
                              "its worker file is wrong")
     parser.add_argument("--load", action="store_true", help="then run ACL LOAD as the admin user")
+    parser.add_argument("--if-changed", action="store_true",
+                        help="with --load: load only if the file's text changed (loading closes the "
+                             "connections of every Redis user, which reconnect)")
     parser.add_argument("--secrets-dir", metavar="DIR",
                         help="default: $DAEBUS_SECRETS_DIR or /etc/daebus/secrets")
     parser.add_argument("--acl-file", metavar="PATH",

@@ -84,6 +84,35 @@ def test_a_new_worker_gets_its_user_in_a_running_redis(daebus, device):
         server.close()
 
 
+def test_if_changed_loads_only_a_changed_file(daebus, device):
+    # ACL LOAD closes the connections of every logged-in user (Redis 7.0):
+    # what runs at every start must not do it when nothing changed.
+    folder, env = device
+    worker_file(folder, "first")
+    assert daebus("acl", env=env).returncode == 0
+    acl_file = folder / "redis" / "users.acl"
+    server = RedisServer(args=("--aclfile", str(acl_file))).start()
+    try:
+        secret = (folder / "secrets" / "workers" / "first").read_text().strip()
+        client = redis.Redis(port=server.port, username="worker:first", password=secret,
+                             single_connection_client=True)
+        connection = client.client_id()
+        written = acl_file.stat().st_mtime_ns
+        same = daebus("acl", "--worker", "first", "--load", "--if-changed", env=env, url=server.url)
+        assert same.returncode == 0, same.stderr
+        assert acl_file.stat().st_mtime_ns == written   # not rewritten either
+        assert client.client_id() == connection   # the same connection: not closed
+        worker_file(folder, "second")
+        changed = daebus("acl", "--worker", "second", "--load", "--if-changed", env=env, url=server.url)
+        assert changed.returncode == 0, changed.stderr
+        second = (folder / "secrets" / "workers" / "second").read_text().strip()
+        assert redis.Redis(port=server.port, username="worker:second", password=second).ping()
+        assert client.client_id() != connection   # loaded: Redis closed it, redis-py reconnected
+        client.close()
+    finally:
+        server.close()
+
+
 def test_load_without_a_running_redis_is_not_an_error(daebus, device):
     folder, env = device
     done = daebus("acl", "--load", env=env, url="redis://127.0.0.1:1/0")
