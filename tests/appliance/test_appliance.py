@@ -304,9 +304,12 @@ def test_the_bus_is_private(box, steps):
                      SOCKET: "770 redis:daebus", "/etc/daebus/conf.d/00-bus.toml": "644 root:root"}, modes
     assert "unix:///run/redis-daebus/redis-server.sock" in config and "admin" in config, config
     # The gateway logs in as its own user, with its secret as a credential.
-    gateway = show(box, "daebus-gateway.service", "LoadCredential", "Environment")
-    assert f"{SECRETS}/gateway" in gateway["LoadCredential"], gateway
+    gateway = show(box, "daebus-gateway.service", "Environment")
     assert "DAEBUS_REDIS_USERNAME=gateway" in gateway["Environment"], gateway
+    credential = box.run("stat", "-c", "%a %U", "/run/credentials/daebus-gateway.service/redis-password").stdout
+    secret = (box.root / SECRETS.lstrip("/") / "gateway").read_text()
+    handed = box.run("cat", "/run/credentials/daebus-gateway.service/redis-password").stdout
+    assert credential.split() in (["400", "daebus"], ["440", "daebus"]) and handed == secret, credential
     # The default user is off, so a gateway that answers has logged in.
     status, _ = curl(box, "/api/services")
     assert status == 200
