@@ -306,10 +306,12 @@ def test_the_bus_is_private(box, steps):
     # The gateway logs in as its own user, with its secret as a credential.
     gateway = show(box, "daebus-gateway.service", "Environment")
     assert "DAEBUS_REDIS_USERNAME=gateway" in gateway["Environment"], gateway
-    credential = box.run("stat", "-c", "%a %U", "/run/credentials/daebus-gateway.service/redis-password").stdout
+    credential = "/run/credentials/daebus-gateway.service/redis-password"
     secret = (box.root / SECRETS.lstrip("/") / "gateway").read_text()
-    handed = box.run("cat", "/run/credentials/daebus-gateway.service/redis-password").stdout
-    assert credential.split() in (["400", "daebus"], ["440", "daebus"]) and handed == secret, credential
+    handed = box.run("runuser", "-u", "daebus", "--", "cat", credential, check=False)
+    others = box.run("runuser", "-u", "nobody", "--", "cat", credential, check=False)
+    assert handed.returncode == 0 and handed.stdout == secret, handed
+    assert others.returncode != 0 and others.stdout == "", others
     # The default user is off, so a gateway that answers has logged in.
     status, _ = curl(box, "/api/services")
     assert status == 200
