@@ -94,21 +94,27 @@ def test_if_changed_loads_only_a_changed_file(daebus, device):
     server = RedisServer(args=("--aclfile", str(acl_file))).start()
     try:
         secret = (folder / "secrets" / "workers" / "first").read_text().strip()
-        client = redis.Redis(port=server.port, username="worker:first", password=secret,
-                             single_connection_client=True)
-        connection = client.client_id()
+        # One connection, never reopened behind the test's back.
+        connection = redis.Connection(port=server.port, username="worker:first", password=secret)
+        connection.connect()
+
+        def ping():
+            connection.send_command("PING")
+            return connection.read_response()
+
         written = acl_file.stat().st_mtime_ns
         same = daebus("acl", "--worker", "first", "--load", "--if-changed", env=env, url=server.url)
         assert same.returncode == 0, same.stderr
         assert acl_file.stat().st_mtime_ns == written   # not rewritten either
-        assert client.client_id() == connection   # the same connection: not closed
+        assert ping() in (b"PONG", "PONG")   # still open
         worker_file(folder, "second")
         changed = daebus("acl", "--worker", "second", "--load", "--if-changed", env=env, url=server.url)
         assert changed.returncode == 0, changed.stderr
         second = (folder / "secrets" / "workers" / "second").read_text().strip()
         assert redis.Redis(port=server.port, username="worker:second", password=second).ping()
-        assert client.client_id() != connection   # loaded: Redis closed it, redis-py reconnected
-        client.close()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            ping()   # loaded: Redis closed it
+        connection.disconnect()
     finally:
         server.close()
 
