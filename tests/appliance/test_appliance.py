@@ -507,7 +507,6 @@ def test_integration_suite_on_bookworm_packages(box, steps):
     shutil.copytree(ROOT / "tests", dest / "tests",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "appliance"))
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
-    shutil.copytree(ROOT / "systemd", dest / "systemd")   # what test_unit_hardening reads
     # Only the tests are copied: `import daebus` finds the installed package,
     # and the tests' checkout-relative gateway (and kiosk) are the installed ones.
     for app in ("gateway", "kiosk_demo"):

@@ -79,12 +79,14 @@ def arm64_box(debs, steps):
             root = unpack(tarball, log_dir)
             for name in ("python3-daebus", "daebus"):
                 shutil.copy(debs[name], root / "srv" / debs[name].name)
-            # qemu-user cannot set up user namespaces, which Debian's redis unit
-            # asks for (PrivateUsers=): without this drop-in Redis fails at
-            # step USER under emulation only.
-            dropin = root / "etc/systemd/system/redis-server.service.d"
-            dropin.mkdir(parents=True)
-            (dropin / "emulation.conf").write_text("[Service]\nPrivateUsers=no\n")
+            # qemu-user cannot set up user namespaces, which Debian's redis units
+            # ask for (PrivateUsers=): without this drop-in Redis fails at
+            # step USER under emulation only (the default instance, and the
+            # bus's, redis-server@daebus).
+            for unit in ("redis-server.service", "redis-server@daebus.service"):
+                dropin = root / f"etc/systemd/system/{unit}.d"
+                dropin.mkdir(parents=True)
+                (dropin / "emulation.conf").write_text("[Service]\nPrivateUsers=no\n")
             with open(log_dir / "image.log", "a") as log:
                 add_dependencies(root, [f"/srv/{debs[name].name}" for name in ("python3-daebus", "daebus")],
                                  log, ARCH)
@@ -125,5 +127,5 @@ def test_arm64_installs_and_serves(arm64_box, debs, steps):
     assert health[1]["version"] == VERSION and health[1]["redis"] == "up", health
     assert body["result"]["message"] == "Hello, arm64!", body
     states = box.run("systemctl", "is-active", "daebus-gateway.service", "daebus-worker@example.service",
-                     "redis-server.service", check=False).stdout.split()
+                     "redis-server@daebus.service", check=False).stdout.split()
     assert states == ["active"] * 3, states
