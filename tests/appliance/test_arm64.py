@@ -87,6 +87,19 @@ def arm64_box(debs, steps):
                 dropin = root / f"etc/systemd/system/{unit}.d"
                 dropin.mkdir(parents=True)
                 (dropin / "emulation.conf").write_text("[Service]\nPrivateUsers=no\n")
+            # Nor can it mount the credentials file system behind LoadCredential=
+            # (the units fail with 243/CREDENTIALS): under emulation only, each
+            # daebus unit gets its secret copied, readable by its user alone, into
+            # a folder that CREDENTIALS_DIRECTORY names, as systemd would hand it.
+            for unit, secret, folder in (
+                    ("daebus-gateway.service", "/etc/daebus/secrets/gateway", "/run/daebus-emulation/gateway"),
+                    ("daebus-worker@.service", "/etc/daebus/secrets/workers/%i", "/run/daebus-emulation/worker-%i")):
+                dropin = root / f"etc/systemd/system/{unit}.d"
+                dropin.mkdir(parents=True, exist_ok=True)
+                (dropin / "emulation.conf").write_text(
+                    "[Service]\nLoadCredential=\n"
+                    f"Environment=CREDENTIALS_DIRECTORY={folder}\n"
+                    f"ExecStartPre=+/usr/bin/install -D -m 0400 -o daebus {secret} {folder}/redis-password\n")
             with open(log_dir / "image.log", "a") as log:
                 add_dependencies(root, [f"/srv/{debs[name].name}" for name in ("python3-daebus", "daebus")],
                                  log, ARCH)
