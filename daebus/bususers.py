@@ -72,16 +72,21 @@ class BusUsers:
         path = self.secret_path(user)
         if not path.exists():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # O_EXCL: two helpers starting at once never overwrite each other.
+            # Written aside (0600), then linked into place: helpers starting at
+            # once (a package enabling several workers) find no secret or a
+            # whole one, and the first link wins over the others.
+            fd, aside = tempfile.mkstemp(prefix=".new-", dir=path.parent)
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32) + "\n")
+                os.link(aside, path)
             except FileExistsError:
                 pass
             else:
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(secrets.token_hex(32) + "\n")
                 if created is not None:
                     created.append(user)
+            finally:
+                os.unlink(aside)
         return auth.read_private(path, f"secret of {user}")
 
     def workers(self, extra: list[str] = ()) -> tuple[list[acl.Worker], dict[str, str]]:
