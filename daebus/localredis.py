@@ -26,11 +26,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Redis picks what it runs from the name it is started under (argv[0]):
+# Debian's redis-tools holds the server program as redis-check-rdb, and
+# redis-server's /usr/bin/redis-server is a link to that file. Either is
+# started as "redis-server".
+SERVER_PROGRAMS = ("redis-server", "redis-check-rdb")
+
+
 def redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    return "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    """The file of Redis's server program (redis-server's, else redis-tools'),
+    or None; start it with ``redis-server`` as argv[0]."""
+    for name in SERVER_PROGRAMS:
+        found = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+        if found:
+            return found
+    return None
 
 
 class RedisServer:
@@ -62,14 +72,14 @@ class RedisServer:
     def start(self, timeout: float = 10) -> RedisServer:
         binary = redis_server_binary()
         if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+            raise RuntimeError("no Redis server is installed (apt-get install redis-tools)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
              "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
              "--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
              "--loglevel", "notice", *(["--requirepass", self.password] if self.password else []),
              *self.args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **self._popen)
+            executable=binary, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **self._popen)
         # Readiness is the server's own log line, not a guess.
         deadline = time.monotonic() + timeout
         lines = []

@@ -62,7 +62,7 @@ def port_in_use(port: int) -> bool:
 def start_redis(*, embedded: bool = False, say: Callable[[str], None] = print):
     """A private Redis on a free loopback port: ``(url, stop)``.
 
-    ``redis-server`` when installed (and ``embedded`` is false), else the
+    Redis's server program when installed (and ``embedded`` is false), else the
     fakeredis TCP server in a thread of this process.
     """
     if not embedded and redis_server_binary():
@@ -77,7 +77,7 @@ def start_redis(*, embedded: bool = False, say: Callable[[str], None] = print):
     server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="embedded-redis", daemon=True).start()
-    reason = "as asked" if embedded else "redis-server is not installed"
+    reason = "as asked" if embedded else "no Redis server is installed"
     say(f"embedded Redis (fakeredis) on 127.0.0.1:{port} ({reason})")
 
     def stop_embedded() -> None:
