@@ -14,7 +14,7 @@ loops that reconnect after a lost Redis let it through to whoever asked.
 Example::
 
     [redis]
-    url = "unix:///run/redis-daebus/redis.sock"
+    url = "unix:///run/redis-daebus/redis-server.sock"
     username = "gateway"
     password_file = "redis-password"     # LoadCredential=redis-password:...
 """

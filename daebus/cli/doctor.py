@@ -32,6 +32,8 @@ from .common import Exit, add_redis_url, connect
 APPLIANCE_DIR = "/usr/share/daebus"
 MARKS = {True: "✔", False: "✘", None: "–"}
 RESTART = "then: sudo systemctl restart daebus.target"
+# The appliance's own Redis (the daebus package's unit), not any other on the box.
+BUS_UNIT = "daebus-redis.service"
 
 
 @dataclasses.dataclass
@@ -135,7 +137,7 @@ class Doctor:
         except REDIS_ERRORS as exc:
             client.close()
             self.add("redis", False, f"cannot reach {redact(url)} (from {origin}): {exc}",
-                     "start it (sudo systemctl start redis-server) or set [redis] url")
+                     f"start the bus (sudo systemctl start {BUS_UNIT}) or set [redis] url")
             return
         self.client = client
         self.add("redis", True, f"{redact(url)} answers (Redis {version}), "
@@ -170,7 +172,7 @@ class Doctor:
             return
         listed = _systemctl("list-units", "--all", "--plain", "--no-legend", "--no-pager", "daebus-worker@*")
         workers = [line.split()[0] for line in listed.splitlines() if line.strip()]
-        units = ["redis-server.service", "daebus-gateway.service", "daebus.target", *workers]
+        units = [BUS_UNIT, "daebus-gateway.service", "daebus.target", *workers]
         shown = _systemctl("show", "--property=Id,LoadState,ActiveState,SubState", *units)
         active, bad = [], 0
         for block in shown.strip().split("\n\n"):

@@ -7,8 +7,8 @@ each run unpacks a fresh copy, boots it with ``systemd-nspawn --register=no
 registration). A foreign architecture (arm64 on an amd64 host) runs under
 qemu-user-static through binfmt_misc, registered by :func:`register_binfmt`.
 
-The container has only a loopback network (``--private-network``): its Redis
-on 6379 and gateway on 8080 can't collide with anything on the host. So that
+The container has only a loopback network (``--private-network``): a Redis
+on 6379 and the gateway on 8080 can't collide with anything on the host. So that
 ``apt install ./daebus.deb`` still resolves its dependencies from Debian, the
 tarball holds bookworm's package lists, and :func:`add_dependencies` puts
 the dependencies' .deb files in a fresh copy (downloaded, not installed;
@@ -17,6 +17,7 @@ kept in the cache between runs).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -239,7 +240,7 @@ class Container:
     Example::
 
         with Container(root, "daebus-test", log_path) as box:
-            box.run("systemctl", "is-active", "redis-server@daebus")
+            box.run("systemctl", "is-active", "daebus-redis")
     """
 
     def __init__(self, root: Path, name: str, log_path: Path):
@@ -345,3 +346,21 @@ class Container:
         propagate = Path("/run/systemd/nspawn/propagate") / self.name
         if propagate.is_dir():
             shutil.rmtree(propagate, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def booted(root: Path, name: str, log_dir: Path, step):
+    """The container of ``root`` booted (inside the context manager ``step``
+    gives), stopped at the end; its folder ``log_dir`` is then removed unless
+    ``DAEBUS_TEST_KEEP`` is set."""
+    container = Container(root, name, log_dir / "console.log")
+    try:
+        with step:
+            container.boot()
+        yield container
+    finally:
+        container.stop()
+        if os.environ.get("DAEBUS_TEST_KEEP"):
+            print(f"container root kept in {root}")
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,3 +36,23 @@ def make_debs(source: Path = ROOT) -> dict[str, Path]:
     for path in debs.values():
         assert path.is_file(), f"make deb did not produce {path}"
     return debs
+
+
+def make_versioned_debs(source: Path, dest: Path, version: str, note: str) -> dict[str, Path]:
+    """The packages of ``source`` built as ``version``: a copy in ``dest``
+    whose version and changelog say so (``note`` is the changelog's line),
+    and whose shipped example configurations changed, as a new release's do."""
+    copy = dest / "daebus"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "__pycache__", "*.egg-info", "tests", "bench"))
+    init = copy / "daebus/__init__.py"
+    old = version_of(copy)
+    init.write_text(init.read_text().replace(f'__version__ = "{old}"', f'__version__ = "{version}"'))
+    changelog = copy / "debian/changelog"
+    changelog.write_text(f"daebus ({version}) unstable; urgency=medium\n\n  * {note}\n\n -- Daebus Maintainers "
+                         f"<maintainers@daebus.example.org>  Tue, 01 Dec 2026 12:00:00 +0000\n\n"
+                         + changelog.read_text())
+    for shipped in ("debian/examples/daebus.toml", "kiosk_demo/device/gateway.toml"):
+        path = copy / shipped
+        path.write_text(path.read_text() + f"# Changed in {version}.\n")
+    return make_debs(copy)

@@ -19,19 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from appliance.nspawn import PATH, SUITE, Container, add_dependencies, build_image, unpack, wait_until
-from appliance.packages import ADD_EXAMPLE_WORKER, PACKAGES, ROOT, make_debs, version_of
+from appliance.nspawn import PATH, SUITE, Container, add_dependencies, booted, build_image, unpack, wait_until
+from appliance.packages import ADD_EXAMPLE_WORKER, PACKAGES, ROOT, make_debs, make_versioned_debs, version_of
 
 VERSION = version_of(ROOT)
 DEMO_WORKERS = ("kiosk-sensors", "kiosk-display", "kiosk-system")
 GATEWAY = "http://127.0.0.1:8080"
 WORKER = "daebus-worker@example.service"
-# The bus: Debian's redis-server@.service, run with /etc/redis/redis-daebus.conf.
-BUS = "redis-server@daebus.service"
+# The bus: the package's own unit running redis-tools' server with /etc/redis/redis-daebus.conf.
+BUS = "daebus-redis.service"
 SOCKET = "/run/redis-daebus/redis-server.sock"
 SECRETS = "/etc/daebus/secrets"
 # systemd-analyze security's exposure of the units, at most.
-EXPOSURE = {"daebus-gateway.service": 1.7, WORKER: 1.8}
+EXPOSURE = {"daebus-gateway.service": 1.7, WORKER: 1.5, BUS: 1.1}
 # Debian 12's versions: what the device runs, and what this proves daebus works with.
 BOOKWORM = {"python3-redis": "4.3.4", "python3-flask": "2.2.2", "python3-apscheduler": "3.9.1",
             "gunicorn": "20.1.0"}
@@ -68,18 +68,11 @@ def box(debs, steps):
         for deb in debs.values():
             shutil.copy(deb, root / "srv" / deb.name)
         with open(log_dir / "image.log", "a") as log:
-            add_dependencies(root, [f"/srv/{deb.name}" for deb in debs.values()], log)
-    container = Container(root, f"daebus-test-{os.getpid()}", log_dir / "console.log")
-    try:
-        with steps("boot it: systemd-nspawn --register=no --keep-unit -b"):
-            container.boot()
+            # redis-server too, downloaded only: an administrator installs it later.
+            add_dependencies(root, [f"/srv/{deb.name}" for deb in debs.values()] + ["redis-server"], log)
+    with booted(root, f"daebus-test-{os.getpid()}", log_dir,
+                steps("boot it: systemd-nspawn --register=no --keep-unit -b")) as container:
         yield container
-    finally:
-        container.stop()
-        if os.environ.get("DAEBUS_TEST_KEEP"):
-            print(f"container root kept in {root}")
-        else:
-            shutil.rmtree(log_dir, ignore_errors=True)
 
 
 # -- helpers -------------------------------------------------------------------
@@ -202,6 +195,8 @@ def test_package_contents(debs, steps):
     assert "/usr/bin/" not in library and "/lib/systemd/" not in library and "/usr/share/daebus" not in library
     assert "python3-redis" in info["python3-daebus"] and "python3-flask" not in info["python3-daebus"]
     assert "python3-prometheus-client" in info["daebus"]
+    # Redis's server program (in redis-tools), not redis-server's default instance on TCP.
+    assert "redis-tools (>= 5:7.0)" in info["daebus"] and "redis-server" not in info["daebus"], info["daebus"]
     assert f"python3-daebus (= {VERSION})" in info["daebus"] and "gunicorn" in info["daebus"]
     assert f"daebus (= {VERSION})" in info["daebus-kiosk-demo"]
     assert "/usr/bin/daebus\n" in appliance
@@ -212,7 +207,7 @@ def test_package_contents(debs, steps):
     assert "dist-packages" not in appliance and "dist-packages" not in demo
     assert "kiosk_demo" not in appliance and "daebus-kiosk-demo" not in appliance
     for unit in ("daebus-gateway.service", "daebus-worker@.service", "daebus.target", "daebus-acl.service",
-                 "daebus-acl@.service", "redis-server@daebus.service.d/daebus.conf"):
+                 "daebus-acl@.service", "daebus-redis.service"):
         assert f"/lib/systemd/system/{unit}" in appliance, unit
     assert "/usr/share/daebus/redis/redis-daebus.conf" in appliance
     assert "/usr/lib/sysusers.d/daebus.conf" in appliance
@@ -255,7 +250,7 @@ def test_install_pulls_debian_dependencies(box, debs, steps):
 
 
 def test_gateway_and_redis_active(box, steps):
-    with steps("daebus-gateway and redis-server@daebus active"):
+    with steps("daebus-gateway and daebus-redis active"):
         states = box.run("systemctl", "is-active", "daebus-gateway.service", BUS,
                          "daebus.target", check=False).stdout.split()
         assert states == ["active", "active", "active"], states
@@ -287,9 +282,13 @@ def test_the_bus_is_private(box, steps):
             SECRETS, f"{SECRETS}/admin", f"{SECRETS}/gateway", "/etc/redis/redis-daebus.acl",
             "/etc/redis/redis-daebus.conf", "/run/redis-daebus", SOCKET, "/etc/daebus/conf.d/00-bus.toml")}
         config = box.run("daebus", "config", "redis").stdout
+        redis_server = box.run("dpkg-query", "-W", "-f", "${Status}", "redis-server", check=False).stdout
         step["figures"] = "TCP listeners: " + (", ".join(f"{l['port']} ({l['unit']})" for l in listeners) or "none")
     bus = show(box, BUS, "MainPID", "User", "Group")
     assert not [l for l in listeners if l["unit"] == BUS or l["pid"] == int(bus["MainPID"])], listeners
+    # Nothing at all on Redis's port: the install brought no default instance.
+    assert not [l for l in listeners if l["port"] == 6379], listeners
+    assert "install ok installed" not in redis_server, redis_server
     # Nothing of daebus listens on TCP but the gateway on loopback.
     daebus_ports = sorted(l["port"] for l in listeners if l["unit"].startswith("daebus"))
     assert set(daebus_ports) <= {8080}, listeners
@@ -336,7 +335,7 @@ def test_worker_instance_runs(box, steps):
 
 @pytest.mark.independent
 def test_units_exposure(box, steps):
-    with steps("systemd-analyze security: the gateway and a worker") as step:
+    with steps("systemd-analyze security: the gateway, a worker and the bus") as step:
         scores = {unit: exposure(box, unit) for unit in EXPOSURE}
         step["figures"] = ", ".join(f"{unit} {score}" for unit, score in scores.items())
     assert all(scores[unit] <= bound for unit, bound in EXPOSURE.items()), scores
@@ -466,7 +465,7 @@ def test_worker_survives_redis_restart(box, steps):
     worker = show(box, WORKER, "MainPID", "NRestarts")
     gateway = show(box, "daebus-gateway.service", "MainPID", "NRestarts")
     mark = cursor(box)
-    with steps("restart redis-server@daebus: the worker reconnects without restarting"):
+    with steps("restart daebus-redis: the worker reconnects without restarting"):
         box.run("systemctl", "restart", BUS)
         wait_until(lambda: any("restored" in m for m in messages_since(box, WORKER, mark)), 60,
                    "the worker to log that Redis is back")
@@ -478,6 +477,49 @@ def test_worker_survives_redis_restart(box, steps):
     lost = [m for m in messages if "lost" in m.lower()]
     # At most once: a connection that fails again while retrying is not logged again.
     assert len(lost) <= 1, messages
+
+
+# What docs/security.md tells an administrator to set to serve the bus on TCP as well.
+TCP_OPT_IN = "port 6379\nbind 127.0.0.1 -::1\n"
+# A daebus program that reaches the bus over TCP, configured as docs/security.md says.
+REMOTE = """[redis]
+url = "redis://127.0.0.1:6379/0"
+username = "admin"
+password_file = "/etc/daebus/secrets/admin"
+"""
+
+
+def test_tcp_opt_in_needs_a_password(box, steps):
+    conf = box.root / "etc/redis/redis-daebus.conf"
+    shipped = conf.read_text()
+    remote = box.root / "srv/remote"
+    remote.mkdir(exist_ok=True)
+    (remote / "daebus.toml").write_text(REMOTE)
+    (remote / "anonymous.toml").write_text(REMOTE.split("username")[0])
+    try:
+        with steps("TCP opted into as documented: a caller with the password is served, without it refused"):
+            conf.write_text(shipped + TCP_OPT_IN)
+            box.run("systemctl", "restart", BUS)
+            listening = wait_until(lambda: [l for l in tcp_listeners(box) if l["port"] == 6379], 30,
+                                   "the bus to listen on 6379")
+            served = box.run("daebus", "services", "--json", check=False, timeout=60,
+                             env={"DAEBUS_CONFIG": "/srv/remote/daebus.toml"})
+            refused = box.run("daebus", "services", "--json", check=False, timeout=60,
+                              env={"DAEBUS_CONFIG": "/srv/remote/anonymous.toml"})
+            ping = box.run("redis-cli", "-p", "6379", "PING", check=False)
+    finally:
+        conf.write_text(shipped)
+        box.run("systemctl", "restart", BUS)
+    assert {l["unit"] for l in listening} == {BUS}, listening
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert "example" in [s["name"] for s in json.loads(served.stdout)], served.stdout
+    assert refused.returncode == 2 and "NOAUTH" in refused.stderr, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr, refused.stderr
+    assert "NOAUTH" in ping.stdout + ping.stderr, ping
+    # Back to the shipped configuration: the unix socket alone again, and everything serves.
+    wait_until(lambda: not [l for l in tcp_listeners(box) if l["port"] == 6379], 30, "6379 to close")
+    wait_until(lambda: curl(box, "/api/services/example/hello", {"name": "unix"})[0] == 200, 60,
+               "an action to succeed through the gateway again")
 
 
 # Integration tests left out of the run inside the box, each for what it needs
@@ -676,19 +718,8 @@ threads = 24
 def next_debs(tmp_path_factory) -> dict[str, Path]:
     """The packages of the next version (N+1), built from a copy of this
     tree whose version, changelog and shipped example config differ."""
-    source = tmp_path_factory.mktemp("next") / "daebus"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "__pycache__", "*.egg-info", "tests", "bench"))
-    init = source / "daebus/__init__.py"
-    init.write_text(init.read_text().replace(f'__version__ = "{VERSION}"', f'__version__ = "{NEXT}"'))
-    changelog = source / "debian/changelog"
-    changelog.write_text(f"daebus ({NEXT}) unstable; urgency=medium\n\n  * The next version, for the upgrade "
-                         f"test.\n\n -- Daebus Maintainers <maintainers@daebus.example.org>  "
-                         f"Tue, 01 Dec 2026 12:00:00 +0000\n\n" + changelog.read_text())
-    for shipped in ("debian/examples/daebus.toml", "kiosk_demo/device/gateway.toml"):
-        path = source / shipped
-        path.write_text(path.read_text() + f"# Changed in {NEXT}.\n")
-    return make_debs(source)
+    return make_versioned_debs(ROOT, tmp_path_factory.mktemp("next"), NEXT,
+                               "The next version, for the upgrade test.")
 
 
 POLLER = r"""
@@ -826,6 +857,28 @@ def test_demo_purge_leaves_nothing(box, steps):
     assert "daebus-kiosk-demo" not in box.run("dpkg", "-l").stdout
 
 
+default_redis: dict = {}
+
+
+def test_default_redis_beside_the_bus(box, steps):
+    """An administrator installs Debian's redis-server for something else: its
+    default instance serves on 6379 as Debian ships it, and the bus stays private."""
+    before = show(box, BUS, "MainPID")
+    with steps("apt-get install redis-server: the default instance on 6379, the bus unchanged beside it"):
+        box.run("apt-get", "install", "-y", "-q", "-o", "Dpkg::Use-Pty=0", "redis-server", timeout=300)
+        listeners = wait_until(lambda: [l for l in tcp_listeners(box) if l["port"] == 6379], 30,
+                               "the default instance to listen")
+        default = box.run("redis-cli", "-p", "6379", "PING", check=False).stdout.strip()
+        nobody = box.run("runuser", "-u", "nobody", "--", "redis-cli", "-s", SOCKET, "PING", check=False)
+        result = hello(box, "neighbour")
+    default_redis["conf"] = (box.root / "etc/redis/redis.conf").read_bytes()
+    assert {l["unit"] for l in listeners} == {"redis-server.service"}, listeners
+    assert default == "PONG"
+    assert show(box, BUS, "MainPID") == before
+    assert nobody.returncode != 0 and "Permission denied" in nobody.stdout + nobody.stderr, nobody
+    assert result["message"] == "Hello, neighbour!"
+
+
 def test_purge_leaves_nothing_running(box, steps):
     with steps("apt-get purge daebus: nothing of it left"):
         box.run("apt-get", "purge", "-y", "-q", "-o", "Dpkg::Use-Pty=0", "daebus", timeout=300)
@@ -842,9 +895,9 @@ def test_purge_leaves_nothing_running(box, steps):
     assert box.run("systemctl", "is-active", BUS, check=False).stdout.strip() != "active"
     assert box.run("systemctl", "is-active", "redis-server.service", check=False).stdout.strip() == "active"
     for path in ("etc/daebus/secrets", "etc/redis/redis-daebus.acl", "etc/redis/redis-daebus.conf",
-                 "var/lib/redis-daebus", "lib/systemd/system/redis-server@daebus.service.d"):
+                 "var/lib/redis-daebus", "lib/systemd/system/daebus-redis.service"):
         assert not (box.root / path).exists(), path
-    assert (box.root / "etc/redis/redis.conf").is_file()
+    assert (box.root / "etc/redis/redis.conf").read_bytes() == default_redis["conf"]
     for path in ("lib/systemd/system/daebus-gateway.service", "etc/systemd/system/daebus.target.wants",
                  "etc/systemd/system/multi-user.target.wants/daebus.target", "var/lib/daebus",
                  "usr/bin/daebus", "usr/share/daebus", "usr/share/doc/daebus"):

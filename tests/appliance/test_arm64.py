@@ -79,14 +79,12 @@ def arm64_box(debs, steps):
             root = unpack(tarball, log_dir)
             for name in ("python3-daebus", "daebus"):
                 shutil.copy(debs[name], root / "srv" / debs[name].name)
-            # qemu-user cannot set up user namespaces, which Debian's redis units
-            # ask for (PrivateUsers=): without this drop-in Redis fails at
-            # step USER under emulation only (the default instance, and the
-            # bus's, redis-server@daebus).
-            for unit in ("redis-server.service", "redis-server@daebus.service"):
-                dropin = root / f"etc/systemd/system/{unit}.d"
-                dropin.mkdir(parents=True)
-                (dropin / "emulation.conf").write_text("[Service]\nPrivateUsers=no\n")
+            # qemu-user cannot set up user namespaces, which the bus's unit asks
+            # for (PrivateUsers=): without this drop-in Redis fails at step USER
+            # under emulation only.
+            dropin = root / "etc/systemd/system/daebus-redis.service.d"
+            dropin.mkdir(parents=True)
+            (dropin / "emulation.conf").write_text("[Service]\nPrivateUsers=no\n")
             # Nor can it mount the credentials file system behind LoadCredential=
             # (the units fail with 243/CREDENTIALS): under emulation only, each
             # daebus unit gets its secret copied, readable by its user alone, into
@@ -140,5 +138,7 @@ def test_arm64_installs_and_serves(arm64_box, debs, steps):
     assert health[1]["version"] == VERSION and health[1]["redis"] == "up", health
     assert body["result"]["message"] == "Hello, arm64!", body
     states = box.run("systemctl", "is-active", "daebus-gateway.service", "daebus-worker@example.service",
-                     "redis-server@daebus.service", check=False).stdout.split()
+                     "daebus-redis.service", check=False).stdout.split()
     assert states == ["active"] * 3, states
+    installed = box.run("dpkg-query", "-W", "-f", "${Status}", "redis-server", check=False).stdout
+    assert "install ok installed" not in installed, installed

@@ -121,7 +121,7 @@ def test_redis_down_and_gateway_down(daebus_device, device):
     checks = {c["check"]: c for c in json.loads("\n".join(lines))}
     assert checks["redis"]["ok"] is False
     assert checks["redis"]["detail"].startswith("cannot reach redis://127.0.0.1:1/0 (from --redis-url): ")
-    assert "systemctl start redis-server" in checks["redis"]["fix"]
+    assert "systemctl start daebus-redis.service" in checks["redis"]["fix"]
     assert checks["gateway"]["ok"] is False and "does not answer" in checks["gateway"]["detail"]
     assert "journalctl -u daebus-gateway" in checks["gateway"]["fix"]
     assert checks["instances"] == {"check": "instances", "ok": None, "detail": "not checked: Redis unreachable",
