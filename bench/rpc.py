@@ -313,12 +313,33 @@ def group_costs(server, args):
             proc.wait(10)
 
 
+def pubsub_costs(raw, raw_proc, daebus_call, daebus_proc, args):
+    """The pub/sub service against the raw redis-py echo."""
+    r, d = compare(("raw", "daebus"), [raw.call, daebus_call], args)
+    print(f"{'':12}{'raw redis-py':>14}{'daebus':>12}{'ratio':>9}")
+    print(f"{'median ms':12}{r['median'] * 1e3:14.3f}{d['median'] * 1e3:12.3f}"
+          f"{d['median'] / r['median']:8.2f}x  (target <= 1.3x)")
+    print(f"{'p99 ms':12}{r['p99'] * 1e3:14.3f}{d['p99'] * 1e3:12.3f}{d['p99'] / r['p99']:8.2f}x")
+    for threads in (1, 8, 32):
+        target = "  (target >= 0.8x)" if threads == 32 else ""
+        print(f"{f'req/s x{threads}':12}{r[threads]:14.0f}{d[threads]:12.0f}"
+              f"{d[threads] / r[threads]:8.2f}x{target}")
+    print(f"daebus service RSS: {rss_mb(daebus_proc.pid):.1f} MB (target < 40 MB); "
+          f"raw echo RSS: {rss_mb(raw_proc.pid):.1f} MB")
+
+
+PARTS = ("pubsub", "schema", "observability", "group")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; best of each is kept")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each side-by-side round")
+    parser.add_argument("--only", choices=PARTS, action="append",
+                        help="run only this part (may be repeated); default: all")
     args = parser.parse_args()
+    parts = args.only or PARTS
 
     from daebus import DaebusCaller
 
@@ -329,20 +350,14 @@ def main():
     caller = DaebusCaller("daebus_echo", redis_url=server.url, timeout=10)
     daebus_call = lambda p: caller.send_request("echo", p)  # noqa: E731
     try:
-        r, d = compare(("raw", "daebus"), [raw.call, daebus_call], args)
-        print(f"{'':12}{'raw redis-py':>14}{'daebus':>12}{'ratio':>9}")
-        print(f"{'median ms':12}{r['median'] * 1e3:14.3f}{d['median'] * 1e3:12.3f}"
-              f"{d['median'] / r['median']:8.2f}x  (target <= 1.3x)")
-        print(f"{'p99 ms':12}{r['p99'] * 1e3:14.3f}{d['p99'] * 1e3:12.3f}{d['p99'] / r['p99']:8.2f}x")
-        for threads in (1, 8, 32):
-            target = "  (target >= 0.8x)" if threads == 32 else ""
-            print(f"{f'req/s x{threads}':12}{r[threads]:14.0f}{d[threads]:12.0f}"
-                  f"{d[threads] / r[threads]:8.2f}x{target}")
-        print(f"daebus service RSS: {rss_mb(daebus_proc.pid):.1f} MB (target < 40 MB); "
-              f"raw echo RSS: {rss_mb(raw_proc.pid):.1f} MB")
-        schema_costs(caller, args)
-        observability_cost(server, args, daebus_proc.pid)
-        group_costs(server, args)
+        if "pubsub" in parts:
+            pubsub_costs(raw, raw_proc, daebus_call, daebus_proc, args)
+        if "schema" in parts:
+            schema_costs(caller, args)
+        if "observability" in parts:
+            observability_cost(server, args, daebus_proc.pid)
+        if "group" in parts:
+            group_costs(server, args)
     finally:
         for proc in (raw_proc, daebus_proc):
             proc.terminate()

@@ -96,17 +96,48 @@ class _Slots:
             self._cond.notify()
 
 
+class _Turns:
+    """Two reader threads take turns at ``XREADGROUP``.
+
+    The one that got entries hands the turn over and handles the first entry
+    itself when the other is ready to read: no thread switch between reading
+    a request and running it, and the stream is never left unread while a
+    handler runs. Otherwise (the other is still busy handling) it gives
+    everything to the worker pool.
+    """
+
+    def __init__(self):
+        self._turn = threading.Lock()
+        self._count = threading.Lock()
+        self._ready = 0         # readers holding or waiting for the turn
+
+    def __enter__(self):
+        with self._count:
+            self._ready += 1
+        self._turn.acquire()
+
+    def __exit__(self, *exc_info):
+        with self._count:
+            self._ready -= 1
+        self._turn.release()
+
+    def other_reads(self) -> bool:
+        """After our turn: the other reader holds or is about to take it."""
+        return self._ready > 0
+
+
 class GroupServer:
     """This instance's share of a group: reads, claims, acknowledges.
 
-    ``submit(fn, *args)`` runs a job on the service's worker pool and
-    ``run(message, publish)`` handles one request (replying on
-    ``reply_to``); ``reply_error(reply_to, request_id, message, code)``
-    answers one that can't be run.
+    ``submit(fn, *args)`` runs a job on the service's worker pool,
+    ``admit()``/``finished()`` count one that a reader runs itself against
+    the pool's bound, and ``run(message, publish)`` handles one request
+    (replying on ``reply_to``); ``reply_error(reply_to, request_id, message,
+    code)`` answers one that can't be run.
     """
 
     def __init__(self, *, url: str, client, service: str, consumer: str, settings, slots: int,
-                 submit, run, publish, reply_error, on_bridge, on_refused=None):
+                 submit, admit, finished, run, publish, reply_error, on_bridge, on_refused=None):
         self.on_refused = on_refused
         self.url, self.client, self.service, self.consumer = url, client, service, consumer
         self.stream, self.dead = stream_key(service), dead_key(service)
@@ -120,6 +151,8 @@ class GroupServer:
                                       decode=False)
         self.slots = _Slots(slots)
         self._submit, self._run, self._publish, self._on_bridge = submit, run, publish, on_bridge
+        self._admit, self._finished = admit, finished
+        self._turns = _Turns()
         self.reply_error = reply_error
         self._noticed = 0.0                      # when we last told the group we took work
         self._busy_until = 0.0                   # another member took work: watch it until then
@@ -128,10 +161,12 @@ class GroupServer:
         self._held: dict[str, float] = {}       # entry id -> when taken
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._handling: set[threading.Thread] = set()   # readers running a handler
         self._state = StateLog(log)
         self._clock_offset_ms = 0.0
         self.bridging = False
+        self._lost = False
         self.expired = 0
         self.last_beat = time.monotonic()
 
@@ -140,15 +175,16 @@ class GroupServer:
 
     def start(self, app=None) -> None:
         self._prepare()
-        self._thread = threading.Thread(target=self._read_loop, name=f"daebus-{self.service}-group",
-                                        daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._read_loop, name=f"daebus-{self.service}-group-{n}",
+                                          daemon=True) for n in (1, 2)]
+        for thread in self._threads:
+            thread.start()
         self.beat()   # claims what a dead instance left, takes the bridge if free
 
     def health(self) -> str | None:
-        if self._thread is None:
+        if not self._threads:
             return None
-        if not self._thread.is_alive():
+        if not all(thread.is_alive() for thread in self._threads):
             return "not running"
         silent = time.monotonic() - self.last_beat
         if silent > 2 * self.block_ms / 1000 + 10:
@@ -163,13 +199,15 @@ class GroupServer:
             self._reader_client.connection_pool.disconnect()
         except Exception:  # noqa: BLE001 - the reader may be closing the same socket (redis-py 4.3)
             pass
-        if self._thread is not None:
-            self._thread.join(5)
+        for thread in self._threads:
+            # One running a handler is waited for with the pool's other work.
+            if thread not in self._handling:
+                thread.join(5)
 
     def leave(self) -> None:
         """After the last handler: drop this consumer if it holds nothing,
         and the bridge role if it is ours."""
-        if self._thread is not None:   # it never started when the name was taken
+        if self._threads:   # they never started when the name was taken
             try:
                 if not self._held:
                     self.client.xgroup_delconsumer(self.stream, GROUP_NAME, self.consumer)
@@ -192,45 +230,55 @@ class GroupServer:
     # -- reading ---------------------------------------------------------
     def _read_loop(self) -> None:
         backoff = Backoff()
-        lost = False
         while not self._stop.is_set():
-            try:
-                if lost:
-                    self._prepare()
-                    lost = False
-                    self._state.set("up", logging.WARNING, "%s: reading its stream again", self.service)
-                self._read(backoff)
-            except AccessDenied as exc:
-                # The ACL will not change by retrying: the service stops.
-                if self.on_refused is not None:
-                    self.on_refused(exc)
+            with self._turns:
+                entries = self._read(backoff)
+            if entries is None:
                 break
-            except Exception as exc:  # noqa: BLE001 - Redis gone, stream lost (NOGROUP), or stop()
-                if self._stop.is_set():
-                    break
-                lost = True
-                self._state.set("lost", logging.ERROR, "%s: cannot read its stream at %s: %s",
-                                self.service, redact(self.url), exc)
-                delay = backoff.next()
-                self.last_beat = time.monotonic() + delay
-                self._stop.wait(delay)
+            if not entries:
+                continue
+            # The first for this thread while the other reads; the rest to the pool.
+            inline = self._turns.other_reads()
+            for n, (entry_id, fields) in enumerate(entries):
+                self.take(text(entry_id), fields, 1, inline=inline and n == 0)
+            self._notice()
 
-    def _read(self, backoff: Backoff) -> None:
-        while not self._stop.is_set():
+    def _read(self, backoff: Backoff) -> list | None:
+        """One turn: the entries read (each holding a slot), or None to stop."""
+        if self._stop.is_set():
+            return None
+        try:
+            if self._lost:
+                self._prepare()
+                self._lost = False
+                self._state.set("up", logging.WARNING, "%s: reading its stream again", self.service)
             self.last_beat = time.monotonic()
             # Only as many entries as idle workers: the rest stay for other instances.
             count = self.slots.wait_free(self.block_ms / 1000)
             if not count:
-                continue
+                return []
             reply = self._reader_client.xreadgroup(GROUP_NAME, self.consumer, {self.stream: ">"},
                                                    count=count, block=self.block_ms)
             backoff.reset()
             entries = reply[0][1] if reply else []
             self.slots.take(len(entries))
-            for entry_id, fields in entries:
-                self.take(text(entry_id), fields, 1)
-            if entries:
-                self._notice()
+            return entries
+        except AccessDenied as exc:
+            # The ACL will not change by retrying: the service stops.
+            self._stop.set()
+            if self.on_refused is not None:
+                self.on_refused(exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - Redis gone, stream lost (NOGROUP), or stop()
+            if self._stop.is_set():
+                return None
+            self._lost = True
+            self._state.set("lost", logging.ERROR, "%s: cannot read its stream at %s: %s",
+                            self.service, redact(self.url), exc)
+            delay = backoff.next()
+            self.last_beat = time.monotonic() + delay
+            self._stop.wait(delay)
+            return []
 
     def _notice(self) -> None:
         # Tells the other members that we hold requests, so that they watch
@@ -252,8 +300,9 @@ class GroupServer:
         self._busy_until = time.monotonic() + self.claim_idle_ms / 1000
         return True
 
-    def take(self, entry_id: str, fields: dict, delivery: int) -> None:
-        """Start handling an entry that holds one of our slots."""
+    def take(self, entry_id: str, fields: dict, delivery: int, inline: bool = False) -> None:
+        """Start handling an entry that holds one of our slots: on the pool,
+        or ``inline`` on this thread."""
         data = fields.get(b"request", fields.get("request")) if fields else None
         try:
             if data is None:
@@ -273,7 +322,17 @@ class GroupServer:
             return
         with self._lock:
             self._held[entry_id] = time.monotonic()
-        if not self._submit(self._handle, entry_id, message, delivery):
+        if inline and self._admit():
+            me = threading.current_thread()
+            self._handling.add(me)
+            try:
+                self._handle(entry_id, message, delivery)
+            except Exception:  # noqa: BLE001 - as the pool does: log it, keep reading
+                log.exception("unhandled error in %s's request %s", self.service, message.request_id)
+            finally:
+                self._handling.discard(me)
+                self._finished()
+        elif not self._submit(self._handle, entry_id, message, delivery):
             with self._lock:
                 self._held.pop(entry_id, None)
             self.slots.give()  # left pending: claimed again after claim_idle

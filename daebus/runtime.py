@@ -339,7 +339,8 @@ class Runtime:
 
         return GroupServer(url=self.settings.redis_url, client=self.client, service=self.service,
                            consumer=self.membership.token, settings=self.settings,
-                           slots=self.app.max_workers, submit=self.pool.submit, run=run,
+                           slots=self.app.max_workers, submit=self.pool.submit, admit=self.pool.admit,
+                           finished=self.pool.release, run=run,
                            publish=self.publish, reply_error=self._reply_error, on_bridge=bridge,
                            on_refused=self.refused)
 
