@@ -29,6 +29,7 @@ from .errors import AccessDenied
 from .logs import StateLog
 from .membership import LIVENESS_PREFIX, group_channel
 from .transport import REDIS_ERRORS, Backoff, connect, redact
+from .turns import Turns
 
 log = logging.getLogger("daebus.group")
 
@@ -96,48 +97,18 @@ class _Slots:
             self._cond.notify()
 
 
-class _Turns:
-    """Two reader threads take turns at ``XREADGROUP``.
-
-    The one that got entries hands the turn over and handles the first entry
-    itself when the other is ready to read: no thread switch between reading
-    a request and running it, and the stream is never left unread while a
-    handler runs. Otherwise (the other is still busy handling) it gives
-    everything to the worker pool.
-    """
-
-    def __init__(self):
-        self._turn = threading.Lock()
-        self._count = threading.Lock()
-        self._ready = 0         # readers holding or waiting for the turn
-
-    def __enter__(self):
-        with self._count:
-            self._ready += 1
-        self._turn.acquire()
-
-    def __exit__(self, *exc_info):
-        with self._count:
-            self._ready -= 1
-        self._turn.release()
-
-    def other_reads(self) -> bool:
-        """After our turn: the other reader holds or is about to take it."""
-        return self._ready > 0
-
-
 class GroupServer:
     """This instance's share of a group: reads, claims, acknowledges.
 
     ``submit(fn, *args)`` runs a job on the service's worker pool,
-    ``admit()``/``finished()`` count one that a reader runs itself against
-    the pool's bound, and ``run(message, publish)`` handles one request
+    ``borrow()``/``give_back()`` count one that a reader runs itself in a
+    worker's place, and ``run(message, publish)`` handles one request
     (replying on ``reply_to``); ``reply_error(reply_to, request_id, message,
     code)`` answers one that can't be run.
     """
 
     def __init__(self, *, url: str, client, service: str, consumer: str, settings, slots: int,
-                 submit, admit, finished, run, publish, reply_error, on_bridge, on_refused=None):
+                 submit, borrow, give_back, run, publish, reply_error, on_bridge, on_refused=None):
         self.on_refused = on_refused
         self.url, self.client, self.service, self.consumer = url, client, service, consumer
         self.stream, self.dead = stream_key(service), dead_key(service)
@@ -151,8 +122,8 @@ class GroupServer:
                                       decode=False)
         self.slots = _Slots(slots)
         self._submit, self._run, self._publish, self._on_bridge = submit, run, publish, on_bridge
-        self._admit, self._finished = admit, finished
-        self._turns = _Turns()
+        self._borrow, self._give_back = borrow, give_back
+        self._turns = Turns()
         self.reply_error = reply_error
         self._noticed = 0.0                      # when we last told the group we took work
         self._busy_until = 0.0                   # another member took work: watch it until then
@@ -231,14 +202,17 @@ class GroupServer:
     def _read_loop(self) -> None:
         backoff = Backoff()
         while not self._stop.is_set():
-            with self._turns:
+            self._turns.take()
+            try:
                 entries = self._read(backoff)
+                # The first for this thread while the other reads; the rest to the pool.
+                inline = self._turns.waiting > 0
+            finally:
+                self._turns.leave()
             if entries is None:
                 break
             if not entries:
                 continue
-            # The first for this thread while the other reads; the rest to the pool.
-            inline = self._turns.other_reads()
             for n, (entry_id, fields) in enumerate(entries):
                 self.take(text(entry_id), fields, 1, inline=inline and n == 0)
             self._notice()
@@ -322,7 +296,7 @@ class GroupServer:
             return
         with self._lock:
             self._held[entry_id] = time.monotonic()
-        if inline and self._admit():
+        if inline and self._borrow():
             me = threading.current_thread()
             self._handling.add(me)
             try:
@@ -331,7 +305,7 @@ class GroupServer:
                 log.exception("unhandled error in %s's request %s", self.service, message.request_id)
             finally:
                 self._handling.discard(me)
-                self._finished()
+                self._give_back()
         elif not self._submit(self._handle, entry_id, message, delivery):
             with self._lock:
                 self._held.pop(entry_id, None)

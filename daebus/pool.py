@@ -43,6 +43,7 @@ class WorkerPool:
         # one C-level put, far cheaper than waking a Condition waiter.
         self._idle: list[queue.SimpleQueue] = []
         self._threads = 0
+        self._borrowed = 0      # calls run on their caller's thread in a worker's place
         self._unfinished = 0
         self._closed = False
 
@@ -62,15 +63,56 @@ class WorkerPool:
             if self._closed or self._unfinished >= self.max_workers + self.queue_size:
                 return False
             self._unfinished += 1
-            if self._idle:
-                self._idle.pop().put((fn, args))
-            elif self._threads < self.max_workers:
-                self._threads += 1
-                threading.Thread(target=self._worker, args=((fn, args),), daemon=True,
-                                 name=f"{self.name}-{self._threads}").start()
+            if self._busy() < self.max_workers:
+                self._dispatch((fn, args))
             else:
                 self._backlog.append((fn, args))
         return True
+
+    def borrow(self) -> bool:
+        """Count a call that the calling thread runs itself as one of the
+        ``max_workers`` busy workers; False when they are all busy (then
+        :meth:`submit` it). Each borrowed worker must be given back.
+
+        Example::
+
+            if pool.borrow():
+                try:
+                    handle(message)
+                finally:
+                    pool.give_back()
+        """
+        with self._lock:
+            if self._closed or self._busy() >= self.max_workers:
+                return False
+            self._unfinished += 1
+            self._borrowed += 1
+            return True
+
+    def give_back(self) -> None:
+        """A borrowed worker's call has ended: its place may run what waits."""
+        with self._lock:
+            self._borrowed -= 1
+            self._finished()
+            if self._backlog and self._busy() < self.max_workers:
+                self._dispatch(self._backlog.popleft())
+
+    def _busy(self) -> int:
+        return self._threads - len(self._idle) + self._borrowed
+
+    def _dispatch(self, job) -> None:
+        # Under the lock, with a worker's place free.
+        if self._idle:
+            self._idle.pop().put(job)
+        else:
+            self._threads += 1
+            threading.Thread(target=self._worker, args=(job,), daemon=True,
+                             name=f"{self.name}-{self._threads}").start()
+
+    def _finished(self) -> None:
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            self._done.notify_all()
 
     def admit(self) -> bool:
         """Count one call that runs elsewhere (an async handler on the event
@@ -85,9 +127,7 @@ class WorkerPool:
     def release(self) -> None:
         """An admitted call has ended."""
         with self._lock:
-            self._unfinished -= 1
-            if self._unfinished == 0:
-                self._done.notify_all()
+            self._finished()
 
     def _worker(self, job) -> None:
         inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -98,10 +138,10 @@ class WorkerPool:
             except BaseException:  # noqa: BLE001 - keep the worker alive whatever the handler did
                 log.exception("unhandled error in %r", fn)
             with self._lock:
-                self._unfinished -= 1
-                if self._unfinished == 0:
-                    self._done.notify_all()
-                if self._backlog:
+                self._finished()
+                # This thread counts as busy until it is idle: with a borrowed
+                # worker more, its place may be taken already.
+                if self._backlog and self._busy() <= self.max_workers:
                     job = self._backlog.popleft()
                     continue
                 if self._closed:

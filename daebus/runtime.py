@@ -220,6 +220,17 @@ class Runtime:
     def _submit_request(self, message: protocol.Request, sent: float) -> bool:
         if message.action in self._async_actions:
             return self._on_loop(message.action, self._handle_request_async, message, sent)
+        subscriber = self.subscriber
+        if subscriber is not None and self.pool.borrow():
+            # This thread read the request: when the other reader can read
+            # on, it runs the request itself, in a worker's place.
+            if subscriber.hand_over():
+                try:
+                    self._handle_request(message, sent)
+                finally:
+                    self.pool.give_back()
+                return True
+            self.pool.give_back()
         return self.pool.submit(self._handle_request, message, sent)
 
     def _on_loop(self, name: str, fn, *args) -> bool:
@@ -339,8 +350,8 @@ class Runtime:
 
         return GroupServer(url=self.settings.redis_url, client=self.client, service=self.service,
                            consumer=self.membership.token, settings=self.settings,
-                           slots=self.app.max_workers, submit=self.pool.submit, admit=self.pool.admit,
-                           finished=self.pool.release, run=run,
+                           slots=self.app.max_workers, submit=self.pool.submit, borrow=self.pool.borrow,
+                           give_back=self.pool.give_back, run=run,
                            publish=self.publish, reply_error=self._reply_error, on_bridge=bridge,
                            on_refused=self.refused)
 

@@ -12,7 +12,8 @@ import time
 
 from . import logs
 from .errors import AccessDenied, NameTaken
-from .transport import REDIS_ERRORS, Subscriber
+from .subscriber import Subscriber
+from .transport import REDIS_ERRORS
 
 log = logging.getLogger("daebus.runtime")
 
@@ -36,7 +37,8 @@ class BusReader:
             settings.redis_url, runtime.membership.channels, runtime.on_message, name=runtime.service,
             socket_timeout=settings.socket_timeout, health_interval=settings.health_check_interval,
             beat_interval=min(1.0, (notifier.watchdog_interval or 2.0) / 2),
-            on_restored=runtime.on_restored, on_state=notifier.status, on_refused=runtime.refused)
+            on_restored=runtime.on_restored, on_state=notifier.status, on_refused=runtime.refused,
+            readers=2)
         self._started = False
         self.intake = _Intake(self)
 

@@ -23,7 +23,7 @@ import threading
 from typing import Iterator
 
 from daebus import kept, protocol
-from daebus.transport import Subscriber
+from daebus.subscriber import Subscriber
 
 from .expose import Exposure
 from .replay import READ_ERRORS, History, Plan

@@ -45,3 +45,46 @@ def test_a_failing_call_keeps_the_worker_alive():
     pool.submit(lambda: 1 / 0)
     pool.submit(done.set)
     assert done.wait(5)
+
+
+def test_a_borrowed_worker_counts_against_max_workers_and_its_return_runs_what_waits():
+    pool = WorkerPool(1, queue_size=1)
+    assert pool.borrow()            # the caller's thread runs one call itself
+    assert not pool.borrow()        # no second place
+    ran = threading.Event()
+    assert pool.submit(ran.set)     # waits: the only place is taken
+    assert not ran.wait(0.2)
+    assert not pool.submit(ran.set)  # and the queue is full
+    pool.give_back()
+    assert ran.wait(5), "the waiting call did not run once the place was given back"
+    assert pool.join(5)
+
+
+def test_join_waits_for_a_borrowed_worker_and_a_closed_pool_lends_none():
+    pool = WorkerPool(2, queue_size=0)
+    assert pool.borrow()
+    assert not pool.join(0.05)
+    pool.stop()
+    assert not pool.borrow()
+    pool.give_back()
+    assert pool.join(5)
+
+
+def test_a_thread_finishing_does_not_take_queued_work_beyond_max_workers():
+    pool = WorkerPool(1, queue_size=2)
+    release, first_done, second = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        release.wait(30)
+        first_done.set()
+
+    assert pool.submit(first)
+    assert pool.submit(second.set)          # queued behind it
+    assert not pool.borrow()
+    release.set()
+    assert first_done.wait(5)
+    assert second.wait(5)
+    assert pool.join(5)
+    assert pool.borrow()                    # the place is free again
+    assert not pool.borrow()
+    pool.give_back()
