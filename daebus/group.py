@@ -72,7 +72,7 @@ class _Slots:
     while it blocks, so claims at the beat can still take one."""
 
     def __init__(self, count: int):
-        self.free = count
+        self.count = self.free = count
         self._cond = threading.Condition()
 
     def wait_free(self, timeout: float) -> int:
@@ -165,6 +165,7 @@ class GroupServer:
     def stop(self) -> None:
         """Take no more entries (in-flight ones still finish and are acknowledged)."""
         self._stop.set()
+        self._turns.close()
         # Closing the socket ends a blocked XREADGROUP at once.
         try:
             self._reader_client.connection_pool.disconnect()
@@ -201,21 +202,34 @@ class GroupServer:
     # -- reading ---------------------------------------------------------
     def _read_loop(self) -> None:
         backoff = Backoff()
-        while not self._stop.is_set():
-            self._turns.take()
+        while not self._stop.is_set() and self._turns.take():
             try:
-                entries = self._read(backoff)
-                # The first for this thread while the other reads; the rest to the pool.
-                inline = self._turns.waiting > 0
+                self._serve_turn(backoff)
             finally:
                 self._turns.leave()
+
+    def _serve_turn(self, backoff: Backoff) -> None:
+        """Read while this thread holds the turn: until stopped or taken over."""
+        while True:
+            entries = self._read(backoff)
             if entries is None:
-                break
+                return
             if not entries:
                 continue
-            for n, (entry_id, fields) in enumerate(entries):
-                self.take(text(entry_id), fields, 1, inline=inline and n == 0)
+            (first_id, first_fields), *rest = entries
+            for entry_id, fields in rest:
+                self.take(text(entry_id), fields, 1)
             self._notice()
+            # Only a lone request runs here: with others in flight, the
+            # pool's threads overlap their replies' round trips.
+            alone = not rest and self.slots.free == self.slots.count - 1
+            if not alone or not self._turns.lend():
+                self.take(text(first_id), first_fields, 1)
+                continue
+            # Run here; should it take long, the other reader reads on meanwhile.
+            self.take(text(first_id), first_fields, 1, inline=True)
+            if not self._turns.reclaim():
+                return
 
     def _read(self, backoff: Backoff) -> list | None:
         """One turn: the entries read (each holding a slot), or None to stop."""
@@ -240,6 +254,7 @@ class GroupServer:
         except AccessDenied as exc:
             # The ACL will not change by retrying: the service stops.
             self._stop.set()
+            self._turns.close()
             if self.on_refused is not None:
                 self.on_refused(exc)
             return None

@@ -221,9 +221,10 @@ class Runtime:
         if message.action in self._async_actions:
             return self._on_loop(message.action, self._handle_request_async, message, sent)
         subscriber = self.subscriber
-        if subscriber is not None and self.pool.borrow():
-            # This thread read the request: when the other reader can read
-            # on, it runs the request itself, in a worker's place.
+        # A lone request (nothing else in flight) runs on the reader that read
+        # it, in a worker's place, when the other reader can read on. Under
+        # load the pool's threads overlap their replies' round trips instead.
+        if subscriber is not None and not self.pool.unfinished and self.pool.borrow():
             if subscriber.hand_over():
                 try:
                     self._handle_request(message, sent)

@@ -68,8 +68,7 @@ class Subscriber:
         self._readers = readers
         self._threads: list[threading.Thread] = []
         self._turns = Turns()
-        self._holder: threading.Thread | None = None    # the reader with the turn
-        self._handing: set[threading.Thread] = set()    # readers that handed over, still busy
+        self._lent: set[threading.Thread] = set()       # readers running a message's work
         # The subscription whoever holds the turn reads (None: to be made).
         self._pubsub = None
         self._liveness: Liveness | None = None
@@ -90,19 +89,25 @@ class Subscriber:
         return self
 
     def hand_over(self) -> bool:
-        """Let the other reader read on while this one finishes the message.
+        """Let another reader read on, should this one's work on the message
+        take long (see :mod:`daebus.turns`).
 
         Only from ``on_message``, on the reader thread: True when another
-        reader was free and now holds the turn (the caller then handles the
-        message itself), False when none was (the caller passes the work on).
+        reader is free to (the caller then does the work itself), False when
+        none is (the caller passes the work on).
         """
-        me = threading.current_thread()
-        if self._holder is not me or not self._turns.waiting:
+        if self._more_to_read() or not self._turns.lend():
             return False
-        self._holder = None
-        self._handing.add(me)
-        self._turns.leave()
+        self._lent.add(threading.current_thread())
         return True
+
+    def _more_to_read(self) -> bool:
+        # Messages already waiting: reading on beats running this one here.
+        connection = getattr(self._pubsub, "connection", None)
+        try:
+            return connection is not None and connection.can_read(timeout=0)
+        except Exception:  # noqa: BLE001 - a broken socket shows up on the next read
+            return False
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until every subscription is confirmed by Redis."""
@@ -146,11 +151,12 @@ class Subscriber:
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
+        self._turns.close()
         self._wake()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             # One still handling a message is waited for with the rest of that work.
-            if thread is not threading.current_thread() and thread not in self._handing:
+            if thread is not threading.current_thread() and thread not in self._lent:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._commands.close()
 
@@ -161,19 +167,14 @@ class Subscriber:
     # -- reader --------------------------------------------------------
     def _run(self) -> None:
         me = threading.current_thread()
-        while not self._stop.is_set():
-            self._turns.take()
-            self._holder = me
+        while not self._stop.is_set() and self._turns.take():
             try:
                 self._serve(me)
             finally:
-                if self._holder is me:
-                    self._holder = None
-                    self._turns.leave()
-                self._handing.discard(me)
+                self._turns.leave()
 
     def _serve(self, me: threading.Thread) -> None:
-        """Read while this thread holds the turn: until stopped, refused, or handed over."""
+        """Read while this thread holds the turn: until stopped, refused, or taken over."""
         while not self._stop.is_set():
             try:
                 if self._pubsub is None:
@@ -188,6 +189,7 @@ class Subscriber:
                 # Reconnecting cannot change Redis's mind: report once and stop.
                 self._close()
                 self._stop.set()
+                self._turns.close()
                 self._refuse(exc)
                 break
             except REDIS_ERRORS as exc:
@@ -272,8 +274,10 @@ class Subscriber:
                 channel = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel
                 if channel != self._wake_channel:
                     self._call(self.on_message, channel, message["data"])
-                    if self._holder is not me:
-                        return True
+                    if me in self._lent:
+                        self._lent.discard(me)
+                        if not self._turns.reclaim():
+                            return True   # another reader read on meanwhile
                 elif self._pending:
                     self._apply_changes(pubsub)
             elif kind in ("subscribe", "psubscribe"):

@@ -1,47 +1,116 @@
-"""Two reader threads taking turns: :class:`Turns`.
+"""Reader threads taking turns at one source: :class:`Turns`.
 
-A reader that has just read a request gives up its turn when the other
-reader is waiting for it, and runs the request itself: no thread switch
-between reading a request and running its handler, and the connection is
-never left unread while a handler runs. When the other reader is busy with
-a request of its own, the work goes to the worker pool as usual.
+The reader holding the turn reads. When it reads a request and another
+reader is waiting, it *lends* the turn and runs the request itself: no
+thread switch between reading a request and running its handler. The
+waiting reader takes the turn only if that handler is still running after
+``patience``, so a long handler never leaves the source unread for longer,
+while a quick one costs no wake-up of the other thread at all (it looks
+at the holder every ``patience`` only while requests are being lent, and
+sleeps untimed when the service is idle).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+
+# How long a lent turn may go unread before a waiting reader takes it.
+PATIENCE = 0.005
 
 
 class Turns:
-    """The right to read, held by one thread at a time.
+    """The right to read one source, held by one thread at a time.
 
     Example::
 
-        turns.take()
-        message = read()
-        mine = turns.waiting > 0   # the other reader will read on
-        turns.leave()
-        handle(message) if mine else pool.submit(handle, message)
+        while turns.take():
+            request = read()
+            if turns.lend():
+                handle(request)           # the turn is ours again after,
+                if not turns.reclaim():   # unless another reader took it
+                    continue
+            else:
+                pool.submit(handle, request)
+            turns.leave()
     """
 
-    def __init__(self):
-        self._turn = threading.Lock()
-        self._count = threading.Lock()
+    def __init__(self, patience: float = PATIENCE):
+        self.patience = patience
+        self._cond = threading.Condition(threading.Lock())
+        self._holder: threading.Thread | None = None
+        self._lent_at: float | None = None   # the holder runs a handler since then
+        self._lends = 0
         self._waiting = 0
+        self._watching = False               # a waiting reader looks again within patience
+        self._closed = False
 
     @property
     def waiting(self) -> int:
-        """Threads waiting for the turn."""
+        """Readers waiting for the turn."""
         return self._waiting
 
-    def take(self) -> None:
-        """Wait for the turn."""
-        with self._count:
+    def take(self) -> bool:
+        """Wait for the turn; False once :meth:`close` was called."""
+        me = threading.current_thread()
+        with self._cond:
             self._waiting += 1
-        self._turn.acquire()
-        with self._count:
-            self._waiting -= 1
+            try:
+                seen = self._lends
+                while not self._closed:
+                    if self._holder is None or self._holder is me:
+                        break
+                    if self._lent_at is not None:
+                        left = self._lent_at + self.patience - time.monotonic()
+                        if left <= 0:
+                            break   # its handler runs long: read on in its place
+                        self._watching = True
+                        self._cond.wait(left)
+                    elif self._lends != seen:
+                        # Lent lately: it may lend again at once, so keep looking.
+                        seen = self._lends
+                        self._watching = True
+                        self._cond.wait(self.patience)
+                    else:
+                        self._watching = False
+                        self._cond.wait()
+                else:
+                    return False
+                self._holder, self._lent_at = me, None
+                return True
+            finally:
+                self._waiting -= 1
+
+    def lend(self) -> bool:
+        """The holder is about to run a request itself: True when another
+        reader waits to take over should it run long; False (the turn is
+        kept, nothing lent) when none does."""
+        with self._cond:
+            if not self._waiting or self._holder is not threading.current_thread():
+                return False
+            self._lent_at = time.monotonic()
+            self._lends += 1
+            if not self._watching:
+                self._cond.notify()
+            return True
+
+    def reclaim(self) -> bool:
+        """After a lent request: True if the turn is still ours."""
+        with self._cond:
+            if self._holder is threading.current_thread():
+                self._lent_at = None
+                return True
+            return False
 
     def leave(self) -> None:
-        """Give the turn to a waiting reader, if any."""
-        self._turn.release()
+        """Give the turn up (if ours)."""
+        with self._cond:
+            if self._holder is threading.current_thread():
+                self._holder, self._lent_at = None, None
+                self._cond.notify()
+
+    def close(self) -> None:
+        """No more turns: every :meth:`take` returns False."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
