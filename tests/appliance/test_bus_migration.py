@@ -30,7 +30,15 @@ PREVIOUS = "6fc1f739920ebb32b42c21865cbfbc11fe7c657b"
 OLD_BUS = "redis-server@daebus.service"
 NEW = f"{version_of(ROOT)}+bus1"
 
+
+def _has_previous() -> bool:
+    return subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{PREVIOUS}^{{commit}}"],
+                          capture_output=True).returncode == 0
+
+
 pytestmark = [
+    pytest.mark.skipif(not _has_previous(), reason=f"this checkout lacks the previous packaging's source "
+                       f"({PREVIOUS[:7]}): a shallow clone"),
     pytest.mark.skipif(sys.platform != "linux", reason="needs Linux"),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (debootstrap, systemd-nspawn)"),
     pytest.mark.timeout(1800),
