@@ -73,12 +73,20 @@ class _Slots:
 
     def __init__(self, count: int):
         self.count = self.free = count
+        self._closed = False
         self._cond = threading.Condition()
 
     def wait_free(self, timeout: float) -> int:
+        """Idle workers, once there are any (0 after ``timeout`` or :meth:`close`)."""
         with self._cond:
-            self._cond.wait_for(lambda: self.free > 0, timeout)
-            return max(0, self.free)
+            self._cond.wait_for(lambda: self.free > 0 or self._closed, timeout)
+            return 0 if self._closed else max(0, self.free)
+
+    def close(self) -> None:
+        """End every wait: no more reading."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def take(self, count: int) -> None:
         with self._cond:
@@ -166,6 +174,7 @@ class GroupServer:
         """Take no more entries (in-flight ones still finish and are acknowledged)."""
         self._stop.set()
         self._turns.close()
+        self.slots.close()   # a reader waiting for a busy worker reads no more
         # Closing the socket ends a blocked XREADGROUP at once.
         try:
             self._reader_client.connection_pool.disconnect()
@@ -216,20 +225,29 @@ class GroupServer:
                 return
             if not entries:
                 continue
-            (first_id, first_fields), *rest = entries
-            for entry_id, fields in rest:
-                self.take(text(entry_id), fields, 1)
-            self._notice()
-            # Only a lone request runs here: with others in flight, the
-            # pool's threads overlap their replies' round trips.
-            alone = not rest and self.slots.free == self.slots.count - 1
-            if not alone or not self._turns.lend():
-                self.take(text(first_id), first_fields, 1)
-                continue
-            # Run here; should it take long, the other reader reads on meanwhile.
-            self.take(text(first_id), first_fields, 1, inline=True)
-            if not self._turns.reclaim():
+            try:
+                if not self._start(entries):
+                    return
+            except AccessDenied as exc:
+                # Acknowledging, replying or noticing: refused all the same.
+                self._refused(exc)
                 return
+
+    def _start(self, entries: list) -> bool:
+        """Start the entries read; False once another reader took the turn."""
+        (first_id, first_fields), *rest = entries
+        for entry_id, fields in rest:
+            self.take(text(entry_id), fields, 1)
+        self._notice()
+        # Only a lone request runs here: with others in flight, the
+        # pool's threads overlap their replies' round trips.
+        alone = not rest and self.slots.free == self.slots.count - 1
+        if not alone or not self._turns.lend():
+            self.take(text(first_id), first_fields, 1)
+            return True
+        # Run here; should it take long, the other reader reads on meanwhile.
+        self.take(text(first_id), first_fields, 1, inline=True)
+        return self._turns.reclaim()
 
     def _read(self, backoff: Backoff) -> list | None:
         """One turn: the entries read (each holding a slot), or None to stop."""
@@ -243,6 +261,8 @@ class GroupServer:
             self.last_beat = time.monotonic()
             # Only as many entries as idle workers: the rest stay for other instances.
             count = self.slots.wait_free(self.block_ms / 1000)
+            if self._stop.is_set():
+                return None
             if not count:
                 return []
             reply = self._reader_client.xreadgroup(GROUP_NAME, self.consumer, {self.stream: ">"},
@@ -252,11 +272,7 @@ class GroupServer:
             self.slots.take(len(entries))
             return entries
         except AccessDenied as exc:
-            # The ACL will not change by retrying: the service stops.
-            self._stop.set()
-            self._turns.close()
-            if self.on_refused is not None:
-                self.on_refused(exc)
+            self._refused(exc)
             return None
         except Exception as exc:  # noqa: BLE001 - Redis gone, stream lost (NOGROUP), or stop()
             if self._stop.is_set():
@@ -268,6 +284,14 @@ class GroupServer:
             self.last_beat = time.monotonic() + delay
             self._stop.wait(delay)
             return []
+
+    def _refused(self, exc: AccessDenied) -> None:
+        # The ACL will not change by retrying: the service stops.
+        self._stop.set()
+        self._turns.close()
+        self.slots.close()
+        if self.on_refused is not None:
+            self.on_refused(exc)
 
     def _notice(self) -> None:
         # Tells the other members that we hold requests, so that they watch

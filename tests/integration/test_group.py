@@ -243,3 +243,20 @@ def test_a_service_that_never_ran_is_unavailable_at_once_and_gets_no_stream(redi
             caller.send_request("x", {}, timeout=10)
     assert time.monotonic() - started < 2
     assert not redis_server.client().exists("daebus:stream:never_ran")
+
+
+def test_a_refusal_met_while_taking_an_entry_stops_the_member_with_one_error_line(service, fresh_redis):
+    # May read its stream but not acknowledge: the refusal comes while the
+    # reader takes the entry (a malformed one is acknowledged at once), not
+    # while it reads. Like any refusal, it stops the service cleanly.
+    admin = fresh_redis.client()
+    admin.execute_command("ACL", "SETUSER", "member", "on", ">secret", "~*", "&*", "+@all", "-xack")
+    url = f"redis://member:secret@127.0.0.1:{fresh_redis.port}/0"
+    member = service("member.py", "unacknowledged", url=url, env={"DAEBUS_SERVICE_MODE": "group"})
+    admin.xadd("daebus:stream:unacknowledged", {"request": "not json"})
+    status = member.wait(15)
+    log = member.log
+    assert status == 2, log
+    refusals = [line for line in log.splitlines() if "Redis refused" in line]
+    assert len(refusals) == 1 and "NOPERM" in refusals[0], log
+    assert "Traceback" not in log

@@ -1,6 +1,8 @@
 """SIGTERM/SIGINT: drain in-flight work, stop threads, exit 0, within a bound."""
 
 import signal
+import threading
+import time
 
 import pytest
 
@@ -54,3 +56,26 @@ def test_stop_from_another_thread_returns_run(run_app):
     app.stop()
     thread.join(15)
     assert not thread.is_alive() and not app.is_running()
+
+
+@pytest.mark.parametrize("mode", ["owner", "group"])
+def test_with_every_worker_busy_the_exit_follows_the_last_reply_within_the_bound(service, redis_server, redis_url,
+                                                                                 mode):
+    # One worker, busy with a request run on the reader that read it: the
+    # other reader waits for a free worker (group) or reads on (owner).
+    # SIGTERM then: the reply still goes out and the exit follows it, within
+    # shutdown_timeout, whatever the waiting reader was waiting for.
+    name = f"busy_{mode}"
+    svc = service("basic.py", name, env={"DAEBUS_SERVICE_MODE": mode, "TEST_MAX_WORKERS": "1",
+                                         "DAEBUS_SHUTDOWN_TIMEOUT": "3"})
+    caller = DaebusCaller(name, redis_url=redis_url)
+    thread, result = start_slow_call(caller, redis_server, 1.5)
+    threading.Event().wait(0.5)   # well past the 5 ms after which the other reader reads on
+    signalled = time.monotonic()
+    svc.signal(signal.SIGTERM)
+    assert svc.wait(15) == 0
+    took = time.monotonic() - signalled
+    thread.join(15)
+    assert result == [{"slept": 1.5, "tag": "t"}]
+    assert took < 3, f"exit {took:.1f} s after SIGTERM, beyond the 3 s shutdown_timeout"
+    assert "still running after" not in svc.log
