@@ -49,7 +49,7 @@ from .registry import LIVENESS_PREFIX, MEMBER_PREFIX
 ADMIN = "admin"
 GATEWAY = "gateway"
 WORKER_PREFIX = "worker:"
-WAKE = "daebus:wake:*"   # a subscriber's private wake-up channel (daebus.transport)
+WAKE = "daebus:wake:*"   # a subscriber's private wake-up channel (daebus.subscriber)
 
 # What no role may run, whatever else it is granted.
 FORBIDDEN = ("-@dangerous", "-flushall", "-flushdb", "-config", "-keys", "-debug", "-shutdown",

@@ -29,7 +29,7 @@ from .errors import AccessDenied
 from .logs import StateLog
 from .membership import LIVENESS_PREFIX, group_channel
 from .transport import REDIS_ERRORS, Backoff, connect, redact
-from .turns import Turns
+from .turns import Turns, wait_for_reader
 
 log = logging.getLogger("daebus.group")
 
@@ -180,10 +180,9 @@ class GroupServer:
             self._reader_client.connection_pool.disconnect()
         except Exception:  # noqa: BLE001 - the reader may be closing the same socket (redis-py 4.3)
             pass
+        deadline = time.monotonic() + 5
         for thread in self._threads:
-            # One running a handler is waited for with the pool's other work.
-            if thread not in self._handling:
-                thread.join(5)
+            wait_for_reader(thread, self._handling, deadline)
 
     def leave(self) -> None:
         """After the last handler: drop this consumer if it holds nothing,

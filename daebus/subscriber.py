@@ -18,7 +18,7 @@ from typing import Callable
 from .errors import AccessDenied
 from .logs import StateLog
 from .transport import REDIS_ERRORS, Backoff, Liveness, connect, redact, subscriber_client
-from .turns import Turns
+from .turns import Turns, wait_for_reader
 
 log = logging.getLogger("daebus.transport")
 
@@ -155,9 +155,8 @@ class Subscriber:
         self._wake()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
-            # One still handling a message is waited for with the rest of that work.
-            if thread is not threading.current_thread() and thread not in self._lent:
-                thread.join(max(0.0, deadline - time.monotonic()))
+            if thread is not threading.current_thread():
+                wait_for_reader(thread, self._lent, deadline)
         self._commands.close()
 
     @property

@@ -114,3 +114,18 @@ class Turns:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+
+def wait_for_reader(thread: threading.Thread, handling: set, deadline: float) -> None:
+    """Wait until ``deadline`` for a stopped reader thread to end, unless it
+    is in ``handling``.
+
+    A reader running a handler is waited for with the rest of the work in
+    flight, not here; one may start a handler just after being asked to stop
+    (it read the request before), so ``handling`` is looked at again while
+    waiting."""
+    while thread.is_alive() and thread not in handling:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        thread.join(min(left, 0.05))

@@ -2,6 +2,7 @@
 while the other reads on, so a long handler never leaves the bus unread."""
 
 import concurrent.futures
+import threading
 import time
 
 import pytest
@@ -54,3 +55,88 @@ def test_a_handler_on_a_reader_takes_one_of_max_workers_places(service, redis_se
         client.rpush("bounded:release", "go")
         assert holder.result(10) == {"held": True}
         assert queued.result(10)["n"] in range(5)
+
+
+def _stop_while_preempted(stop, resume: threading.Event, stopping: threading.Thread) -> float:
+    """Seconds from ``stop()`` until ``stopping`` ended, the reader staying
+    preempted for the first 0.3 s of it."""
+    started = time.monotonic()
+    stop()
+    threading.Event().wait(0.3)   # stopping is under way while the reader is preempted
+    resume.set()
+    stopping.join(10)
+    assert not stopping.is_alive()
+    return time.monotonic() - started
+
+
+def test_stop_waits_for_no_handler_a_reader_took_on_as_the_service_stops(redis_server, monkeypatch):
+    # A reader preempted between lending its turn and noting that it runs a
+    # handler, while stop() runs: stop() must not wait for that handler,
+    # which is drained with the rest of the work within shutdown_timeout.
+    from daebus.subscriber import Subscriber
+    from daebus.turns import Turns
+
+    lent, resume, handled = threading.Event(), threading.Event(), threading.Event()
+    real_lend = Turns.lend
+
+    def preempted_lend(self):
+        if not real_lend(self):
+            return False
+        lent.set()
+        resume.wait(10)
+        return True
+
+    monkeypatch.setattr(Turns, "lend", preempted_lend)
+
+    def on_message(channel, data):
+        if subscriber.hand_over():
+            handled.wait(10)   # a long handler
+
+    subscriber = Subscriber(redis_server.url, ["preempted"], on_message, readers=2)
+    subscriber.start()
+    try:
+        assert subscriber.wait_ready(5)
+        redis_server.client().publish("preempted", "work")
+        assert lent.wait(5), "the request was not run on its reader"
+        stopper = threading.Thread(target=subscriber.stop)
+        took = _stop_while_preempted(stopper.start, resume, stopper)
+        assert not handled.is_set()
+        assert took < 1.5, f"stop() waited {took:.1f} s for a handler"
+    finally:
+        resume.set()
+        handled.set()
+        subscriber.stop()
+
+
+def test_a_group_stopping_waits_for_no_handler_a_reader_took_on_as_it_stops(run_app, redis_url, monkeypatch):
+    # The same in group mode: the reader is preempted after taking an entry
+    # to run itself, before it counts as running a handler.
+    from daebus import Daebus
+    from daebus.pool import WorkerPool
+
+    borrowing, resume, release = threading.Event(), threading.Event(), threading.Event()
+    real_borrow = WorkerPool.borrow
+
+    def preempted_borrow(self):
+        borrowing.set()
+        resume.wait(10)
+        return real_borrow(self)
+
+    monkeypatch.setattr(WorkerPool, "borrow", preempted_borrow)
+    app = Daebus("preempted_group", mode="group")
+
+    @app.action("hold")
+    def hold():
+        release.wait(20)
+        return {"held": True}
+
+    try:
+        thread = run_app(app, service="preempted_group", shutdown_timeout=0.5)
+        caller = DaebusCaller("preempted_group", redis_url=redis_url, timeout=20)
+        threading.Thread(target=lambda: caller.send_request("hold"), daemon=True).start()
+        assert borrowing.wait(10), "the request was not run on its reader"
+        took = _stop_while_preempted(app.stop, resume, thread)
+        assert took < 3, f"stopping took {took:.1f} s with a 0.5 s shutdown_timeout"
+    finally:
+        resume.set()
+        release.set()
