@@ -122,8 +122,7 @@ def refusing(connection_class: type) -> type:
     cls = _classes.get(connection_class)
     if cls is None:
         # AccessDenied as redis-py's connection code sees it: a RedisError,
-        # so that it closes the socket, but no ConnectionError, so that
-        # nothing retries.
+        # but no ConnectionError, so that nothing retries.
         refused = _classes.get(AccessDenied)
         if refused is None:
             refused = _classes[AccessDenied] = type("AccessDenied", (AccessDenied, redis.RedisError), {})
@@ -135,6 +134,9 @@ def refusing(connection_class: type) -> type:
                 denied = refusal(exc, getattr(self, "username", None))
                 if denied is None:
                     raise
+                # The replies of a pipeline's later commands may follow: the
+                # next command on this connection would read them as its own.
+                self.disconnect()
                 raise refused(str(denied)) from exc
 
         cls = _classes[connection_class] = type(connection_class.__name__, (connection_class,),

@@ -169,3 +169,19 @@ def test_a_group_serves_under_its_workers_identity_and_keeps_requests(acl_bus, m
             assert "NOPERM" not in second.log and "access_denied" not in second.log
         finally:
             assert second.stop() == 0
+
+
+def test_a_command_refused_in_a_pipeline_leaves_no_reply_behind_for_the_next_one(fresh_redis):
+    from daebus.transport import connect
+
+    admin = fresh_redis.client()
+    admin.execute_command("ACL", "SETUSER", "partial", "on", ">secret", "~*", "&*", "+@all", "-xack")
+    admin.set("marker", "value")
+    client = connect(f"redis://partial:secret@127.0.0.1:{fresh_redis.port}/0")
+    pipe = client.pipeline(transaction=False)
+    pipe.xack("stream", "group", "1-0")
+    pipe.incr("counter")
+    with pytest.raises(AccessDenied):
+        pipe.execute()
+    # The same pooled connection serves the next command: it must get its own reply.
+    assert client.get("marker") == "value"
