@@ -189,13 +189,21 @@ class GroupServer:
         and the bridge role if it is ours."""
         if self._threads:   # they never started when the name was taken
             try:
-                if not self._held:
+                if not self._held and not self._pending():
                     self.client.xgroup_delconsumer(self.stream, GROUP_NAME, self.consumer)
                 if self.bridging:   # compare-and-delete: only ever our own role
                     self.client.eval(_DROP_BRIDGE, 1, BRIDGE_PREFIX + self.service, self.consumer)
             except (*REDIS_ERRORS, redis.ResponseError, AccessDenied) as exc:
                 log.debug("%s: leaving the group: %s", self.service, exc)
         self._reader_client.close()
+
+    def _pending(self) -> int:
+        # Entries read but left for a later claim (no worker took them) are
+        # pending with this consumer too: deleting it would lose them.
+        for consumer in self.client.xinfo_consumers(self.stream, GROUP_NAME):
+            if text(consumer["name"]) == self.consumer:
+                return consumer["pending"]
+        return 0
 
     def _prepare(self) -> None:
         try:

@@ -260,3 +260,47 @@ def test_a_refusal_met_while_taking_an_entry_stops_the_member_with_one_error_lin
     refusals = [line for line in log.splitlines() if "Redis refused" in line]
     assert len(refusals) == 1 and "NOPERM" in refusals[0], log
     assert "Traceback" not in log
+
+
+def test_a_request_left_pending_when_no_worker_took_it_survives_its_instance_leaving(run_app, redis_server,
+                                                                                     redis_url):
+    # The only worker is busy with an event and nothing may queue: the
+    # entry read meanwhile stays pending with this instance, to be claimed
+    # again. If the instance leaves first, another one must still get it.
+    from daebus import Daebus, request
+
+    def member(started=None, release=None):
+        app = Daebus("leftover", mode="group", max_workers=1)
+
+        @app.action("whoami")
+        def whoami():
+            return {"delivery": request.delivery}
+
+        @app.listen("leftover_busy")
+        def busy(payload):
+            started.set()
+            release.wait(20)
+
+        return app
+
+    started, release = threading.Event(), threading.Event()
+    first = member(started, release)
+    first_thread = run_app(first, service="leftover", queue_size=0, claim_idle=CLAIM_IDLE)
+    client = redis_server.client()
+    client.publish("leftover_busy", "{}")
+    assert started.wait(10), "the event never reached the only worker"
+    outcome = []
+    caller = DaebusCaller("leftover", redis_url=redis_url)
+    thread = threading.Thread(target=lambda: outcome.append(caller.send_request("whoami", {}, timeout=20)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while client.xpending("daebus:stream:leftover", "daebus")["pending"] < 1:
+        assert time.monotonic() < deadline, "the request was never read"
+        time.sleep(0.05)
+    release.set()
+    first.stop()
+    first_thread.join(15)
+    assert not first_thread.is_alive()
+    run_app(member(), service="leftover", claim_idle=CLAIM_IDLE)
+    thread.join(25)
+    assert outcome == [{"delivery": 2}]
