@@ -391,7 +391,8 @@ class GroupServer:
             pipe.xack(self.stream, GROUP_NAME, entry_id)
             pipe.xdel(self.stream, entry_id)
             pipe.execute()
-        except REDIS_ERRORS as exc:
+        except (*REDIS_ERRORS, redis.ResponseError) as exc:
+            # Left pending (READONLY from a demoted master, say): claimed again later.
             log.warning("could not acknowledge %s on %s: %s", entry_id, self.stream, exc)
         finally:
             self._release(entry_id)

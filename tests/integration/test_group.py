@@ -304,3 +304,32 @@ def test_a_request_left_pending_when_no_worker_took_it_survives_its_instance_lea
     run_app(member(), service="leftover", claim_idle=CLAIM_IDLE)
     thread.join(25)
     assert outcome == [{"delivery": 2}]
+
+
+def test_a_write_refused_by_a_demoted_master_leaves_the_entry_pending_and_the_member_serving(
+        service, fresh_redis):
+    # As after a failover: the master this member talks to turns replica
+    # while a handler runs. Its reply still goes out (PUBLISH works on a
+    # replica) but XACK gets READONLY: the entry stays pending, the member
+    # logs one line and keeps serving once the server takes writes again.
+    url = f"redis://127.0.0.1:{fresh_redis.port}/0"
+    admin = fresh_redis.client()
+    member = service("member.py", "demoted", url=url, env={"DAEBUS_SERVICE_MODE": "group"})
+    holding = admin.pubsub(ignore_subscribe_messages=True)
+    holding.subscribe("member_holding")
+    assert holding.get_message(timeout=5) is None
+    with DaebusCaller("demoted", redis_url=url, timeout=20) as caller:
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(caller.send_request("hold", {"seconds": 1})))
+        thread.start()
+        assert holding.get_message(timeout=10) is not None, "hold never started"
+        admin.replicaof("127.0.0.1", 1)   # a master that is not there: writes are refused
+        try:
+            thread.join(15)
+            assert result.get("delivery") == 1
+            assert admin.xpending("daebus:stream:demoted", "daebus")["pending"] == 1
+        finally:
+            admin.replicaof("NO", "ONE")
+        assert caller.send_request("whoami", timeout=10)["pid"] == member.process.pid
+    assert member.running
+    assert "read only replica" in member.log and "Traceback" not in member.log, member.log
