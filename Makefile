@@ -1,6 +1,6 @@
 # Debian package of the appliance.
 #
-#   make deb    build dist/{python3-daebus,daebus,daebus-kiosk-demo}_<version>_all.deb
+#   make deb    build dist/{python3-daebus,daebus,daebus-kiosk-demo,daebus-kiosk}_<version>_all.deb
 #               (as root, missing build dependencies are installed with apt-get)
 #   make lint   lintian on what `make deb` built (overrides are documented
 #               in debian/*lintian-overrides)
@@ -13,10 +13,10 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' daebus/__init__.py)
 ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 OUT := build/deb
 STAGE := $(OUT)/daebus-$(VERSION)
-PACKAGES := python3-daebus daebus daebus-kiosk-demo
+PACKAGES := python3-daebus daebus daebus-kiosk-demo daebus-kiosk
 DEBS := $(foreach p,$(PACKAGES),dist/$(p)_$(VERSION)_all.deb)
 CHANGES := $(OUT)/daebus_$(VERSION)_$(ARCH).changes
-SOURCES := daebus gateway kiosk_demo systemd debian docs pyproject.toml README.md
+SOURCES := daebus gateway kiosk kiosk_demo systemd debian docs pyproject.toml README.md
 CLEAN_ENV := env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=$(CURDIR)/$(OUT) LC_ALL=C.UTF-8 \
 	DEBIAN_FRONTEND=noninteractive
 APT_GET := $(CLEAN_ENV) apt-get -y -q -o Dpkg::Use-Pty=0
