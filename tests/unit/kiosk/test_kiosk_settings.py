@@ -70,3 +70,12 @@ def test_forget_crash_leaves_a_garbled_profile_alone(tmp_path):
     prefs.write_text("{not json")
     browser.forget_crash(tmp_path)
     assert prefs.read_text() == "{not json"
+
+
+def test_docs_table_lists_every_key():
+    from pathlib import Path
+
+    from daebus import configspec
+
+    text = (Path(__file__).resolve().parents[3] / "docs/kiosk.md").read_text().splitlines()
+    assert [row for row in configspec.markdown_rows(KIOSK, with_env=False) if row not in text] == []
