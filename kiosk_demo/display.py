@@ -15,9 +15,10 @@ Actions:
 * ``set_brightness`` with ``{"brightness": 0..100}`` (turns automatic mode off)
 * ``set_auto`` with ``{"enabled": true}``: follow ``sensors.readings``
 
-Every change is broadcast on ``display.state``. On a real device, set
-``KIOSK_DISPLAY_BACKLIGHT`` to a ``/sys/class/backlight/<name>`` folder and
-the brightness is written there too.
+Every change is broadcast on ``display.state``. Where the device has a
+backlight (``/sys/class/backlight/<name>``, the first one, or the folder
+``KIOSK_DISPLAY_BACKLIGHT`` names) the brightness is written there too;
+without one the panel is simulated by the state alone.
 """
 
 from __future__ import annotations
@@ -79,14 +80,31 @@ def save_state(brightness: int, auto: bool, source: str) -> dict:
     return state
 
 
-def apply_backlight(brightness: int) -> None:
-    """Write the brightness to the panel when the device has one configured."""
+BACKLIGHTS = Path("/sys/class/backlight")
+
+
+def backlight() -> Path | None:
+    """The panel's backlight folder: ``KIOSK_DISPLAY_BACKLIGHT`` if set, else
+    the first one the kernel offers, else None (a simulated panel)."""
     folder = os.environ.get("KIOSK_DISPLAY_BACKLIGHT")
-    if not folder:
+    if folder:
+        return Path(folder)
+    try:
+        found = sorted(p for p in BACKLIGHTS.iterdir() if (p / "brightness").exists())
+    except OSError:
+        return None
+    return found[0] if found else None
+
+
+def apply_backlight(brightness: int) -> None:
+    """Write the brightness to the panel when the device has one; without
+    one, the state alone is the (simulated) panel."""
+    folder = backlight()
+    if folder is None:
         return
     try:
-        maximum = int((Path(folder) / "max_brightness").read_text().strip())
-        (Path(folder) / "brightness").write_text(str(round(maximum * brightness / 100)))
+        maximum = int((folder / "max_brightness").read_text().strip())
+        (folder / "brightness").write_text(str(round(maximum * brightness / 100)))
     except (OSError, ValueError) as exc:
         # The state is still right; the panel can catch up on the next change.
         logger.warning("cannot set the backlight in %s: %s", folder, exc)
@@ -135,7 +153,8 @@ def restore():
     """Put the panel back where it was before the restart."""
     state = load_state()
     apply_backlight(state["brightness"])
-    logger.info("display at %d%% (%s)", state["brightness"], "automatic" if state["auto"] else "manual")
+    logger.info("display at %d%% (%s), %s", state["brightness"], "automatic" if state["auto"] else "manual",
+                f"backlight {backlight()}" if backlight() else "no backlight: simulated")
 
 
 @app.action("get_state")

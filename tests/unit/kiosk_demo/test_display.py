@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 from daebus import RemoteError
@@ -5,9 +7,12 @@ from daebus.testing import TestClient
 
 
 @pytest.fixture
-def display(load_worker, monkeypatch):
+def display(load_worker, monkeypatch, tmp_path):
     monkeypatch.delenv("KIOSK_DISPLAY_BACKLIGHT", raising=False)
-    return load_worker("display")
+    worker = load_worker("display")
+    # Never the machine's own panel.
+    monkeypatch.setattr(worker, "BACKLIGHTS", tmp_path / "no-backlights")
+    return worker
 
 
 @pytest.fixture
@@ -121,3 +126,25 @@ def test_a_state_saved_by_an_earlier_version_is_found(client):
     assert client.call("get_state")["brightness"] == 42
     client.call("set_brightness", {"brightness": 43})
     assert client.cache.hget("display:state", "brightness") == "43"
+
+
+def test_the_first_backlight_of_the_kernel_is_used(display, tmp_path, monkeypatch):
+    for name, maximum in (("b_second", "100"), ("a_first", "1000")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "max_brightness").write_text(maximum + "\n")
+        (tmp_path / name / "brightness").write_text("0\n")
+    (tmp_path / "0_no_brightness_file").mkdir()
+    monkeypatch.setattr(display, "BACKLIGHTS", tmp_path)
+    with TestClient(display.app) as client:
+        client.call("set_brightness", {"brightness": 30})
+    assert (tmp_path / "a_first" / "brightness").read_text() == "300"
+    assert (tmp_path / "b_second" / "brightness").read_text() == "0\n"
+
+
+def test_without_a_backlight_the_panel_is_simulated(display, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(display, "BACKLIGHTS", tmp_path / "none")
+    caplog.set_level(logging.INFO)
+    with TestClient(display.app) as client:
+        client.run_start_hooks()
+        assert client.call("set_brightness", {"brightness": 20})["brightness"] == 20
+    assert "no backlight: simulated" in caplog.text and "cannot set" not in caplog.text
