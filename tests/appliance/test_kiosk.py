@@ -1,0 +1,249 @@
+"""The kiosk package in a booted bookworm root: cage + Chromium on wlroots'
+headless backend, looked at with grim as the kiosk user.
+
+Run with ``pytest tests/appliance/test_kiosk.py`` as root. The screenshots
+are kept in ``artifacts/`` (``DAEBUS_ARTIFACTS`` to put them elsewhere).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.nspawn import Container, add_dependencies, build_image, unpack, wait_until
+from appliance.packages import ROOT, make_debs, version_of
+
+VERSION = version_of(ROOT)
+UNIT = "daebus-kiosk.service"
+ARTIFACTS = Path(os.environ.get("DAEBUS_ARTIFACTS") or ROOT / "artifacts")
+# The demo page's background (kiosk_demo/static/style.css --bg) and the
+# frame's offline notice (kiosk/static/frame.html #offline).
+PAGE_RGB = (0x0E, 0x13, 0x18)
+OFFLINE_RGB = (0x3B, 0x2A, 0x10)
+# What docs/kiosk.md gives a box without a display.
+HEADLESS = """[Unit]
+ConditionPathExists=
+
+[Service]
+StandardInput=null
+TTYReset=no
+TTYVHangup=no
+TTYVTDisallocate=no
+Environment=WLR_BACKENDS=headless WLR_RENDERER=pixman WLR_LIBINPUT_NO_DEVICES=1
+"""
+
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="needs Linux"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (debootstrap, systemd-nspawn)"),
+    pytest.mark.timeout(1200),
+]
+
+
+@pytest.fixture(scope="module")
+def debs(steps) -> dict[str, Path]:
+    with steps("build the .debs (make deb)"):
+        debs = make_debs(ROOT)
+        debs["daebus-kiosk"] = ROOT / "dist" / f"daebus-kiosk_{VERSION}_all.deb"
+        assert debs["daebus-kiosk"].is_file()
+        return debs
+
+
+@pytest.fixture(scope="module")
+def box(debs, steps):
+    log_dir = Path(tempfile.mkdtemp(prefix="daebus-kiosk-", dir="/var/tmp"))
+    with steps("cached bookworm root; unpack; add the dependencies' .debs (cage, chromium...)"):
+        with open(log_dir / "image.log", "w") as log:
+            root = unpack(build_image(log), log_dir)
+            for deb in debs.values():
+                shutil.copy(deb, root / "srv" / deb.name)
+            add_dependencies(root, [f"/srv/{deb.name}" for deb in debs.values()], log)
+    container = Container(root, f"daebus-kiosk-{os.getpid()}", log_dir / "console.log")
+    try:
+        with steps("boot it"):
+            container.boot()
+        yield container
+    finally:
+        container.stop()
+        if not os.environ.get("DAEBUS_TEST_KEEP"):
+            shutil.rmtree(log_dir, ignore_errors=True)
+
+
+# -- looking at the screen -------------------------------------------------------
+
+def cage_environment(box: Container) -> dict[str, str]:
+    pid = box.run("pgrep", "-u", "kiosk", "-x", "cage").stdout.split()[0]
+    raw = box.run("cat", f"/proc/{pid}/environ").stdout
+    env = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+    return {"XDG_RUNTIME_DIR": env["XDG_RUNTIME_DIR"], "WAYLAND_DISPLAY": env.get("WAYLAND_DISPLAY", "wayland-0")}
+
+
+def screenshot(box: Container, keep: str | None = None) -> tuple[int, int, bytes]:
+    """The output as (width, height, RGB bytes), taken with grim as the
+    kiosk user; ``keep`` also saves a PNG under artifacts/."""
+    env = cage_environment(box)
+    args = ["runuser", "-u", "kiosk", "--", "env", *(f"{k}={v}" for k, v in env.items()), "grim"]
+    # /var/tmp is on the root's disk (the container's /tmp is a tmpfs).
+    box.run(*args, "-t", "ppm", "/var/tmp/kiosk-shot.ppm", timeout=30)
+    data = (box.root / "var/tmp/kiosk-shot.ppm").read_bytes()
+    if keep:
+        box.run(*args, f"/var/tmp/{keep}", timeout=30)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(box.root / "var/tmp" / keep, ARTIFACTS / keep)
+    match = re.match(rb"P6\s+(\d+)\s+(\d+)\s+255\s", data)
+    assert match, data[:40]
+    width, height = int(match.group(1)), int(match.group(2))
+    return width, height, data[match.end():match.end() + width * height * 3]
+
+
+def share(shot: tuple[int, int, bytes], rgb: tuple[int, int, int], tolerance: int = 6) -> float:
+    """The fraction of a grid of sample points, over the whole output, that
+    have the colour ``rgb``."""
+    width, height, pixels = shot
+    points = [(x, y) for x in range(2, width, max(1, width // 40)) for y in range(2, height, max(1, height // 30))]
+    hits = 0
+    for x, y in points:
+        i = (y * width + x) * 3
+        if all(abs(pixels[i + c] - rgb[c]) <= tolerance for c in range(3)):
+            hits += 1
+    return hits / len(points)
+
+
+def corners(shot, rgb) -> bool:
+    width, height, pixels = shot
+    for x, y in ((3, height - 4), (width - 4, height - 4), (width - 4, height // 2)):
+        i = (y * width + x) * 3
+        if not all(abs(pixels[i + c] - rgb[c]) <= 6 for c in range(3)):
+            return False
+    return True
+
+
+def page_shown(box: Container):
+    try:
+        shot = screenshot(box)
+    except Exception:
+        return None
+    # The page fills the output: its background in the far corners and over
+    # most of the screen (the rest is its text and cards).
+    return shot if corners(shot, PAGE_RGB) and share(shot, PAGE_RGB) > 0.4 else None
+
+
+def offline_shown(box: Container):
+    try:
+        shot = screenshot(box)
+    except Exception:
+        return None
+    return shot if share(shot, OFFLINE_RGB) > 0.8 else None
+
+
+def show(box: Container, *props: str) -> dict[str, str]:
+    out = box.run("systemctl", "show", UNIT, *(f"--property={p}" for p in props)).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+# -- the story ---------------------------------------------------------------------
+
+@pytest.mark.independent
+def test_kiosk_package_contents(debs, steps):
+    import subprocess
+
+    with steps("daebus-kiosk contents and dependencies"):
+        deb = debs["daebus-kiosk"]
+        files = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
+        fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Architecture", "Depends"], capture_output=True,
+                                text=True, check=True).stdout
+        demo = subprocess.run(["dpkg-deb", "-f", str(debs["daebus-kiosk-demo"]), "Depends", "Recommends"],
+                              capture_output=True, text=True, check=True).stdout
+    assert "Architecture: all" in fields and "cage" in fields and "chromium" in fields, fields
+    assert f"python3-daebus (= {VERSION})" in fields
+    for path in ("/lib/systemd/system/daebus-kiosk.service", "/usr/lib/sysusers.d/daebus-kiosk.conf",
+                 "/usr/share/daebus/kiosk/__main__.py", "/usr/share/daebus/kiosk/static/frame.html",
+                 "/usr/share/doc/daebus-kiosk/kiosk.md"):
+        assert path in files, path
+    assert "daebus-kiosk" not in demo  # the demo doesn't pull a browser in
+
+
+def test_install_starts_the_kiosk_as_its_user(box, debs, steps):
+    names = ("python3-daebus", "daebus", "daebus-kiosk-demo", "daebus-kiosk")
+    with steps("headless drop-in; apt-get install the four packages (chromium, cage...)") as step:
+        box.run("mkdir", "-p", f"/etc/systemd/system/{UNIT}.d")
+        box.run("tee", f"/etc/systemd/system/{UNIT}.d/headless.conf", input=HEADLESS)
+        started = time.monotonic()
+        box.run("apt-get", "install", "-y", "-q", "-o", "Dpkg::Use-Pty=0",
+                *(f"/srv/{debs[n].name}" for n in names), timeout=900)
+        step["figures"] = f"install {time.monotonic() - started:.0f} s"
+        wait_until(lambda: show(box, "ActiveState")["ActiveState"] == "active", 90, "the kiosk unit active")
+    props = show(box, "User", "Type", "SubState", "MainPID")
+    assert props["User"] == "kiosk" and props["Type"] == "notify", props
+    owners = box.run("ps", "-C", "cage,chromium", "-o", "user=").stdout.split()
+    assert owners and set(owners) == {"kiosk"}, owners
+    user = box.run("getent", "passwd", "kiosk").stdout.split(":")
+    assert int(user[2]) < 1000, user
+
+
+def test_screenshot_shows_the_page_filling_the_output(box, steps):
+    with steps("grim as the kiosk user: the page fills the output") as step:
+        shot = wait_until(lambda: page_shown(box), 60, "the kiosk page on screen", interval=1)
+        screenshot(box, keep="kiosk-page.png")
+        step["figures"] = f"{shot[0]}x{shot[1]}, page colour on {share(shot, PAGE_RGB):.0%} of samples"
+
+
+def test_boot_to_page_visible(box, steps):
+    with steps("reboot the container: boot -> page visible") as step:
+        box.stop()
+        started = time.monotonic()
+        box.boot()
+        wait_until(lambda: page_shown(box), 120, "the page after boot", interval=0.5)
+        step["figures"] = f"boot -> page visible {time.monotonic() - started:.1f} s"
+
+
+def test_killed_browser_comes_back(box, steps):
+    with steps("kill -9 Chromium: the page back within 10 s") as step:
+        pid = box.run("pgrep", "-o", "-u", "kiosk", "chromium").stdout.split()[0]
+        box.run("kill", "-9", pid)
+        killed = time.monotonic()
+        wait_until(lambda: box.run("kill", "-0", pid, check=False).returncode != 0, 5, "Chromium gone")
+        wait_until(lambda: page_shown(box), 10, "the page back after kill -9", interval=0.3)
+        step["figures"] = f"page back {time.monotonic() - killed:.1f} s after kill -9"
+    assert show(box, "ActiveState")["ActiveState"] == "active"
+
+
+def test_gateway_outage_shows_offline_then_live(box, steps):
+    with steps("stop the gateway 5 s: offline notice, then the page again") as step:
+        box.run("systemctl", "stop", "daebus-gateway.service")
+        stopped = time.monotonic()
+        wait_until(lambda: offline_shown(box), 10, "the offline notice", interval=0.5)
+        time.sleep(max(0.0, 5 - (time.monotonic() - stopped)))  # the outage lasts 5 s
+        box.run("systemctl", "start", "daebus-gateway.service")
+        restarted = time.monotonic()
+        wait_until(lambda: page_shown(box), 30, "the page live again", interval=0.5)
+        step["figures"] = f"page back {time.monotonic() - restarted:.1f} s after the gateway"
+    journal = box.run("journalctl", "--no-pager", "-o", "cat", "-u", UNIT).stdout
+    assert "page is offline" in journal and "page is online" in journal
+
+
+@pytest.mark.independent
+def test_kiosk_user_cannot_reach_redis(box, steps):
+    probe = ("import socket\ntry:\n    s = socket.create_connection(('127.0.0.1', 6379), 3)\n"
+             "    s.sendall(b'PING\\r\\n'); print(s.recv(100))\nexcept OSError as e:\n    print('refused', e)\n")
+    with steps("runuser -u kiosk: no Redis"):
+        out = box.run("runuser", "-u", "kiosk", "--", "python3", "-c", probe).stdout
+        cli = box.run("runuser", "-u", "kiosk", "--", "sh", "-c",
+                      "redis-cli -s /run/redis/redis-server.sock ping; redis-cli ping", check=False)
+    assert "+PONG" not in out, out
+    assert "PONG" not in cli.stdout, cli.stdout
+
+
+@pytest.mark.independent
+def test_security_score_is_reported(box, steps):
+    with steps("systemd-analyze security daebus-kiosk") as step:
+        out = box.run("systemd-analyze", "security", "--no-pager", UNIT, check=False).stdout
+        score = re.search(r"Overall exposure level for \S+: ([\d.]+) (\w+)", out)
+        assert score, out[-2000:]
+        step["figures"] = f"exposure {score.group(1)} {score.group(2)}"
