@@ -239,6 +239,9 @@ def test_gateway_outage_shows_offline_then_live(box, steps):
 
 
 @pytest.mark.independent
+@pytest.mark.xfail(strict=True, reason="the daebus package runs Redis as Debian ships it (TCP on "
+                   "127.0.0.1:6379, no users): every local user reaches it until the bus is locked "
+                   "(docs/security.md, Known limits)")
 def test_kiosk_user_cannot_reach_redis(box, steps):
     probe = ("import socket\ntry:\n    s = socket.create_connection(('127.0.0.1', 6379), 3)\n"
              "    s.sendall(b'PING\\r\\n'); print(s.recv(100))\nexcept OSError as e:\n    print('refused', e)\n")
