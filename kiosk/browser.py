@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 # Flags every kiosk wants: nothing may pop up over the page or wait for a user.
@@ -26,10 +27,27 @@ KIOSK_FLAGS = (
 )
 
 
-def cage_command(settings, profile: Path, frame_url: str) -> list[str]:
+def cage_command(settings, profile: Path, frame_url: str, environ=os.environ) -> list[str]:
     """``cage [-r ...] -- chromium FLAGS URL`` for these settings."""
-    rotate = ["-r"] * (settings.rotation // 90)
+    rotate = ["-r"] * (output_rotation(settings.rotation, environ) // 90)
     return ["cage", "-d", *rotate, "--", *chromium_command(settings, profile, frame_url)]
+
+
+def output_rotation(rotation: int, environ=os.environ) -> int:
+    """The turn cage gives its output: the configured one, except that an
+    unturned output of wlroots' headless backend gets half a turn.
+
+    cage 0.1.4 hands a full-screen window's buffer to the output as it is
+    (direct scan-out) unless the output is turned relative to it; a screen
+    capture then composes one frame, and wlroots 0.15 redraws only the
+    latest damage onto a buffer last drawn before scan-out began: the
+    capture is stale or black. A headless output is only ever seen through
+    captures, which undo the output's turn, so half a turn shows nothing
+    different and keeps the output composed. A real panel keeps scan-out.
+    """
+    if rotation == 0 and environ.get("WLR_BACKENDS") == "headless":
+        return 180
+    return rotation
 
 
 def chromium_command(settings, profile: Path, frame_url: str) -> list[str]:

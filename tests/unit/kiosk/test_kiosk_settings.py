@@ -31,6 +31,19 @@ def test_values_from_the_file(etc):
     assert (settings.blank_from, settings.blank_until) == ("22:30", "06:00")
 
 
+@pytest.mark.parametrize("rotation, backends, turns", [
+    (0, None, 0), (90, None, 1), (0, "headless", 2), (90, "headless", 1), (180, "headless", 2),
+    (0, "drm,libinput", 0),
+])
+def test_headless_output_is_never_left_unturned(etc, rotation, backends, turns):
+    # Unturned, cage scans the page's buffer out and screen captures of a
+    # headless output go stale; half a turn there is invisible to them.
+    (etc / "daebus.toml").write_text(f"[kiosk]\nrotation = {rotation}\n")
+    environ = {} if backends is None else {"WLR_BACKENDS": backends}
+    command = browser.cage_command(load(), etc, "http://x/", environ)
+    assert command[:command.index("--")] == ["cage", "-d", *["-r"] * turns]
+
+
 def test_no_pinch_zoom_unless_configured(etc):
     assert "--disable-pinch" in browser.cage_command(load(), etc, "http://x/")
 
