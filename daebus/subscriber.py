@@ -174,9 +174,11 @@ class Subscriber:
 
     def _serve(self, me: threading.Thread) -> None:
         """Read while this thread holds the turn: until stopped, refused, or taken over."""
-        while not self._stop.is_set():
+        while True:
             try:
                 if self._pubsub is None:
+                    if self._stop.is_set():
+                        break
                     self.last_beat = time.monotonic()
                     self._pubsub = self._client.pubsub()
                     self._liveness = Liveness(self.health_interval)
@@ -184,6 +186,7 @@ class Subscriber:
                     self._expected = self._subscribe(self._pubsub)
                 if self._read(me):
                     return
+                break   # stopped
             except AccessDenied as exc:
                 # Reconnecting cannot change Redis's mind: report once and stop.
                 self._close()
@@ -256,12 +259,15 @@ class Subscriber:
             getattr(pubsub, command)(channel)
 
     def _read(self, me: threading.Thread) -> bool:
-        """Read messages; True once this thread handed its turn over."""
+        """Read messages: True once another reader took the turn, False once
+        stopped (after what arrived before :meth:`stop`'s wake-up)."""
         pubsub, liveness = self._pubsub, self._liveness
-        while not self._stop.is_set():
+        while True:
             self.last_beat = time.monotonic()
             message = pubsub.get_message(timeout=self.beat_interval)
             if message is None:
+                if self._stop.is_set():
+                    return False
                 liveness.idle(pubsub)
                 continue
             liveness.heard()
@@ -277,6 +283,8 @@ class Subscriber:
                         self._lent.discard(me)
                         if not self._turns.reclaim():
                             return True   # another reader read on meanwhile
+                elif self._stop.is_set():
+                    return False
                 elif self._pending:
                     self._apply_changes(pubsub)
             elif kind in ("subscribe", "psubscribe"):
@@ -285,7 +293,6 @@ class Subscriber:
                 if self._acknowledged == self._expected:
                     self._backoff.reset()
                     self._confirmed()
-        return False
 
     def _confirm(self, channel) -> None:
         channel = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel

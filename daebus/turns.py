@@ -57,7 +57,13 @@ class Turns:
             self._waiting += 1
             try:
                 seen = self._lends
-                while not self._closed:
+                while True:
+                    if self._closed:
+                        # One last turn when the holder is busy with a lent
+                        # request: what arrived before the stop gets read.
+                        if self._lent_at is None or self._holder in (None, me):
+                            return False
+                        break
                     if self._holder is None or self._holder is me:
                         break
                     if self._lent_at is not None:
@@ -74,8 +80,6 @@ class Turns:
                     else:
                         self._watching = False
                         self._cond.wait()
-                else:
-                    return False
                 self._holder, self._lent_at = me, None
                 return True
             finally:
@@ -110,7 +114,8 @@ class Turns:
                 self._cond.notify()
 
     def close(self) -> None:
-        """No more turns: every :meth:`take` returns False."""
+        """No more turns: every :meth:`take` returns False, but for one
+        last turn taken from a holder busy with a lent request."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()

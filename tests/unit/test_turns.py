@@ -67,3 +67,17 @@ def test_nothing_is_lent_without_another_reader_and_close_ends_every_wait():
     thread.join(5)
     assert not thread.is_alive() and not took.is_set()
     assert not turns.take()
+
+
+def test_closing_gives_one_last_turn_when_the_holder_is_busy_with_a_lent_request():
+    # What arrived just before a stop must still be read: the waiting
+    # reader takes the lent turn at once instead of giving up.
+    turns = Turns(patience=30)
+    assert turns.take()
+    took = threading.Event()
+    thread = _waiter(turns, took)
+    assert turns.lend()
+    turns.close()
+    assert took.wait(5)
+    thread.join(5)
+    assert not turns.reclaim()
