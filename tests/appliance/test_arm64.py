@@ -79,12 +79,13 @@ def arm64_box(debs, steps):
             root = unpack(tarball, log_dir)
             for name in ("python3-daebus", "daebus"):
                 shutil.copy(debs[name], root / "srv" / debs[name].name)
-            # qemu-user cannot set up user namespaces, which the bus's unit asks
-            # for (PrivateUsers=): without this drop-in Redis fails at step USER
-            # under emulation only.
-            dropin = root / "etc/systemd/system/daebus-redis.service.d"
-            dropin.mkdir(parents=True)
-            (dropin / "emulation.conf").write_text("[Service]\nPrivateUsers=no\n")
+            # qemu-user cannot set up user namespaces, which the bus's and the
+            # gateway's units ask for (PrivateUsers=): without this drop-in they
+            # fail at step USER under emulation only.
+            for unit in ("daebus-redis.service", "daebus-gateway.service"):
+                dropin = root / f"etc/systemd/system/{unit}.d"
+                dropin.mkdir(parents=True, exist_ok=True)
+                (dropin / "no-user-namespace.conf").write_text("[Service]\nPrivateUsers=no\n")
             # Nor can it mount the credentials file system behind LoadCredential=
             # (the units fail with 243/CREDENTIALS): under emulation only, each
             # daebus unit gets its secret copied, readable by its user alone, into
