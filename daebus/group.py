@@ -141,7 +141,6 @@ class GroupServer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._handling: set[threading.Thread] = set()   # readers running a handler
         self._state = StateLog(log)
         self._clock_offset_ms = 0.0
         self.bridging = False
@@ -182,7 +181,7 @@ class GroupServer:
             pass
         deadline = time.monotonic() + 5
         for thread in self._threads:
-            wait_for_reader(thread, self._handling, deadline)
+            wait_for_reader(thread, self._turns.lending, deadline)
 
     def leave(self) -> None:
         """After the last handler: drop this consumer if it holds nothing,
@@ -343,14 +342,11 @@ class GroupServer:
         with self._lock:
             self._held[entry_id] = time.monotonic()
         if inline and self._borrow():
-            me = threading.current_thread()
-            self._handling.add(me)
             try:
                 self._handle(entry_id, message, delivery)
             except Exception:  # noqa: BLE001 - as the pool does: log it, keep reading
                 log.exception("unhandled error in %s's request %s", self.service, message.request_id)
             finally:
-                self._handling.discard(me)
                 self._give_back()
         elif not self._submit(self._handle, entry_id, message, delivery):
             with self._lock:

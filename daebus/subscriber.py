@@ -68,7 +68,6 @@ class Subscriber:
         self._readers = readers
         self._threads: list[threading.Thread] = []
         self._turns = Turns()
-        self._lent: set[threading.Thread] = set()       # readers running a message's work
         # The subscription whoever holds the turn reads (None: to be made).
         self._pubsub = None
         self._liveness: Liveness | None = None
@@ -96,10 +95,7 @@ class Subscriber:
         reader is free to (the caller then does the work itself), False when
         none is (the caller passes the work on).
         """
-        if self._more_to_read() or not self._turns.lend():
-            return False
-        self._lent.add(threading.current_thread())
-        return True
+        return not self._more_to_read() and self._turns.lend()
 
     def _more_to_read(self) -> bool:
         # Messages already waiting: reading on beats running this one here.
@@ -156,7 +152,7 @@ class Subscriber:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             if thread is not threading.current_thread():
-                wait_for_reader(thread, self._lent, deadline)
+                wait_for_reader(thread, self._turns.lending, deadline)
         self._commands.close()
 
     @property
@@ -279,8 +275,7 @@ class Subscriber:
                 channel = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel
                 if channel != self._wake_channel:
                     self._call(self.on_message, channel, message["data"])
-                    if me in self._lent:
-                        self._lent.discard(me)
+                    if self._turns.lent():
                         if not self._turns.reclaim():
                             return True   # another reader read on meanwhile
                 elif self._stop.is_set():

@@ -5,9 +5,9 @@ reader is waiting, it *lends* the turn and runs the request itself: no
 thread switch between reading a request and running its handler. The
 waiting reader takes the turn only if that handler is still running after
 ``patience``, so a long handler never leaves the source unread for longer,
-while a quick one costs no wake-up of the other thread at all (it looks
-at the holder every ``patience`` only while requests are being lent, and
-sleeps untimed when the service is idle).
+while a quick one never waits for the other thread (which looks at the
+holder every ``patience`` only while requests are being lent, and sleeps
+untimed when the service is idle).
 """
 
 from __future__ import annotations
@@ -42,8 +42,14 @@ class Turns:
         self._lent_at: float | None = None   # the holder runs a handler since then
         self._lends = 0
         self._waiting = 0
+        # Readers running a request they lent the turn for (until they reclaim).
+        self.lending: set[threading.Thread] = set()
         self._watching = False               # a waiting reader looks again within patience
         self._closed = False
+
+    def lent(self) -> bool:
+        """The calling thread lent its turn and has not reclaimed it."""
+        return threading.current_thread() in self.lending
 
     @property
     def waiting(self) -> int:
@@ -93,6 +99,7 @@ class Turns:
             if not self._waiting or self._holder is not threading.current_thread():
                 return False
             self._lent_at = time.monotonic()
+            self.lending.add(self._holder)
             self._lends += 1
             if not self._watching:
                 self._cond.notify()
@@ -100,6 +107,7 @@ class Turns:
 
     def reclaim(self) -> bool:
         """After a lent request: True if the turn is still ours."""
+        self.lending.discard(threading.current_thread())
         with self._cond:
             if self._holder is threading.current_thread():
                 self._lent_at = None
