@@ -246,7 +246,7 @@ def read_stream(port: int, channel: str, last_event_id: str | None, messages: in
 
 def kept_memory(redis_url: str, workdir: Path) -> dict:
     """Worker RSS of a gateway keeping 20 channels' events and of one not."""
-    from daebus.caller import shared_broadcaster
+    from daebus.call.caller import shared_broadcaster
     from support import free_port
 
     ports = {"keeping": free_port(), "not keeping": free_port()}

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from daebus.localredis import RedisServer  # noqa: E402
+from daebus.bus.localredis import RedisServer  # noqa: E402
 
 RAW_SERVER = """
 import json, sys, redis

@@ -23,14 +23,15 @@ import importlib.util
 # program that needs one part (gunicorn's arbiter reading daebus.config, a
 # service that never serves HTTP or asyncio) doesn't load the rest.
 _HOMES = {
-    "Daebus": "app", "Blueprint": "blueprint", "DaebusCaller": "caller", "AsyncCaller": "aiocaller",
+    "Daebus": "app.application", "Blueprint": "app.blueprint", "DaebusCaller": "call.caller",
+    "AsyncCaller": "call.aiocaller",
     **dict.fromkeys(["OutsideContextError", "broadcast", "cache", "direct_logger", "get_daemon", "logger",
-                     "request", "response"], "context"),
+                     "request", "response"], "app.context"),
     **dict.fromkeys(["ActionNotFound", "BadRequest", "ConfigError", "ConnectionLost", "DaebusError",
                      "MalformedReply", "NameTaken", "RemoteError", "RequestTimeout", "ServiceBusy",
                      "ServiceStopped", "ServiceUnavailable"], "errors"),
-    **dict.fromkeys(["Broadcaster", "PubSubRequest", "PubSubResponse"], "pubsub"),
-    "list_services": "registry",
+    **dict.fromkeys(["Broadcaster", "PubSubRequest", "PubSubResponse"], "app.pubsub"),
+    "list_services": "bus.registry",
     **dict.fromkeys(["DaebusHttp", "HttpRequest", "HttpResponse"], "http"),
 }
 

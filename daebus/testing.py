@@ -21,13 +21,13 @@ import json
 import uuid
 from typing import Any
 
-from . import protocol
-from .blueprint import is_async
-from .context import app_context
-from .dispatch import run_action, run_listener
-from .errors import remote_error
-from .pubsub import Broadcaster
-from .schemas import describe
+from daebus.bus import protocol
+from daebus.app.blueprint import is_async
+from daebus.app.context import app_context
+from daebus.service.dispatch import run_action, run_listener
+from daebus.errors import remote_error
+from daebus.app.pubsub import Broadcaster
+from daebus.app.schemas import describe
 
 __test__ = False  # keep pytest from collecting TestClient as a test class
 
@@ -87,7 +87,7 @@ class TestClient:
         try:
             handler = self.app.actions.get(action)
             if handler is not None and is_async(handler):
-                from .aio import run_action_async
+                from daebus.service.aio import run_action_async
                 self._await(run_action_async(self.app, message, self._publish))
             else:
                 run_action(self.app, message, self._publish)
@@ -119,7 +119,7 @@ class TestClient:
         handlers = self.app.listeners.get(channel, [])
         for handler in handlers:
             if is_async(handler):
-                from .aio import run_listener_async
+                from daebus.service.aio import run_listener_async
                 self._await(run_listener_async(self.app, handler, channel, payload))
             else:
                 run_listener(self.app, handler, channel, payload)
@@ -135,7 +135,7 @@ class TestClient:
 
     def _call(self, fn) -> None:
         if is_async(fn):
-            from .aio import call_in_app
+            from daebus.service.aio import call_in_app
             self._await(call_in_app(self.app, fn))
         else:
             with app_context(self.app):

@@ -19,7 +19,7 @@ import socket
 from flask import Blueprint, Response, current_app, request
 
 from daebus import __version__ as daebus_version
-from daebus import protocol
+from daebus.bus import protocol
 from daebus.errors import ConnectionLost, DaebusError
 
 from . import openapi

@@ -24,11 +24,12 @@ from flask import Flask, abort, send_from_directory
 from werkzeug.routing import PathConverter
 from werkzeug.security import safe_join
 
-from daebus import DaebusCaller, registry
-from daebus.caller import shared_client
+from daebus import DaebusCaller
+from daebus.bus import registry
+from daebus.call.caller import shared_client
 from daebus.errors import BadRequest, ConnectionLost, DaebusError
-from daebus.schemas import describe
-from daebus.transport import REDIS_ERRORS, connect, redact
+from daebus.app.schemas import describe
+from daebus.bus.transport import REDIS_ERRORS, connect, redact
 
 from . import api, errors, observe, security
 from . import settings as settings_module

@@ -18,10 +18,10 @@ import threading
 import time
 from typing import Callable
 
-from daebus import registry
+from daebus.bus import registry
 from daebus.errors import ConnectionLost
-from daebus.schemas import Contract, SchemaDeclarationError
-from daebus.transport import REDIS_ERRORS
+from daebus.app.schemas import Contract, SchemaDeclarationError
+from daebus.bus.transport import REDIS_ERRORS
 
 log = logging.getLogger("gateway")
 

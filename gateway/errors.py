@@ -19,7 +19,7 @@ import logging
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from daebus import protocol
+from daebus.bus import protocol
 from daebus.errors import CODES, DaebusError, error_code, http_status, retry_after
 
 log = logging.getLogger("gateway")

@@ -22,8 +22,8 @@ import logging
 import threading
 from typing import Iterator
 
-from daebus import kept, protocol
-from daebus.subscriber import Subscriber
+from daebus.bus import kept, protocol
+from daebus.bus.subscriber import Subscriber
 
 from .expose import Exposure
 from .replay import READ_ERRORS, History, Plan

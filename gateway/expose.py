@@ -11,7 +11,7 @@ same patterns can be handed to ``PSUBSCRIBE`` unchanged::
 
 from __future__ import annotations
 
-from daebus.globs import glob_match, glob_regex, is_glob
+from daebus.bus.globs import glob_match, glob_regex, is_glob
 
 __all__ = ["Exposure", "glob_match", "glob_regex", "is_glob"]
 

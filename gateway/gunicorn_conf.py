@@ -23,10 +23,10 @@ import sys
 
 from gunicorn import glogging
 
-from daebus import logs
+from daebus.ops import logs
 from daebus.errors import ConfigError
-from daebus.journal import JournalHandler
-from daebus.systemd import Notifier
+from daebus.ops.journal import JournalHandler
+from daebus.ops.systemd import Notifier
 from gateway.addresses import address_is_loopback
 from gateway.settings import load
 from gateway.watchdog import MasterWatchdog

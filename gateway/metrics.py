@@ -18,7 +18,7 @@ import bisect
 import logging
 import threading
 
-from daebus.metrics import BUCKETS
+from daebus.ops.metrics import BUCKETS
 
 log = logging.getLogger("gateway.metrics")
 

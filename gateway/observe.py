@@ -22,8 +22,8 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from daebus import protocol
-from daebus.context import bind_log_fields, reset_log_fields
+from daebus.bus import protocol
+from daebus.app.context import bind_log_fields, reset_log_fields
 
 HEADER = "X-Request-ID"
 ACTION_ENDPOINT = "api.call_action"

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from daebus import protocol
+from daebus.bus import protocol
 from daebus.errors import DaebusError, RequestTimeout
 
 from .errors import api_error, from_daebus

@@ -24,8 +24,8 @@ from typing import Iterator
 
 import redis
 
-from daebus.globs import glob_match
-from daebus.kept import (CLOCK, DECLARATIONS, STREAM_PREFIX, TRIMMED, format_id, live_rules,
+from daebus.bus.globs import glob_match
+from daebus.bus.kept import (CLOCK, DECLARATIONS, STREAM_PREFIX, TRIMMED, format_id, live_rules,
                          parse_id, redis_ms)
 
 # What reading kept events may raise: Redis gone, or a key of another type.

@@ -22,9 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from daebus import config as daebus_config
-from daebus import configspec
-from daebus.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
+from daebus.ops import config as daebus_config
+from daebus.ops import configspec
+from daebus.ops.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
 from daebus.errors import ConfigError
 
 from .addresses import bind_is_loopback, parse_origin
@@ -170,7 +170,7 @@ def load(overrides: Mapping[str, Any] | None = None) -> Settings:
     if values["token_file"] and not values["token"]:
         # Imported here: daebus.auth loads redis, which gunicorn's master
         # (reading these settings) never needs.
-        from daebus.auth import read_private
+        from daebus.bus.auth import read_private
 
         values["token"] = read_private(values["token_file"], f"{where['token_file']}: {SECTION}.token_file")
     settings = Settings(**values, **{key.attr: getattr(base, key.attr) for key in _CORE_KEYS},

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 
-from daebus.logs import StateLog
+from daebus.ops.logs import StateLog
 
 log = logging.getLogger("gateway")
 

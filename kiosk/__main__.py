@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from daebus.errors import ConfigError
-from daebus.systemd import Notifier
+from daebus.ops.systemd import Notifier
 
 from . import browser, frame, settings as kiosk_settings
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from daebus import config as daebus_config
-from daebus import configspec
-from daebus.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
+from daebus.ops import config as daebus_config
+from daebus.ops import configspec
+from daebus.ops.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
 
 
 def _clock(value):

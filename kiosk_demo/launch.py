@@ -35,8 +35,8 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from daebus.localredis import RedisServer, free_port, redis_server_binary
-from daebus.systemd import Notifier, NotifySocket
+from daebus.bus.localredis import RedisServer, free_port, redis_server_binary
+from daebus.ops.systemd import Notifier, NotifySocket
 from gateway.settings import render
 
 HERE = Path(__file__).resolve().parent

@@ -90,7 +90,7 @@ def acl_bus():
     """A Redis locked by the rendered ACL: workers ``basic`` (listening to
     ``test_events``) and ``other``, a gateway exposing ``test_events``; see
     tests.support.AclBus."""
-    from daebus.acl import Worker
+    from daebus.security.acl import Worker
 
     from support import AclBus
 

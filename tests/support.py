@@ -19,8 +19,8 @@ import pytest
 import redis
 
 
-from daebus.localredis import RedisServer, free_port, redis_server_binary  # noqa: F401 - shared with the tests
-from daebus.systemd import NotifySocket  # noqa: F401
+from daebus.bus.localredis import RedisServer, free_port, redis_server_binary  # noqa: F401 - shared with the tests
+from daebus.ops.systemd import NotifySocket  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = Path(__file__).resolve().parent / "services"
@@ -383,7 +383,7 @@ class AclBus:
     """
 
     def __init__(self, workers=(), gateway_channels=()):
-        from daebus import acl
+        from daebus.security import acl
 
         self.workers = list(workers)
         self.dir = Path(tempfile.mkdtemp(prefix="daebus-acl-"))

@@ -13,10 +13,10 @@ import argparse
 import os
 import sys
 
-from .. import __version__
-from ..errors import DaebusError
-from . import acl, bus, config, doctor, new, serve, services, top
-from .common import MEANINGS, CommandError, Exit, exit_for, say_error
+from daebus import __version__
+from daebus.errors import DaebusError
+from daebus.cli import acl, bus, config, doctor, new, serve, services, top
+from daebus.cli.common import MEANINGS, CommandError, Exit, exit_for, say_error
 
 __all__ = ["Exit", "CommandError", "build_parser", "main"]
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..bususers import BusUsers
-from ..transport import REDIS_ERRORS, redact
-from .common import Exit, add_redis_url, redis_url, say_error
+from daebus.security.bususers import BusUsers
+from daebus.bus.transport import REDIS_ERRORS, redact
+from daebus.cli.common import Exit, add_redis_url, redis_url, say_error
 
 
 def cmd_write(args: argparse.Namespace) -> int:

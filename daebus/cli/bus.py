@@ -17,8 +17,8 @@ import json
 import logging
 import sys
 
-from ..errors import RemoteError
-from .common import CommandError, Exit, add_redis_url, connect, dumps, parse_json, positive_float, \
+from daebus.errors import RemoteError
+from daebus.cli.common import CommandError, Exit, add_redis_url, connect, dumps, parse_json, positive_float, \
     positive_int, redis_url, unreachable
 
 
@@ -33,7 +33,7 @@ def _show_progress(payload) -> None:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    from ..caller import DaebusCaller
+    from daebus.call.caller import DaebusCaller
 
     payload = {} if args.payload is None else parse_json(args.payload)
     url = redis_url(args)
@@ -53,8 +53,8 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .. import protocol
-    from ..transport import REDIS_ERRORS
+    from daebus.bus import protocol
+    from daebus.bus.transport import REDIS_ERRORS
 
     payload = parse_json(args.payload)
     if not isinstance(payload, dict):
@@ -89,7 +89,7 @@ def event_line(channel: str, data: bytes, as_json: bool) -> str:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from ..transport import REDIS_ERRORS, subscriber_client
+    from daebus.bus.transport import REDIS_ERRORS, subscriber_client
 
     url = redis_url(args)
     pubsub = subscriber_client(url, socket_timeout=10.0).pubsub()

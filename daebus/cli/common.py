@@ -13,8 +13,8 @@ import json
 import sys
 from typing import Any
 
-from .. import logs
-from ..errors import (AccessDenied, ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError, RequestTimeout,
+from daebus.ops import logs
+from daebus.errors import (AccessDenied, ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError, RequestTimeout,
                       ServiceUnavailable)
 
 
@@ -82,20 +82,20 @@ def redis_url(args) -> str:
     """The URL given on the command line, or the configured one."""
     if getattr(args, "redis_url", None):
         return args.redis_url
-    from .. import config
+    from daebus.ops import config
 
     return config.load().redis_url
 
 
 def connect(url: str):
     """A client that fails within seconds, not minutes, when Redis is away."""
-    from ..transport import connect as transport_connect
+    from daebus.bus.transport import connect as transport_connect
 
     return transport_connect(url, socket_timeout=3.0)
 
 
 def unreachable(url: str, exc: Exception) -> CommandError:
-    from ..transport import redact
+    from daebus.bus.transport import redact
 
     return CommandError(f"cannot reach Redis at {redact(url)}: {exc}", Exit.REDIS)
 
@@ -163,3 +163,20 @@ def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join(("  ".join(cell.ljust(width) for cell, width in zip(row, widths))
                       + "  " + row[-1]).rstrip() for row in rows)
+
+
+CLEAR_SCREEN = "\x1b[H\x1b[2J"  # what a --watch redraw starts with
+
+
+def fetch(url: str) -> list[dict]:
+    """The registry's live services; :class:`CommandError` when Redis is away."""
+    from daebus.bus.registry import list_services
+    from daebus.bus.transport import REDIS_ERRORS
+
+    client = connect(url)
+    try:
+        return list_services(client)
+    except REDIS_ERRORS as exc:
+        raise unreachable(url, exc) from None
+    finally:
+        client.close()

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import config, configspec
-from ..transport import redact
-from .common import CommandError, Exit, dumps, table
+from daebus.ops import config, configspec
+from daebus.bus.transport import redact
+from daebus.cli.common import CommandError, Exit, dumps, table
 
 HIDDEN = "(hidden)"
 

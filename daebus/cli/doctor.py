@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from ..errors import ConfigError
-from .common import Exit, add_redis_url, connect
+from daebus.errors import ConfigError
+from daebus.cli.common import Exit, add_redis_url, connect
 
-# Where the appliance package installs the gateway application.
+# Where the appliance package installs its parts (the gateway...).
 APPLIANCE_DIR = "/usr/share/daebus"
+# The entry point group under which parts register their own checks.
+CHECKS_GROUP = "daebus.doctor"
 MARKS = {True: "✔", False: "✘", None: "–"}
 RESTART = "then: sudo systemctl restart daebus.target"
 # The appliance's own Redis (the daebus package's unit), not any other on the box.
@@ -57,7 +57,7 @@ class Doctor:
         self.args = args
         self.checks: list[Check] = []
         self.settings = None
-        self.gateway = None  # the gateway's settings, when it is installed here
+        self.steps: list = []  # the checks other parts add (see add_checks)
         self.client = None
         self.services: list[dict] | None = None
 
@@ -65,9 +65,13 @@ class Doctor:
         self.checks.append(Check(check, ok, detail, fix))
 
     def run(self) -> list[Check]:
-        for step in (self.configuration, self.worker_files, self.redis, self.units, self.gateway_health,
-                     self.exposure, self.instances):
-            step()
+        self.configuration()
+        self.worker_files()
+        self.redis()
+        self.units()
+        for step in self.steps:
+            step(self)
+        self.instances()
         if self.client is not None:
             self.client.close()
         return self.checks
@@ -75,14 +79,12 @@ class Doctor:
     # -- files -------------------------------------------------------------------
 
     def configuration(self) -> None:
-        from .. import config
+        from daebus.ops import config
 
         files = config.config_files()
         try:
             self.settings = config.load()
-            settings_module = _gateway_settings_module()
-            if settings_module is not None:
-                self.gateway = settings_module.load()
+            self.add_checks()
         except ConfigError as exc:
             self.add("configuration", False, str(exc), f"correct that line; {RESTART}")
             return
@@ -93,8 +95,24 @@ class Doctor:
         main = "" if drop_ins == files else f"{config.config_path()} and "
         self.add("configuration", True, f"{main}{len(drop_ins)} drop-in{'s' if len(drop_ins) != 1 else ''} valid")
 
+    def add_checks(self) -> None:
+        """Load the checks that other parts of the box register (the gateway
+        its own): entry points of group ``daebus.doctor``, each a function
+        ``checks(doctor)`` that reads its part's settings (a ConfigError is
+        reported as the configuration's) and returns the steps to run after
+        the units, each ``step(doctor)``. A part that is not installed here
+        does not import, and adds nothing."""
+        if Path(APPLIANCE_DIR).is_dir() and APPLIANCE_DIR not in sys.path:
+            sys.path.append(APPLIANCE_DIR)  # where the appliance's parts live
+        for entry in sorted(entry_points(group=CHECKS_GROUP), key=lambda e: e.name):
+            try:
+                provider = entry.load()
+            except ImportError:  # not installed here, or without its dependencies
+                continue
+            self.steps.extend(provider(self))
+
     def worker_files(self) -> None:
-        from ..workers import read_worker, split_spec, workers_dir
+        from daebus.service.workers import read_worker, split_spec, workers_dir
 
         folder = workers_dir()
         names = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
@@ -121,7 +139,7 @@ class Doctor:
     # -- Redis and the registry ------------------------------------------------------
 
     def redis(self) -> None:
-        from ..transport import REDIS_ERRORS, redact
+        from daebus.bus.transport import REDIS_ERRORS, redact
 
         url = self.args.redis_url or (self.settings.redis_url if self.settings else None)
         if url is None:
@@ -131,7 +149,7 @@ class Doctor:
         client = connect(url)
         try:
             version = client.info("server").get("redis_version", "?")
-            from ..registry import list_services
+            from daebus.bus.registry import list_services
 
             self.services = list_services(client)
         except REDIS_ERRORS as exc:
@@ -144,7 +162,7 @@ class Doctor:
                                 f"{len(self.services)} service{'s' if len(self.services) != 1 else ''} registered")
 
     def instances(self) -> None:
-        from ..registry import GROUP
+        from daebus.bus.registry import GROUP
 
         if self.services is None:
             self.add("instances", None, "not checked: Redis unreachable")
@@ -188,96 +206,6 @@ class Doctor:
                      f"journalctl -u {unit} -b -n 50, then: sudo systemctl restart {unit}")
         if not bad:
             self.add("units", True, f"{', '.join(active) or 'none installed'} active")
-
-    # -- the gateway -------------------------------------------------------------------
-
-    def gateway_health(self) -> None:
-        base = self.args.gateway or (_base_url(self.gateway.bind) if self.gateway else None)
-        if base is None:
-            self.add("gateway", None, "not installed here")
-            return
-        url = base.rstrip("/") + "/api/health"
-        request = urllib.request.Request(url)
-        if self.gateway is not None and self.gateway.token:
-            request.add_header("Authorization", f"Bearer {self.gateway.token}")
-        fix = "journalctl -u daebus-gateway -b -n 50, then: sudo systemctl restart daebus-gateway"
-        try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                body = json.loads(answer.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            try:
-                body = json.loads(exc.read() or b"{}")
-            except ValueError:
-                body = {}
-            problem = (body.get("error") or {}).get("message") or exc.reason
-            self.add("gateway", False, f"{url} answers {exc.code}: {problem}", fix)
-            return
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            self.add("gateway", False, f"{url} does not answer: {reason}", fix)
-            return
-        self.add("gateway", True, f"{url}: {body.get('status', '?')}, Redis {body.get('redis', '?')}, "
-                                  f"{body.get('streams', 0)} event streams")
-
-    def exposure(self) -> None:
-        if self.gateway is None:
-            self.add("exposed actions", None, "no gateway configuration here")
-            return
-        patterns = list(self.gateway.expose_actions)
-        if not patterns:
-            self.add("exposed actions", True, "none exposed")
-            return
-        if self.services is None:
-            self.add("exposed actions", None, "not checked: Redis unreachable")
-            return
-        from gateway.expose import Exposure
-
-        live = [(s["name"], action) for s in self.services for action in s.get("actions") or []]
-        dead = 0
-        for pattern in patterns:
-            exposure = Exposure(actions=[pattern], channels=[])
-            if not any(exposure.action_allowed(service, action) for service, action in live):
-                dead += 1
-                self.add("exposed actions", False,
-                         f"{pattern!r} ({_pattern_origin(pattern)}) matches no action of a running service",
-                         "start the service that provides it, or correct the pattern; "
-                         "then: sudo systemctl restart daebus-gateway")
-        if not dead:
-            self.add("exposed actions", True, f"every pattern matches a live action ({', '.join(patterns)})")
-
-
-def _gateway_settings_module():
-    """The gateway's settings module, when the gateway is installed here."""
-    if importlib.util.find_spec("gateway") is None:
-        if not Path(APPLIANCE_DIR, "gateway", "settings.py").is_file():
-            return None
-        sys.path.append(APPLIANCE_DIR)
-    try:
-        from gateway import settings
-    except ImportError:  # a gateway without its dependencies (Flask) is not installed
-        return None
-    return settings
-
-
-def _base_url(binds) -> str | None:
-    for bind in binds:
-        if bind.startswith("unix:"):
-            continue
-        host, _, port = bind.rpartition(":")
-        host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
-        return f"http://{host}:{port}"
-    return None
-
-
-def _pattern_origin(pattern: str) -> str:
-    from .. import config
-
-    for doc in config.documents():
-        listed = (doc.data.get("gateway") or {}).get("expose_actions")
-        if pattern == listed or (isinstance(listed, list) and pattern in listed):
-            return doc.where("gateway", "expose_actions")
-    return "command line"
-
 
 def _systemctl(*args: str) -> str:
     return subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=30).stdout

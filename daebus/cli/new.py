@@ -21,8 +21,8 @@ import re
 import sys
 from pathlib import Path
 
-from .. import __version__
-from .common import CommandError, Exit
+from daebus import __version__
+from daebus.cli.common import CommandError, Exit
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SUFFIX = ".tmpl"

@@ -17,15 +17,15 @@ import logging
 import os
 import sys
 
-from .. import logs
-from ..errors import ConfigError
-from .common import Exit, add_redis_url
+from daebus.ops import logs
+from daebus.errors import ConfigError
+from daebus.cli.common import Exit, add_redis_url
 
 log = logging.getLogger("daebus.cli")
 
 
 def _serve(spec: str, service: str | None, *, redis_url: str | None = None, debug: bool = False) -> int:
-    from ..workers import load_app
+    from daebus.service.workers import load_app
 
     try:
         app = load_app(spec)
@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ..workers import read_worker
+    from daebus.service.workers import read_worker
 
     config = read_worker(args.name)
     # The unit's SyslogIdentifier only reaches stderr lines; structured

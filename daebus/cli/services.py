@@ -14,32 +14,15 @@ import argparse
 import sys
 import time
 
-from .common import CommandError, Exit, add_redis_url, age, connect, dumps, positive_float, redis_url, table, \
-    unreachable
-from .top import render_actions
+from daebus.cli.common import (CLEAR_SCREEN, CommandError, Exit, add_redis_url, age, dumps, fetch, positive_float,
+                               redis_url, table)
+from daebus.cli.top import render_actions
 
 COLUMNS = ("SERVICE", "PID", "HOST", "UP", "STATUS", "ACTIONS", "CHANNELS")
-_CLEAR = "\x1b[H\x1b[2J"
-
-
-def fetch(url: str) -> list[dict]:
-    """The registry's live services; :class:`CommandError` when Redis is away."""
-    from ..registry import list_services
-    from ..transport import REDIS_ERRORS
-
-    client = connect(url)
-    try:
-        return list_services(client)
-    except REDIS_ERRORS as exc:
-        raise unreachable(url, exc) from None
-    finally:
-        client.close()
-
-
 def render(services: list[dict]) -> str:
     if not services:
         return "no services running"
-    from ..registry import GROUP
+    from daebus.bus.registry import GROUP
 
     rows = [COLUMNS]
     for info in services:
@@ -64,7 +47,7 @@ def _show(services: list[dict], args, refresh: bool) -> None:
         return
     text = render(services)
     if refresh and sys.stdout.isatty():
-        print(_CLEAR + time.strftime("%H:%M:%S") + f"  every {args.interval:g} s, Ctrl-C to stop\n", flush=True)
+        print(CLEAR_SCREEN + time.strftime("%H:%M:%S") + f"  every {args.interval:g} s, Ctrl-C to stop\n", flush=True)
     elif args.watch:
         print(f"-- {time.strftime('%H:%M:%S')}", flush=True)
     print(text, flush=True)

@@ -17,8 +17,9 @@ import argparse
 import sys
 import time
 
-from ..metrics import quantile
-from .common import CommandError, Exit, add_redis_url, age, positive_float, positive_int, redis_url, table
+from daebus.ops.metrics import quantile
+from daebus.cli.common import (CLEAR_SCREEN, CommandError, Exit, add_redis_url, age, fetch, positive_float,
+                               positive_int, redis_url, table)
 
 ACTION_COLUMNS = ("SERVICE/ACTION", "CALLS", "ERRORS", "BUSY", "EXPIRED", "RATE/s", "P50 ms", "P99 ms")
 
@@ -115,7 +116,6 @@ def render(services: list[dict], window: Window) -> str:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    from .services import _CLEAR, fetch
 
     url = redis_url(args)
     window = Window()
@@ -131,7 +131,7 @@ def cmd_top(args: argparse.Namespace) -> int:
                 text = f"daebus: {exc}"
             stamp = time.strftime("%H:%M:%S")
             if sys.stdout.isatty():
-                print(f"{_CLEAR}{stamp}  every {args.interval:g} s, Ctrl-C to stop\n\n{text}", flush=True)
+                print(f"{CLEAR_SCREEN}{stamp}  every {args.interval:g} s, Ctrl-C to stop\n\n{text}", flush=True)
             else:
                 print(f"-- {stamp}\n{text}", flush=True)
             shown += 1

@@ -12,11 +12,11 @@ Example::
         return response.send({"status": "running"}, 200)
 """
 
-from .cors import CorsPolicy
-from .messages import HttpRequest, HttpResponse
-from .routing import Router, Rule
-from .server import DaebusHttp
-from .wire import Headers, HttpError
+from daebus.http.cors import CorsPolicy
+from daebus.http.messages import HttpRequest, HttpResponse
+from daebus.http.routing import Router, Rule
+from daebus.http.server import DaebusHttp
+from daebus.http.wire import Headers, HttpError
 
 __all__ = ["CorsPolicy", "DaebusHttp", "Headers", "HttpError", "HttpRequest", "HttpResponse",
            "Router", "Rule"]

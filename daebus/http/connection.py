@@ -15,7 +15,7 @@ import socket
 import time
 from typing import NamedTuple
 
-from .wire import HttpError, RequestHead, body_length, parse_head
+from daebus.http.wire import HttpError, RequestHead, body_length, parse_head
 
 _CRLF = b"\r\n"
 # RFC 9112 7.1: chunk-size is 1*HEXDIG (no "0x", sign or spaces before it),

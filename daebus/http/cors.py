@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .messages import HttpRequest, HttpResponse
-from .wire import Headers, HttpError
+from daebus.http.messages import HttpRequest, HttpResponse
+from daebus.http.wire import Headers, HttpError
 
 ANY = "*"
 DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

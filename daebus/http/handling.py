@@ -14,12 +14,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..context import handler_context
-from ..errors import DaebusError, http_status, retry_after
-from .cors import CorsPolicy
-from .messages import HttpRequest, HttpResponse, check_status
-from .routing import Router, allow_header
-from .wire import Headers, HttpError
+from daebus.app.context import handler_context
+from daebus.errors import DaebusError, http_status, retry_after
+from daebus.http.cors import CorsPolicy
+from daebus.http.messages import HttpRequest, HttpResponse, check_status
+from daebus.http.routing import Router, allow_header
+from daebus.http.wire import Headers, HttpError
 
 log = logging.getLogger("daebus.http")
 

@@ -19,12 +19,12 @@ import socket
 import threading
 import time
 
-from ..logs import StateLog
-from ..pool import WorkerPool
-from .connection import Connection, Limits, Timeout
-from .handling import Dispatcher
-from .messages import HttpRequest
-from .wire import Headers, HttpError, serialize_response, split_target, wants_keep_alive
+from daebus.ops.logs import StateLog
+from daebus.service.pool import WorkerPool
+from daebus.http.connection import Connection, Limits, Timeout
+from daebus.http.handling import Dispatcher
+from daebus.http.messages import HttpRequest
+from daebus.http.wire import Headers, HttpError, serialize_response, split_target, wants_keep_alive
 
 log = logging.getLogger("daebus.http")
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from .. import protocol
-from .wire import Headers, HttpError
+from daebus.bus import protocol
+from daebus.http.wire import Headers, HttpError
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterable, NamedTuple
 
-from .wire import HttpError
+from daebus.http.wire import HttpError
 
 _CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "string": (r"[^/]+", str),

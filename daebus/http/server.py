@@ -6,11 +6,11 @@ import errno
 import logging
 import socket
 
-from .connection import Limits
-from .cors import CorsPolicy
-from .handling import Dispatcher
-from .loop import ServeLoop
-from .routing import Router
+from daebus.http.connection import Limits
+from daebus.http.cors import CorsPolicy
+from daebus.http.handling import Dispatcher
+from daebus.http.loop import ServeLoop
+from daebus.http.routing import Router
 
 log = logging.getLogger("daebus.http")
 

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-from ..errors import CODE_FOR_STATUS
+from daebus.errors import CODE_FOR_STATUS
 
 REASONS = {status.value: status.phrase for status in HTTPStatus}
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

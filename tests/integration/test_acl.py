@@ -172,7 +172,7 @@ def test_a_group_serves_under_its_workers_identity_and_keeps_requests(acl_bus, m
 
 
 def test_a_command_refused_in_a_pipeline_leaves_no_reply_behind_for_the_next_one(fresh_redis):
-    from daebus.transport import connect
+    from daebus.bus.transport import connect
 
     admin = fresh_redis.client()
     admin.execute_command("ACL", "SETUSER", "partial", "on", ">secret", "~*", "&*", "+@all", "-xack")

@@ -7,8 +7,7 @@ import time
 import pytest
 import redis
 
-from daebus import (AsyncCaller, ConnectionLost, DaebusCaller, RemoteError, RequestTimeout,
-                    ServiceUnavailable)
+from daebus import AsyncCaller, ConnectionLost, DaebusCaller, RemoteError, RequestTimeout, ServiceUnavailable
 
 
 def run(coro):

@@ -1,6 +1,7 @@
 """Config sources reaching a real service, and the service registry."""
 
-from daebus import DaebusCaller, config, list_services
+from daebus import DaebusCaller, list_services
+from daebus.ops import config
 from support import RedisServer
 
 

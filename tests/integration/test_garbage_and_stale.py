@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from daebus import DaebusCaller, MalformedReply, protocol
+from daebus import DaebusCaller, MalformedReply
+from daebus.bus import protocol
 
 NESTED = b"[" * 100_000 + b"]" * 100_000
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from daebus import DaebusCaller, NameTaken, RemoteError, RequestTimeout, list_services
-from daebus.registry import members
+from daebus.bus.registry import members
 
 CLAIM_IDLE = 2.0
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from daebus import localredis
+from daebus.bus import localredis
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/redis-check-rdb"), reason="needs Debian's redis-tools")

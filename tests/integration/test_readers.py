@@ -73,8 +73,8 @@ def test_stop_waits_for_no_handler_a_reader_took_on_as_the_service_stops(redis_s
     # A reader preempted between lending its turn and noting that it runs a
     # handler, while stop() runs: stop() must not wait for that handler,
     # which is drained with the rest of the work within shutdown_timeout.
-    from daebus.subscriber import Subscriber
-    from daebus.turns import Turns
+    from daebus.bus.subscriber import Subscriber
+    from daebus.bus.turns import Turns
 
     lent, resume, handled = threading.Event(), threading.Event(), threading.Event()
     real_lend = Turns.lend
@@ -112,7 +112,7 @@ def test_a_group_stopping_waits_for_no_handler_a_reader_took_on_as_it_stops(run_
     # The same in group mode: the reader is preempted after taking an entry
     # to run itself, before it counts as running a handler.
     from daebus import Daebus
-    from daebus.pool import WorkerPool
+    from daebus.service.pool import WorkerPool
 
     borrowing, resume, release = threading.Event(), threading.Event(), threading.Event()
     real_borrow = WorkerPool.borrow

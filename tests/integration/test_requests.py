@@ -5,8 +5,7 @@ import time
 
 import pytest
 
-from daebus import (ActionNotFound, BadRequest, DaebusCaller, RemoteError, RequestTimeout,
-                    ServiceUnavailable)
+from daebus import ActionNotFound, BadRequest, DaebusCaller, RemoteError, RequestTimeout, ServiceUnavailable
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 
 from daebus import Blueprint, Daebus, DaebusHttp
-from daebus.caller import DaebusCaller
+from daebus.call.caller import DaebusCaller
 
 
 def test_declarations_after_run_started_raise(run_app, redis_url):

@@ -3,11 +3,7 @@
 # app.run() the snippet leaves out.
 import sys
 
-from daebus import (
-    Daebus, DaebusHttp,
-    HttpRequest, HttpResponse,  # HTTP-specific classes
-    PubSubRequest, PubSubResponse  # Pub/Sub-specific classes
-)
+from daebus import Daebus, DaebusHttp, HttpRequest, HttpResponse, PubSubRequest, PubSubResponse
 
 PORT = int(sys.argv[1])
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from daebus import configspec
+from daebus.ops import configspec
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from daebus import acl
+from daebus.security import acl
 
 SECRETS = {"admin": "a" * 32, "gateway": "g" * 32, "worker:sensors": "s" * 32}
 

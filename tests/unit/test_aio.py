@@ -8,9 +8,9 @@ import time
 import pytest
 
 from daebus import Daebus, RemoteError, broadcast, request, response
-from daebus.aio import EventLoop
-from daebus.blueprint import uses_async
-from daebus.pool import WorkerPool
+from daebus.service.aio import EventLoop
+from daebus.app.blueprint import uses_async
+from daebus.service.pool import WorkerPool
 from daebus.testing import TestClient
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from daebus import auth
+from daebus.bus import auth
 from daebus.errors import AccessDenied, ConfigError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 import threading
 
-from daebus.bususers import BusUsers
+from daebus.security.bususers import BusUsers
 
 
 def test_helpers_starting_at_once_get_one_whole_secret(tmp_path):

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from daebus import Daebus, cli, logs, registry
+from daebus import Daebus, cli
+from daebus.ops import logs
+from daebus.bus import registry
 from daebus.cli import common, services as services_cmd
 from daebus.errors import ConfigError
-from daebus.workers import load_app, parse_worker, read_worker, split_spec
+from daebus.service.workers import load_app, parse_worker, read_worker, split_spec
 
 APP_SOURCE = """
 from daebus import Daebus
@@ -333,7 +335,7 @@ def test_usage_errors_exit_2(capsys):
 def fake_redis(monkeypatch):
     fakeredis = pytest.importorskip("fakeredis")
     client = fakeredis.FakeRedis(decode_responses=True)
-    monkeypatch.setattr(services_cmd, "connect", lambda url: client)
+    monkeypatch.setattr(common, "connect", lambda url: client)
     client.close = lambda: None
     return client
 

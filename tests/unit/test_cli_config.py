@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from daebus import cli, configspec
+from daebus import cli
+from daebus.ops import configspec
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """daebus top's window over heartbeats, and the per-action rows."""
 
 from daebus.cli.top import Window, action_rows
-from daebus.metrics import ServiceMetrics, parse_snapshot
+from daebus.ops.metrics import ServiceMetrics, parse_snapshot
 
 
 def info(name, metrics, *, at, uptime):

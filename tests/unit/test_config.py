@@ -1,6 +1,7 @@
 import pytest
 
-from daebus import ConfigError, config, configspec
+from daebus import ConfigError
+from daebus.ops import config, configspec
 
 
 def test_defaults_without_files(etc):

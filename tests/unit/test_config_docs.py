@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daebus import config, configspec
+from daebus.ops import config, configspec
 
 ROOT = Path(__file__).resolve().parents[2]
 

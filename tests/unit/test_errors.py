@@ -1,7 +1,6 @@
 import pytest
 
-from daebus import (ActionNotFound, ConnectionLost, DaebusError, RemoteError, RequestTimeout,
-                    ServiceBusy, ServiceUnavailable)
+from daebus import ActionNotFound, ConnectionLost, DaebusError, RemoteError, RequestTimeout, ServiceBusy, ServiceUnavailable
 from daebus.errors import CODES, error_code, http_status, remote_error, retry_after
 from daebus.http import HttpError
 

@@ -1,6 +1,6 @@
 """Transit time of requests from the caller's send stamp (daebus.expiry)."""
 
-from daebus.expiry import TransitClock
+from daebus.service.expiry import TransitClock
 
 
 def test_without_a_stamp_nothing_is_known():

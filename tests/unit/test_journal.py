@@ -8,10 +8,12 @@ import time
 
 import pytest
 
-from daebus import Daebus, logs, protocol
-from daebus.context import app_context, bind_log_fields, handler_context, reset_log_fields
-from daebus.journal import SEND_BUFFER, JournalHandler, encode_field
-from daebus.pubsub import PubSubRequest
+from daebus import Daebus
+from daebus.ops import logs
+from daebus.bus import protocol
+from daebus.app.context import app_context, bind_log_fields, handler_context, reset_log_fields
+from daebus.ops.journal import SEND_BUFFER, JournalHandler, encode_field
+from daebus.app.pubsub import PubSubRequest
 from support import JournalSink
 
 

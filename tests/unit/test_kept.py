@@ -4,7 +4,7 @@ import json
 
 import fakeredis
 
-from daebus.kept import (DECLARATIONS, KeepingPublisher, format_id, live_rules, parse_id,
+from daebus.bus.kept import (DECLARATIONS, KeepingPublisher, format_id, live_rules, parse_id,
                          parse_notice)
 
 

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from daebus.lifecycle import Lifecycle
+from daebus.service.lifecycle import Lifecycle
 
 
 class Part:

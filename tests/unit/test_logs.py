@@ -1,7 +1,7 @@
 import io
 import logging
 
-from daebus import logs
+from daebus.ops import logs
 
 
 def _record(level, msg, exc_info=None):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from daebus.metrics import (BUCKETS, MAX_CODES, OTHER_CODE, UNKNOWN_ACTION, NullMetrics, ServiceMetrics,
+from daebus.ops.metrics import (BUCKETS, MAX_CODES, OTHER_CODE, UNKNOWN_ACTION, NullMetrics, ServiceMetrics,
                             merge, parse_snapshot, quantile)
 
 

@@ -1,6 +1,6 @@
 import threading
 
-from daebus.pool import WorkerPool
+from daebus.service.pool import WorkerPool
 
 
 def test_a_second_item_does_not_wait_behind_a_long_one_when_threads_are_idle():

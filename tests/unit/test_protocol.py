@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from daebus import protocol
+from daebus.bus import protocol
 
 
 class Color(enum.Enum):

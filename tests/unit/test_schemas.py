@@ -8,8 +8,9 @@ import sys
 import fakeredis
 import pytest
 
-from daebus import BadRequest, Blueprint, Daebus, RemoteError, registry, request
-from daebus.schemas import MAX_PROBLEMS, Contract, SchemaDeclarationError, json_path, published
+from daebus import BadRequest, Blueprint, Daebus, RemoteError, request
+from daebus.bus import registry
+from daebus.app.schemas import MAX_PROBLEMS, Contract, SchemaDeclarationError, json_path, published
 from daebus.testing import TestClient
 
 ALARM = {

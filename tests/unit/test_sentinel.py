@@ -2,7 +2,7 @@
 
 import pytest
 
-from daebus import sentinel, transport
+from daebus.bus import sentinel, transport
 
 
 def test_hosts_master_db_and_passwords():
@@ -30,7 +30,7 @@ def test_a_client_asks_the_sentinels_for_the_master():
 
 
 def test_a_malformed_sentinel_url_is_a_config_error(monkeypatch):
-    from daebus import config
+    from daebus.ops import config
     from daebus.errors import ConfigError
 
     monkeypatch.setenv("DAEBUS_REDIS_URL", "redis+sentinel://h:1/")

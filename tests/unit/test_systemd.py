@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from daebus.systemd import Notifier
+from daebus.ops.systemd import Notifier
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from daebus import BadRequest, Daebus, RemoteError, broadcast, cache, logger, request, response
-from daebus.context import OutsideContextError
+from daebus.app.context import OutsideContextError
 from daebus.testing import TestClient
 
 app = Daebus("unit")

@@ -1,4 +1,4 @@
-from daebus.transport import Backoff, redact
+from daebus.bus.transport import Backoff, redact
 
 
 def test_redact_hides_only_the_password():
@@ -19,7 +19,7 @@ def test_publisher_connections_do_not_count_against_the_pool_limit():
 
     import redis
 
-    from daebus.transport import Publisher
+    from daebus.bus.transport import Publisher
 
     client = redis.Redis(max_connections=2)
     publisher = Publisher(client)

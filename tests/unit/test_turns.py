@@ -1,6 +1,6 @@
 import threading
 
-from daebus.turns import Turns
+from daebus.bus.turns import Turns
 
 
 def test_one_thread_at_a_time_and_the_waiting_count_says_who_can_take_over():

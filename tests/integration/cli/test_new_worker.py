@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from daebus.cli import Exit
-from daebus.workers import read_worker
+from daebus.service.workers import read_worker
 from support import ROOT, ManagedProcess, child_env
 
 TOOLS = {"dpkg-buildpackage": "dpkg-dev", "dh": "debhelper", "lintian": "lintian"}

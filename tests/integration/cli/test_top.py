@@ -3,8 +3,9 @@
 import threading
 import time
 
-from daebus import DaebusCaller, registry
-from daebus.metrics import ServiceMetrics
+from daebus import DaebusCaller
+from daebus.bus import registry
+from daebus.ops.metrics import ServiceMetrics
 
 
 def wait_for_calls(redis_server, service: str, action: str, calls: int, timeout: float = 15) -> None:

@@ -16,7 +16,7 @@ import pytest
 import redis
 import requests
 
-from daebus.kept import KeepingPublisher
+from daebus.bus.kept import KeepingPublisher
 from gateway.settings import render
 from support import ROOT, ManagedProcess, Service, free_port
 

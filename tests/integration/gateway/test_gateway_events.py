@@ -3,7 +3,7 @@
 import concurrent.futures
 import time
 
-from daebus.kept import parse_id
+from daebus.bus.kept import parse_id
 
 
 def test_broadcast_reaches_a_stream_within_a_second(start_gateway, publish):

@@ -7,7 +7,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daebus import registry
+from daebus.bus import registry
 
 ACTION = "/api/services/<service>/<action>"
 

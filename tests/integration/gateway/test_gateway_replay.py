@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from daebus.kept import STREAM_PREFIX, parse_id
+from daebus.bus.kept import STREAM_PREFIX, parse_id
 
 
 # How long a test waits for an event that must come: it proves that the event

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from daebus import registry
+from daebus.bus import registry
 from daebus.errors import (ActionNotFound, ConnectionLost, RemoteError, RequestTimeout, ServiceBusy,
                            ServiceUnavailable)
 

@@ -4,7 +4,7 @@ and serves an OpenAPI 3.1 document of what it exposes."""
 import fakeredis
 import pytest
 
-from daebus import registry
+from daebus.bus import registry
 from gateway.contracts import Contracts
 
 POINT = {"type": "object", "required": ["x"], "properties": {"x": {"type": "integer", "minimum": 0}}}

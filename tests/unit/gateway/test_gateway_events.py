@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from daebus.kept import NOTICE
+from daebus.bus.kept import NOTICE
 from gateway.events import HEARTBEAT, PREAMBLE, Stream, TooManyStreams, sse_body, sse_event
 from gateway.replay import Plan
 

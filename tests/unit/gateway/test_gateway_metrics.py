@@ -7,9 +7,9 @@ import fakeredis
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daebus import registry
+from daebus.bus import registry
 from daebus.errors import ConnectionLost, RemoteError, RequestTimeout
-from daebus.metrics import ServiceMetrics
+from daebus.ops.metrics import ServiceMetrics
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 

@@ -62,7 +62,7 @@ def test_bad_values_name_file_and_line(etc, line, complaint):
 
 
 def test_section_is_registered():
-    from daebus import configspec
+    from daebus.ops import configspec
     assert configspec.REGISTRY["kiosk"] is KIOSK
 
 
@@ -88,7 +88,7 @@ def test_forget_crash_leaves_a_garbled_profile_alone(tmp_path):
 def test_docs_table_lists_every_key():
     from pathlib import Path
 
-    from daebus import configspec
+    from daebus.ops import configspec
 
     text = (Path(__file__).resolve().parents[3] / "docs/kiosk.md").read_text().splitlines()
     assert [row for row in configspec.markdown_rows(KIOSK, with_env=False) if row not in text] == []

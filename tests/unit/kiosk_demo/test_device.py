@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daebus.workers import read_worker
+from daebus.service.workers import read_worker
 from gateway.expose import Exposure
 from gateway.settings import load as load_gateway_settings
 

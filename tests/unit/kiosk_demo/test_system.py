@@ -1,7 +1,7 @@
 import pytest
 
 from daebus import ServiceUnavailable
-from daebus.context import app_context
+from daebus.app.context import app_context
 from daebus.testing import TestClient
 
 

@@ -1,0 +1,234 @@
+"""The Redis wire format (version 1, compatible with Daebus 0.0.x).
+
+A request is published on the channel named exactly as the service::
+
+    {"action": "get_status", "payload": {...}, "reply_to": "caller:<uuid>",
+     "request_id": "<uuid>", "service": "<target>", "timeout_ms": 5000,
+     "sent_at": 1764500000.123, "trace_id": "<the X-Request-ID of the HTTP call>"}
+
+(``timeout_ms``, ``sent_at``, the caller's wall clock in seconds, and
+``trace_id`` are optional; peers that don't know a field ignore it)
+
+and answered on ``reply_to`` with::
+
+    {"status": "success" | "error", "payload": ..., "request_id": "<uuid>", "final": true}
+
+Broadcasts are the bare JSON payload on their channel.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import re
+import uuid
+from pathlib import PurePath
+from typing import Any, NamedTuple
+
+from daebus.errors import ActionNotFound, BadRequest, RemoteError, ServiceBusy, ServiceStopped
+
+# Error codes carried in ``payload["code"]`` of error replies (declared in
+# daebus.errors with their exceptions and HTTP statuses).
+ACTION_NOT_FOUND, HANDLER_ERROR = ActionNotFound.code, RemoteError.code
+BAD_REQUEST, BUSY = BadRequest.code, ServiceBusy.code
+SHUTTING_DOWN = ServiceStopped.code
+
+SUCCESS = "success"
+ERROR = "error"
+
+from daebus.bus.keys import REGISTRY_PREFIX, REPLY_PREFIX  # noqa: F401 - part of the wire format
+
+# Envelope keys; a message on the service channel without "payload" (the old
+# send_to_service) carries its data beside these.
+ENVELOPE_KEYS = frozenset({"action", "payload", "reply_to", "request_id", "service", "timeout_ms",
+                           "sent_at", "trace_id"})
+
+# What a trace id (the id one HTTP request keeps through the gateway, the bus
+# and the worker's journal fields) may look like: it reaches log fields and
+# response headers, so no spaces, quotes or control characters, and bounded.
+TRACE_ID_PATTERN = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
+
+
+def valid_trace_id(value: Any) -> str | None:
+    """``value`` when it is an acceptable trace id, else None."""
+    if isinstance(value, str) and TRACE_ID_PATTERN.fullmatch(value):
+        return value
+    return None
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be understood; ``reply_to``/``request_id`` are
+    set when known so the sender can still be told."""
+
+    def __init__(self, message: str, reply_to: str | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.reply_to = reply_to
+        self.request_id = request_id
+
+
+class Request(NamedTuple):
+    action: str
+    payload: Any
+    reply_to: str | None
+    request_id: str | None
+    service: str | None
+    timeout_ms: int | None
+    raw: dict
+    sent_at: float | None = None
+    trace_id: str | None = None
+    # Group mode: how many times the stream handed this request to an instance.
+    delivery: int = 1
+
+
+def _default(obj: Any) -> Any:
+    # Mirrors what users expect from Flask's JSON provider, with ISO 8601
+    # dates because kiosk pages parse them with Date().
+    if isinstance(obj, datetime.datetime | datetime.date | datetime.time):
+        return obj.isoformat()
+    if isinstance(obj, decimal.Decimal):
+        return str(obj)
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    if isinstance(obj, bytes | bytearray | memoryview):
+        data = bytes(obj)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(data).decode("ascii")
+    if isinstance(obj, uuid.UUID | PurePath):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "__json__"):
+        return obj.__json__()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def dumps(obj: Any) -> str:
+    """Encode ``obj`` as compact, strict JSON, converting dates, decimals,
+    sets, bytes, UUIDs, enums and dataclasses; raises ``TypeError`` for
+    anything else and ``ValueError`` for NaN, infinities and nesting too deep."""
+    try:
+        return json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except RecursionError:
+        raise ValueError("value nested too deeply to encode as JSON") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(data: str | bytes) -> Any:
+    """Decode strict JSON: ``NaN`` and ``Infinity`` are refused, and so is
+    nesting deeper than the interpreter's recursion limit (ValueError)."""
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+_ID_FIELDS = {name: re.compile(rb'"%s"\s*:\s*"((?:[^"\\\x00-\x1f]|\\.){1,512})"' % name.encode())
+              for name in ("reply_to", "request_id")}
+
+
+def salvage(data: str | bytes, name: str) -> str | None:
+    """The string field ``name`` of a message that did not parse, if it can
+    be found (the last occurrence: envelope fields follow the payload)."""
+    raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
+    found = None
+    for found in _ID_FIELDS[name].finditer(raw):
+        pass
+    if found is None:
+        return None
+    try:
+        value = json.loads(b'"' + found.group(1) + b'"')
+    except ValueError:
+        return None
+    return value or None
+
+
+def decode_object(data: str | bytes, max_bytes: int) -> dict:
+    """Parse one pub/sub message that must be a JSON object.
+
+    On failure the :class:`ProtocolError` carries the ``reply_to`` and
+    ``request_id`` found in the raw text, so the sender can still be told.
+    """
+    if len(data) > max_bytes:
+        raise ProtocolError(f"message of {len(data)} bytes exceeds the {max_bytes} byte limit",
+                            salvage(data, "reply_to"), salvage(data, "request_id"))
+    try:
+        obj = loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}", salvage(data, "reply_to"),
+                            salvage(data, "request_id")) from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def parse_request(obj: dict) -> Request:
+    """Validate a decoded request envelope."""
+    reply_to = obj.get("reply_to")
+    request_id = obj.get("request_id")
+    if reply_to is not None and (not isinstance(reply_to, str) or not reply_to):
+        raise ProtocolError(f"'reply_to' must be a channel name, got {reply_to!r}")
+    if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, str | int)):
+        raise ProtocolError(f"'request_id' must be a string, got {type(request_id).__name__}", reply_to)
+    action = obj.get("action")
+    if not isinstance(action, str) or not action:
+        raise ProtocolError("missing or invalid 'action'", reply_to, request_id)
+    if "payload" in obj:
+        payload = obj["payload"]
+        if isinstance(payload, str):
+            # Daebus 0.0.x accepted a JSON-encoded string payload.
+            try:
+                payload = loads(payload)
+            except ValueError:
+                pass
+    else:
+        payload = {k: v for k, v in obj.items() if k not in ENVELOPE_KEYS}
+    timeout_ms = obj.get("timeout_ms")
+    if timeout_ms is not None and (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float)
+                                   or timeout_ms <= 0):
+        raise ProtocolError(f"'timeout_ms' must be a positive number, got {timeout_ms!r}", reply_to, request_id)
+    service = obj.get("service")
+    sent_at = obj.get("sent_at")
+    if isinstance(sent_at, bool) or not isinstance(sent_at, int | float):
+        sent_at = None  # optional and informative only: never a reason to refuse
+    return Request(action, payload, reply_to, request_id,
+                   service if isinstance(service, str) else None,
+                   timeout_ms, obj, sent_at, valid_trace_id(obj.get("trace_id")))
+
+
+def request_envelope(action: str, payload: Any, reply_to: str, request_id: str,
+                     service: str, timeout_ms: int | None, sent_at: float | None = None,
+                     trace_id: str | None = None) -> dict:
+    msg = {"action": action, "payload": payload, "reply_to": reply_to,
+           "request_id": request_id, "service": service}
+    if timeout_ms is not None:
+        msg["timeout_ms"] = timeout_ms
+    if sent_at is not None:
+        msg["sent_at"] = round(sent_at, 3)
+    if trace_id is not None:
+        msg["trace_id"] = trace_id
+    return msg
+
+
+def reply_envelope(request_id, status: str, payload: Any, final: bool = True) -> dict:
+    return {"status": status, "payload": payload, "request_id": request_id, "final": final}
+
+
+def error_payload(message: str, code: str, details: list | None = None) -> dict:
+    """``{"error", "code"}``, plus ``details`` (``[{"path", "message"}]``)
+    when the payload broke the action's schema."""
+    payload = {"error": message, "code": code}
+    if details is not None:
+        payload["details"] = details
+    return payload

@@ -1,0 +1,196 @@
+"""Calling services from async code: :class:`AsyncCaller`.
+
+It shares the process's reply subscription with every :class:`DaebusCaller`
+(:mod:`daebus.replies`) and never blocks the event loop: a waiting call is an
+awaited event that the reply wakes. Blocking socket work (publishing, and
+reading the subscription when no other caller is reading it) runs on a few
+helper threads, one reader at a time per Redis URL whatever the number of
+calls in flight. Nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+import queue
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from daebus.bus import protocol
+from daebus.call.caller import DaebusCaller, resolve_trace_id
+from daebus.errors import ConnectionLost, RequestTimeout, remote_error
+from daebus.call.replies import _TAKE_OVER, ReplyHub
+
+log = logging.getLogger("daebus.caller")
+
+# Publishing and the reading role; a handful is enough, since at most one
+# thread per Redis URL reads and a PUBLISH takes well under a millisecond.
+IO_THREADS = 4
+_STOP = object()  # put in an abandoned inbox: its reader thread returns
+_lock = threading.Lock()
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _io() -> concurrent.futures.ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="daebus-aio")
+        return _executor
+
+
+class _Inbox:
+    """A reply queue the hub fills from any thread that also wakes the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._loop = loop
+        self.event = asyncio.Event()
+
+    def put(self, item) -> None:
+        self._queue.put(item)
+        try:
+            self._loop.call_soon_threadsafe(self.event.set)
+        except RuntimeError:
+            pass  # the loop is closed: nobody awaits this call any more
+
+    def get_nowait(self):
+        return self._queue.get_nowait()
+
+
+class AsyncCaller:
+    """Sends requests and messages to one service from async code.
+
+    Example::
+
+        async with AsyncCaller("sensors") as sensors:
+            reading = await sensors.call("read", {"id": 3}, timeout=2)
+
+    The arguments, the Redis URL and the errors are those of
+    :class:`DaebusCaller`; inside a running service it uses the service's Redis.
+    """
+
+    def __init__(self, target_service: str, redis_host: str | None = None, redis_port: int | None = None,
+                 timeout: float = 5, redis_url: str | None = None):
+        self._caller = DaebusCaller(target_service, redis_host, redis_port, timeout, redis_url)
+
+    @property
+    def target_service(self) -> str:
+        return self._caller.target_service
+
+    async def call(self, action: str, payload: Any = None, timeout: float | None = None,
+                   on_progress: Callable[[Any], Any] | None = None, trace_id: str | None = None) -> Any:
+        """Call ``action`` and return the reply's payload; ``on_progress``
+        (a function or an ``async def``) gets each progress payload;
+        ``trace_id`` as for :meth:`DaebusCaller.send_request`."""
+        caller = self._caller
+        caller._check_open()
+        timeout = caller.timeout if timeout is None else timeout
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        trace_id = resolve_trace_id(trace_id)
+        url = caller.redis_url
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout
+        hub, _ = caller._route(url)
+        if not (hub.subscribed and hub.reading):
+            # Connecting or checking an idle socket may block: not on the loop.
+            await _in_thread(loop, deadline, hub.prepare, deadline)
+        request_id = uuid.uuid4().hex
+        inbox = hub.expect(request_id, _Inbox(loop))
+        try:
+            await _in_thread(loop, deadline, caller._send, hub, url, action, payload, request_id, timeout,
+                             deadline, trace_id)
+            while True:
+                try:
+                    reply = await _next_reply(loop, hub, inbox, deadline)
+                except RequestTimeout:
+                    raise RequestTimeout(f"{caller.target_service}.{action} did not answer within "
+                                         f"{timeout:g} s") from None
+                if reply.get("final", True):
+                    break
+                await _progress(on_progress, reply.get("payload"), caller.target_service, action)
+        finally:
+            hub.forget(request_id, inbox)
+            inbox.put(_STOP)  # a thread still reading for this call stops
+        if reply.get("status") == protocol.ERROR:
+            raise remote_error(reply.get("payload"), caller.target_service)
+        return reply.get("payload")
+
+    send_request = call
+
+    async def send_message(self, channel: str, payload: dict) -> int:
+        """Broadcast ``payload`` on ``channel``; returns the receiver count."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_io(), self._caller.send_message, channel, payload)
+
+    def close(self) -> None:
+        self._caller.close()
+
+    async def __aenter__(self) -> AsyncCaller:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.close()
+
+
+async def _in_thread(loop, deadline: float, fn, *args):
+    timer = asyncio.timeout(max(0.0, deadline - time.monotonic()))
+    try:
+        async with timer:
+            return await loop.run_in_executor(_io(), fn, *args)
+    except TimeoutError:
+        if timer.expired():
+            raise ConnectionLost("Redis did not answer in time") from None
+        raise
+
+
+async def _next_reply(loop, hub: ReplyHub, inbox: _Inbox, deadline: float) -> dict:
+    while True:
+        inbox.event.clear()
+        try:
+            item = inbox.get_nowait()
+        except queue.Empty:
+            item = None
+        if item is not None and item is not _TAKE_OVER and item is not _STOP:
+            return _checked(item)
+        if not hub.reading:
+            # Nobody reads the subscription: read it for everyone, in a thread.
+            item = await loop.run_in_executor(_io(), hub.read_for, inbox, deadline)
+            if item is not None:
+                return _checked(item)
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeout("no reply")
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+        # cancellation that arrives as the event is set.
+        timer = asyncio.timeout(remaining)
+        try:
+            async with timer:
+                await inbox.event.wait()
+        except TimeoutError:
+            if timer.expired():
+                raise RequestTimeout("no reply") from None
+            raise
+
+
+def _checked(item):
+    if isinstance(item, Exception):
+        raise item
+    return item
+
+
+async def _progress(on_progress, payload, service: str, action: str) -> None:
+    if on_progress is None:
+        return
+    try:
+        result = on_progress(payload)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # noqa: BLE001 - a callback bug must not lose the reply
+        log.exception("on_progress callback for %s.%s failed", service, action)

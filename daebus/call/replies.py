@@ -1,0 +1,304 @@
+"""The process's reply subscription, read by the callers that wait on it.
+
+Every :class:`DaebusCaller` in a process shares one ``caller:<uuid>``
+subscription per Redis URL. There is no reader thread: the waiting callers
+take turns reading it (leader/follower). The caller reading the socket hands
+each reply to the queue of the caller it belongs to, and when it leaves, it
+passes the reading role to another waiting caller. A lone caller therefore
+gets its reply without any thread switch, and an idle process holds no thread
+and wakes for nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+
+import redis
+
+from daebus.bus import auth, protocol
+from daebus.errors import AccessDenied, ConnectionLost, MalformedReply, RequestTimeout
+from daebus.ops.logs import StateLog
+from daebus.bus.transport import REDIS_ERRORS, Liveness, redact, subscriber_client
+
+log = logging.getLogger("daebus.caller")
+
+_TAKE_OVER = object()  # put in a waiting caller's queue: "the reading role is yours now"
+_MAX_REPLY_BYTES = 64 * 1024 * 1024
+_SOCKET_TIMEOUT = 5.0
+
+_lock = threading.Lock()
+_hubs: dict[tuple[str, int], ReplyHub] = {}
+
+
+class ReplyHub:
+    """One reply channel per process and Redis URL.
+
+    Example (what :meth:`DaebusCaller.send_request` does)::
+
+        hub = ReplyHub.for_url(url)
+        hub.prepare(deadline)
+        inbox = hub.expect(request_id)
+        try:
+            publish(request with reply_to=hub.channel)
+            reply = hub.next_reply(inbox, deadline)
+        finally:
+            hub.forget(request_id, inbox)
+    """
+
+    def __init__(self, url: str, health_interval: float = 5.0):
+        self.url = url
+        # Named after the Redis user, whose ACL lets it subscribe to its own replies only.
+        user = auth.username(url)
+        self.channel = f"{protocol.REPLY_PREFIX}{user + ':' if user else ''}{uuid.uuid4()}"
+        self.health_interval = health_interval
+        self._pubsub = None               # only touched by the thread holding _reader
+        self._reader = threading.Lock()   # the reading role
+        self._subscribed = threading.Event()
+        # Notified when a subscribe attempt ends or the reading role is
+        # released: what callers waiting in prepare() wait for.
+        self._changed = threading.Condition()
+        self._waiting: dict[str, queue.SimpleQueue] = {}
+        self._handing = threading.Lock()
+        self._state = StateLog(log)
+        self._lost_at: float | None = None
+
+    @classmethod
+    def for_url(cls, url: str) -> ReplyHub:
+        key = (url, os.getpid())
+        with _lock:
+            hub = _hubs.get(key)
+            if hub is None:
+                hub = _hubs[key] = cls(url)
+            return hub
+
+    # -- one call ------------------------------------------------------------
+    def expect(self, request_id: str, inbox=None) -> queue.SimpleQueue:
+        """Register a call; ``inbox`` (anything with put/get_nowait) receives its replies."""
+        inbox = queue.SimpleQueue() if inbox is None else inbox
+        self._waiting[request_id] = inbox
+        return inbox
+
+    def forget(self, request_id: str, inbox: queue.SimpleQueue) -> None:
+        # Under the hand-over lock: a reading role is either handed to us
+        # before we leave (and passed on below) or to someone still waiting.
+        with self._handing:
+            self._waiting.pop(request_id, None)
+            handed = False
+            while True:
+                try:
+                    handed = inbox.get_nowait() is _TAKE_OVER or handed
+                except queue.Empty:
+                    break
+        if handed:
+            self._hand_over(exclude=inbox)
+
+    def prepare(self, deadline: float) -> None:
+        """Make sure the subscription is confirmed and its socket healthy
+        before a request is published; raises :class:`ConnectionLost`."""
+        while True:
+            if self._reader.acquire(blocking=False):
+                try:
+                    self._ensure(deadline)
+                finally:
+                    self._release()
+                return
+            if self._subscribed.is_set():
+                return  # another caller is reading a confirmed subscription
+            # Another caller is connecting: wait until it succeeds or gives
+            # up, not for the lock (callers reading replies take it in turns,
+            # and a wait for it is no sign of a silent Redis).
+            with self._changed:
+                self._changed.wait_for(lambda: self._subscribed.is_set() or not self._reader.locked(),
+                                       max(0.0, deadline - time.monotonic()))
+            if self._subscribed.is_set():
+                return
+            if time.monotonic() >= deadline:
+                raise ConnectionLost(f"Redis at {redact(self.url)} did not confirm the reply "
+                                     f"subscription in time")
+
+    def next_reply(self, inbox: queue.SimpleQueue, deadline: float) -> dict:
+        """The next reply (or progress update) for ``inbox``'s request;
+        raises :class:`RequestTimeout` or :class:`ConnectionLost`."""
+        while True:
+            item = _poll(inbox)
+            if item is not None and item is not _TAKE_OVER:
+                return _checked(item)
+            if self._reader.acquire(blocking=False):
+                try:
+                    return _checked(self._read_until(inbox, deadline))
+                finally:
+                    self._release(exclude=inbox)
+            try:
+                item = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RequestTimeout("no reply") from None
+            if item is not _TAKE_OVER:
+                return _checked(item)
+
+    @property
+    def subscribed(self) -> bool:
+        """The subscription is confirmed (prepare() then never blocks)."""
+        return self._subscribed.is_set()
+
+    @property
+    def reading(self) -> bool:
+        """Some caller holds the reading role."""
+        return self._reader.locked()
+
+    def read_for(self, inbox, deadline: float):
+        """Take the reading role if it is free and read until ``inbox`` has
+        an item, which is returned (an exception instance for a lost
+        connection); None when another caller holds the role. For callers
+        that cannot block where they wait (async code runs this in a thread)."""
+        if not self._reader.acquire(blocking=False):
+            return None
+        try:
+            return self._read_until(inbox, deadline)
+        finally:
+            self._release(exclude=inbox)
+
+    # -- the reading role (callers hold self._reader) ------------------------------
+    def _ensure(self, deadline: float) -> None:
+        if self._pubsub is not None:
+            try:
+                # Drains what arrived meanwhile; a socket closed by a Redis
+                # restart shows up here, before the request goes out.
+                while (message := self._pubsub.get_message(timeout=0)) is not None:
+                    self._dispatch(message)
+                return
+            except REDIS_ERRORS as exc:
+                self._broken(exc)  # it died while idle: subscribe afresh below
+        # A client whose connect and socket timeouts end with this call: a
+        # stalled Redis must not hold it past its deadline. Rare (the first
+        # call, or after an outage), so a fresh client costs nothing.
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ConnectionLost(f"Redis at {redact(self.url)} did not answer in time")
+        pubsub = self._pubsub = subscriber_client(self.url, min(remaining, _SOCKET_TIMEOUT)).pubsub()
+        try:
+            pubsub.subscribe(self.channel)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise redis.TimeoutError("no subscribe confirmation in time")
+                message = pubsub.get_message(timeout=min(remaining, 1.0))
+                if message is not None and _kind(message) == "subscribe":
+                    break
+                if message is not None:
+                    self._dispatch(message)
+        except REDIS_ERRORS as exc:
+            self._broken(exc)
+            raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
+        except AccessDenied:
+            # Not an outage: the call fails at once with it, and the next one asks again.
+            self._pubsub = None
+            pubsub.close()
+            raise
+        # Replies may be large: once subscribed, reads get the usual timeout.
+        connection = getattr(pubsub, "connection", None)
+        sock = getattr(connection, "_sock", None)
+        if sock is not None:
+            connection.socket_timeout = _SOCKET_TIMEOUT
+            sock.settimeout(_SOCKET_TIMEOUT)
+        self._subscribed.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self._lost_at is not None:
+            self._state.set("up", logging.WARNING, "replies: Redis connection restored after %.1f s",
+                            time.monotonic() - self._lost_at)
+            self._lost_at = None
+
+    def _read_until(self, inbox: queue.SimpleQueue, deadline: float):
+        pubsub = self._pubsub
+        if pubsub is None:
+            return ConnectionLost(f"lost connection to Redis at {redact(self.url)}")
+        liveness = Liveness(self.health_interval)
+        while True:
+            item = _poll(inbox)
+            if item is not None and item is not _TAKE_OVER:
+                return item
+            now = time.monotonic()
+            if now >= deadline:
+                raise RequestTimeout("no reply")
+            try:
+                message = pubsub.get_message(timeout=min(deadline - now, 1.0))
+                if message is None:
+                    liveness.idle(pubsub)
+                    continue
+            except REDIS_ERRORS as exc:
+                self._broken(exc)
+                continue  # our queue now holds the ConnectionLost
+            liveness.heard()
+            self._dispatch(message)
+
+    def _dispatch(self, message: dict) -> None:
+        if _kind(message) != "message":
+            return
+        try:
+            reply = protocol.decode_object(message["data"], _MAX_REPLY_BYTES)
+        except protocol.ProtocolError as exc:
+            log.warning("dropped malformed reply on %s: %s", self.channel, exc)
+            inbox = self._waiting.get(exc.request_id) if exc.request_id else None
+            if inbox is not None:
+                # Its caller learns now, not at its timeout.
+                inbox.put(MalformedReply(f"the reply could not be read: {exc}"))
+            return
+        request_id = reply.get("request_id")
+        inbox = self._waiting.get(request_id) if isinstance(request_id, str) else None
+        if inbox is None:
+            log.debug("reply for unknown or finished request %r", request_id)
+            return
+        inbox.put(reply)
+
+    def _broken(self, exc: Exception) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        self._subscribed.clear()
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket may fail any way
+                pass
+        if self._lost_at is None:
+            self._lost_at = time.monotonic()
+        self._state.set("lost", logging.ERROR, "replies: lost connection to Redis at %s: %s",
+                        redact(self.url), exc or type(exc).__name__)
+        error = ConnectionLost(f"lost connection to Redis while waiting for a reply: {exc}")
+        for inbox in list(self._waiting.values()):
+            inbox.put(error)
+
+    def _release(self, exclude: queue.SimpleQueue | None = None) -> None:
+        self._reader.release()
+        with self._changed:
+            self._changed.notify_all()
+        self._hand_over(exclude)
+
+    def _hand_over(self, exclude: queue.SimpleQueue | None) -> None:
+        # Someone still waiting may have found the role taken: give it to one.
+        with self._handing:
+            for inbox in list(self._waiting.values()):
+                if inbox is not exclude:
+                    inbox.put(_TAKE_OVER)
+                    return
+
+
+def _poll(inbox: queue.SimpleQueue):
+    try:
+        return inbox.get_nowait()
+    except queue.Empty:
+        return None
+
+
+def _checked(item):
+    if isinstance(item, Exception):
+        raise item
+    return item
+
+
+def _kind(message: dict) -> str:
+    kind = message["type"]
+    return kind.decode() if isinstance(kind, bytes) else kind

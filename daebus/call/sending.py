@@ -1,0 +1,108 @@
+"""How a request reaches a service: PUBLISH to an owner, XADD to a group.
+
+A caller learns a service's mode from the registry once and caches it per
+process. It never polls for changes: a change shows up in the send itself.
+An owner's PUBLISH that reaches nobody makes the caller look again (the
+service may have become a group, whose requests wait in its stream), and a
+group's XADD is sent with a read of the registry's mode in the same round
+trip: if the name now belongs to a single owner, the entry is taken back
+and published instead.
+
+Example::
+
+    sender = Sender.for_url(url, publisher)
+    sender.send("sensors", envelope_json, deadline)   # raises ServiceUnavailable
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import redis
+
+from daebus.bus import registry
+from daebus.ops.config import SERVICE
+from daebus.bus.auth import refusal
+from daebus.errors import ServiceUnavailable
+from daebus.bus.keys import stream_key, text
+from daebus.bus.transport import Publisher
+
+_DEFAULT_MAX_LENGTH = SERVICE.keys["stream_max_length"].default
+
+_lock = threading.Lock()
+_senders: dict[tuple[str, int], Sender] = {}
+
+
+class Sender:
+    """Sends requests on one Redis, remembering each service's mode.
+
+    Every command runs on the publisher's thread-owned connection within
+    the caller's deadline, as a PUBLISH does.
+    """
+
+    def __init__(self, publish: Publisher):
+        self.publish = publish
+        self._modes: dict[str, tuple[str, int]] = {}
+
+    @classmethod
+    def for_url(cls, url: str, publish: Publisher) -> Sender:
+        key = (url, os.getpid())
+        with _lock:
+            sender = _senders.get(key)
+            if sender is None:
+                sender = _senders[key] = cls(publish)
+            return sender
+
+    def mode(self, service: str, deadline: float, refresh: bool = False) -> tuple[str | None, int]:
+        """``(mode, stream_max_length)`` of ``service`` from its registry
+        record, cached; the mode is None while it has no record (not
+        running, or a group with no live instance)."""
+        known = self._modes.get(service)
+        if known is None or refresh:
+            mode, max_length = self.publish.command(deadline, "HMGET", registry.key(service), "mode",
+                                                    "stream_max_length")
+            known = self._modes[service] = (text(mode), int(max_length or _DEFAULT_MAX_LENGTH))
+        return known
+
+    def send(self, service: str, message: str, deadline: float) -> None:
+        """Deliver one request envelope, or raise :class:`ServiceUnavailable`."""
+        mode, max_length = self.mode(service, deadline)
+        if mode == registry.GROUP:
+            if self._to_group(service, message, max_length, deadline, create=True):
+                return
+            mode, max_length = self.mode(service, deadline, refresh=True)
+        if self.publish(service, message, deadline):
+            return
+        mode, max_length = self.mode(service, deadline, refresh=True)
+        # No record: a group whose instances are all down still has its stream,
+        # and the request waits there (NOMKSTREAM: only if it exists).
+        if mode != registry.OWNER and self._to_group(service, message, max_length, deadline,
+                                                     create=mode == registry.GROUP):
+            self._modes[service] = (registry.GROUP, max_length)
+            return
+        raise ServiceUnavailable(f"service {service!r} is not running "
+                                 f"(nobody subscribed to its channel)")
+
+    def _to_group(self, service: str, message: str, max_length: int, deadline: float, create: bool) -> bool:
+        stream = stream_key(service)
+        # One round trip: the request goes in, and the mode comes back with it.
+        entry, mode = self.publish.commands(
+            ("XADD", stream, *(() if create else ("NOMKSTREAM",)), "MAXLEN", "~", max_length, "*",
+             "request", message),
+            ("HGET", registry.key(service), "mode"), deadline=deadline)
+        for reply in (entry, mode):
+            if isinstance(reply, Exception):
+                raise refusal(reply) or reply
+        if entry is None:
+            return False   # no stream: the service never ran as a group here
+        if text(mode) != registry.OWNER:
+            return True
+        # The name now belongs to a single owner, which reads no stream: take
+        # the request back (no group member can have read it) and publish it.
+        # A caller allowed only XADD leaves it, to expire unanswered.
+        try:
+            self.publish.command(deadline, "XDEL", stream, entry)
+        except redis.ResponseError:
+            pass
+        return False

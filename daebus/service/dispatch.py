@@ -1,0 +1,105 @@
+"""Running one action or listener call: context, reply rules, errors.
+
+Shared by the runtime and :mod:`daebus.testing`, so a handler behaves the
+same under test as in production; :mod:`daebus.aio` has the versions for
+``async def`` handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from daebus.bus import protocol
+from daebus.app.context import app_context, handler_context
+from daebus.errors import BadRequest, DaebusError
+from daebus.app.pubsub import Publish, PubSubRequest, PubSubResponse
+from daebus.app.schemas import DropLog, describe
+
+log = logging.getLogger("daebus.runtime")
+_drops = DropLog(log)
+
+
+def run_action(app, message: protocol.Request, publish: Publish) -> str | None:
+    """Call the action's handler and make sure the request gets a final reply.
+
+    A returned value without a reply is sent as success (None as null); an
+    exception becomes an error reply (the traceback goes to the log only).
+    Returns the code of the error reply, None after a success.
+    """
+    handler, req, resp = begin_action(app, message, publish)
+    if handler is None:
+        return
+    with handler_context(app, req, resp):
+        try:
+            result = handler()
+        except Exception as exc:  # noqa: BLE001 - every request must end with a reply
+            fail_action(resp, message.action, exc)
+        else:
+            finish_action(resp, result)
+    return resp.error_code
+
+
+# The pieces below are shared with the async versions in daebus.aio.
+def begin_action(app, message: protocol.Request, publish: Publish):
+    """The handler, request and response of one call; the handler is None
+    when the request was answered already (no such action, invalid payload)."""
+    req = PubSubRequest(message)
+    resp = PubSubResponse(req, publish, app.logger)
+    handler = app.actions.get(message.action)
+    if handler is None:
+        log.warning("no handler for action %r", message.action)
+        resp.error(f"service {app.service!r} has no action {message.action!r}", protocol.ACTION_NOT_FOUND)
+        return None, req, resp
+    contract = app.contracts.get(message.action)
+    if contract is not None:
+        problems = contract.problems(req.payload)
+        if problems:
+            log.debug("action %r refused an invalid payload: %s", message.action, describe(problems))
+            resp.error(BadRequest(f"invalid payload for {message.action!r}: {describe(problems)}",
+                                  details=problems))
+            return None, req, resp
+    return handler, req, resp
+
+
+def fail_action(resp: PubSubResponse, action: str, exc: Exception) -> None:
+    if isinstance(exc, DaebusError):
+        log.info("action %r answered %s: %s", action, exc.code, exc)
+        if not resp.finished:
+            resp.error(exc)
+        return
+    log.exception("action %r failed", action)
+    if not resp.finished:
+        resp.error(exc, protocol.HANDLER_ERROR)
+
+
+def finish_action(resp: PubSubResponse, result) -> None:
+    if not resp.finished:
+        resp.success(result)
+
+
+def run_listener(app, handler, channel: str, payload: dict) -> bool:
+    """Call one listener; False when it raised (logged, never propagated)
+    or the payload broke its contract."""
+    if not listener_accepts(app, handler, channel, payload):
+        return False
+    with app_context(app):
+        try:
+            handler(payload)
+        except Exception:  # noqa: BLE001 - a listener bug must not stop the others
+            log.exception("listener %s for %r failed", handler_name(handler), channel)
+            return False
+    return True
+
+
+def listener_accepts(app, handler, channel: str, payload) -> bool:
+    contract = app.listen_contracts.get((channel, handler))
+    if contract is not None:
+        problems = contract.problems(payload)
+        if problems:
+            _drops.dropped(channel, handler_name(handler), problems)
+            return False
+    return True
+
+
+def handler_name(handler) -> str:
+    return getattr(handler, "__qualname__", repr(handler))

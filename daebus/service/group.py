@@ -1,0 +1,423 @@
+"""Group mode: instances of one service share its requests through a Redis
+stream and a consumer group.
+
+Callers ``XADD`` requests (the wire format's JSON envelope, in the field
+``request``) to ``daebus:stream:<service>``. Every instance is a consumer of
+the group ``daebus`` named by its token, reads with ``XREADGROUP ... BLOCK``
+only as many entries as it has idle workers, replies on ``reply_to`` and then
+``XACK``\\ s and ``XDEL``\\ s the entry, so the stream holds only requests
+not yet answered (and ``MAXLEN ~`` bounds it anyway).
+
+An instance that dies holding requests leaves them pending; what happens
+to them is :mod:`daebus.claims`.
+
+One instance at a time (the bridge) also subscribes to the service channel
+and adds what 0.0.x callers PUBLISH there to the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+
+from daebus.bus import protocol
+from daebus.service.claims import GROUP_NAME, Claims
+from daebus.bus.keys import text
+from daebus.errors import AccessDenied
+from daebus.ops.logs import StateLog
+from daebus.service.membership import LIVENESS_PREFIX, group_channel
+from daebus.bus.transport import REDIS_ERRORS, Backoff, connect, redact
+from daebus.bus.turns import Turns, wait_for_reader
+
+from daebus.bus.keys import bridge_key, dead_key, stream_key
+
+log = logging.getLogger("daebus.group")
+
+
+
+# The bridge role: ours if free, ours already, or held by a dead instance.
+_BRIDGE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or not holder
+   or tonumber(redis.call('PUBSUB', 'NUMSUB', ARGV[3] .. holder)[2]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+# How a final reply's JSON ends (protocol.reply_envelope puts "final" last).
+_FINAL = '"final":true}'
+
+_DROP_BRIDGE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class _Slots:
+    """Idle workers. The reader asks how many are free without holding them
+    while it blocks, so claims at the beat can still take one."""
+
+    def __init__(self, count: int):
+        self.count = self.free = count
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def wait_free(self, timeout: float) -> int:
+        """Idle workers, once there are any (0 after ``timeout`` or :meth:`close`)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.free > 0 or self._closed, timeout)
+            return 0 if self._closed else max(0, self.free)
+
+    def close(self) -> None:
+        """End every wait: no more reading."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def take(self, count: int) -> None:
+        with self._cond:
+            self.free -= count
+
+    def try_take(self) -> bool:
+        with self._cond:
+            if self.free <= 0:
+                return False
+            self.free -= 1
+            return True
+
+    def give(self) -> None:
+        with self._cond:
+            self.free += 1
+            self._cond.notify()
+
+
+class GroupServer:
+    """This instance's share of a group: reads, claims, acknowledges.
+
+    ``submit(fn, *args)`` runs a job on the service's worker pool,
+    ``borrow()``/``give_back()`` count one that a reader runs itself in a
+    worker's place, and ``run(message, publish)`` handles one request
+    (replying on ``reply_to``); ``reply_error(reply_to, request_id, message,
+    code)`` answers one that can't be run.
+    """
+
+    def __init__(self, *, url: str, client, service: str, consumer: str, settings, slots: int,
+                 submit, borrow, give_back, run, publish, reply_error, on_bridge, on_refused=None):
+        self.on_refused = on_refused
+        self.url, self.client, self.service, self.consumer = url, client, service, consumer
+        self.stream, self.dead = stream_key(service), dead_key(service)
+        self.claim_idle_ms = int(settings.claim_idle * 1000)
+        self.max_deliveries = settings.max_deliveries
+        self.max_length = settings.stream_max_length
+        self.max_bytes = settings.max_message_bytes
+        self.block_ms = int(settings.health_check_interval * 1000)
+        self._bridge_ttl_ms = max(1000, int(settings.registry_ttl * 1000))
+        self._reader_client = connect(url, socket_timeout=settings.socket_timeout + settings.health_check_interval,
+                                      decode=False)
+        self.slots = _Slots(slots)
+        self._submit, self._run, self._publish, self._on_bridge = submit, run, publish, on_bridge
+        self._borrow, self._give_back = borrow, give_back
+        self._turns = Turns()
+        self.reply_error = reply_error
+        self._noticed = 0.0                      # when we last told the group we took work
+        self._busy_until = 0.0                   # another member took work: watch it until then
+        self._bridge = client.register_script(_BRIDGE)
+        self.claims = Claims(self)
+        self._held: dict[str, float] = {}       # entry id -> when taken
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._state = StateLog(log)
+        self._clock_offset_ms = 0.0
+        self.bridging = False
+        self._lost = False
+        self.expired = 0
+        self.last_beat = time.monotonic()
+
+    # -- lifecycle (see daebus.lifecycle) --------------------------------------
+    name = "group reader"
+
+    def start(self, app=None) -> None:
+        self._prepare()
+        self._threads = [threading.Thread(target=self._read_loop, name=f"daebus-{self.service}-group-{n}",
+                                          daemon=True) for n in (1, 2)]
+        for thread in self._threads:
+            thread.start()
+        self.beat()   # claims what a dead instance left, takes the bridge if free
+
+    def health(self) -> str | None:
+        if not self._threads:
+            return None
+        if not all(thread.is_alive() for thread in self._threads):
+            return "not running"
+        silent = time.monotonic() - self.last_beat
+        if silent > 2 * self.block_ms / 1000 + 10:
+            return f"silent for {silent:.0f} s"
+        return None
+
+    def stop(self) -> None:
+        """Take no more entries (in-flight ones still finish and are acknowledged)."""
+        self._stop.set()
+        self._turns.close()
+        self.slots.close()   # a reader waiting for a busy worker reads no more
+        # Closing the socket ends a blocked XREADGROUP at once.
+        try:
+            self._reader_client.connection_pool.disconnect()
+        except Exception:  # noqa: BLE001 - the reader may be closing the same socket (redis-py 4.3)
+            pass
+        deadline = time.monotonic() + 5
+        for thread in self._threads:
+            wait_for_reader(thread, self._turns.lending, deadline)
+
+    def leave(self) -> None:
+        """After the last handler: drop this consumer if it holds nothing,
+        and the bridge role if it is ours."""
+        if self._threads:   # they never started when the name was taken
+            try:
+                if not self._held and not self._pending():
+                    self.client.xgroup_delconsumer(self.stream, GROUP_NAME, self.consumer)
+                if self.bridging:   # compare-and-delete: only ever our own role
+                    self.client.eval(_DROP_BRIDGE, 1, bridge_key(self.service), self.consumer)
+            except (*REDIS_ERRORS, redis.ResponseError, AccessDenied) as exc:
+                log.debug("%s: leaving the group: %s", self.service, exc)
+        self._reader_client.close()
+
+    def _pending(self) -> int:
+        # Entries read but left for a later claim (no worker took them) are
+        # pending with this consumer too: deleting it would lose them.
+        for consumer in self.client.xinfo_consumers(self.stream, GROUP_NAME):
+            if text(consumer["name"]) == self.consumer:
+                return consumer["pending"]
+        return 0
+
+    def _prepare(self) -> None:
+        try:
+            # From id 0: requests sent while no instance ran are served too.
+            self.client.xgroup_create(self.stream, GROUP_NAME, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):  # BUSYGROUP: another instance made it
+                raise
+        seconds, micros = self.client.time()
+        self._clock_offset_ms = seconds * 1000 + micros / 1000 - time.time() * 1000
+
+    # -- reading ---------------------------------------------------------
+    def _read_loop(self) -> None:
+        backoff = Backoff()
+        while not self._stop.is_set() and self._turns.take():
+            try:
+                self._serve_turn(backoff)
+            finally:
+                self._turns.leave()
+
+    def _serve_turn(self, backoff: Backoff) -> None:
+        """Read while this thread holds the turn: until stopped or taken over."""
+        while True:
+            entries = self._read(backoff)
+            if entries is None:
+                return
+            if not entries:
+                continue
+            try:
+                if not self._start(entries):
+                    return
+            except AccessDenied as exc:
+                # Acknowledging, replying or noticing: refused all the same.
+                self._refused(exc)
+                return
+
+    def _start(self, entries: list) -> bool:
+        """Start the entries read; False once another reader took the turn."""
+        (first_id, first_fields), *rest = entries
+        for entry_id, fields in rest:
+            self.take(text(entry_id), fields, 1)
+        self._notice()
+        # Only a lone request runs here: with others in flight, the
+        # pool's threads overlap their replies' round trips.
+        alone = not rest and self.slots.free == self.slots.count - 1
+        if not alone or not self._turns.lend():
+            self.take(text(first_id), first_fields, 1)
+            return True
+        # Run here; should it take long, the other reader reads on meanwhile.
+        self.take(text(first_id), first_fields, 1, inline=True)
+        return self._turns.reclaim()
+
+    def _read(self, backoff: Backoff) -> list | None:
+        """One turn: the entries read (each holding a slot), or None to stop."""
+        if self._stop.is_set():
+            return None
+        try:
+            if self._lost:
+                self._prepare()
+                self._lost = False
+                self._state.set("up", logging.WARNING, "%s: reading its stream again", self.service)
+            self.last_beat = time.monotonic()
+            # Only as many entries as idle workers: the rest stay for other instances.
+            count = self.slots.wait_free(self.block_ms / 1000)
+            if self._stop.is_set():
+                return None
+            if not count:
+                return []
+            reply = self._reader_client.xreadgroup(GROUP_NAME, self.consumer, {self.stream: ">"},
+                                                   count=count, block=self.block_ms)
+            backoff.reset()
+            entries = reply[0][1] if reply else []
+            self.slots.take(len(entries))
+            return entries
+        except AccessDenied as exc:
+            self._refused(exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - Redis gone, stream lost (NOGROUP), or stop()
+            if self._stop.is_set():
+                return None
+            self._lost = True
+            self._state.set("lost", logging.ERROR, "%s: cannot read its stream at %s: %s",
+                            self.service, redact(self.url), exc)
+            delay = backoff.next()
+            self.last_beat = time.monotonic() + delay
+            self._stop.wait(delay)
+            return []
+
+    def _refused(self, exc: AccessDenied) -> None:
+        # The ACL will not change by retrying: the service stops.
+        self._stop.set()
+        self._turns.close()
+        self.slots.close()
+        if self.on_refused is not None:
+            self.on_refused(exc)
+
+    def _notice(self) -> None:
+        # Tells the other members that we hold requests, so that they watch
+        # for them to become claimable should we die. At most a few times
+        # per claim_idle: while the group stays busy, their beats see us.
+        now = time.monotonic()
+        if now - self._noticed > self.claim_idle_ms / 4000:
+            self._noticed = now
+            try:
+                self._publish(group_channel(self.service), self.consumer)
+            except REDIS_ERRORS:
+                pass
+
+    def heard(self, data: bytes) -> bool:
+        """A notice on the group channel; True if another member sent it
+        (then the caller should beat at once)."""
+        if text(data) == self.consumer:
+            return False
+        self._busy_until = time.monotonic() + self.claim_idle_ms / 1000
+        return True
+
+    def take(self, entry_id: str, fields: dict, delivery: int, inline: bool = False) -> None:
+        """Start handling an entry that holds one of our slots: on the pool,
+        or ``inline`` on this thread."""
+        data = fields.get(b"request", fields.get("request")) if fields else None
+        try:
+            if data is None:
+                raise protocol.ProtocolError("stream entry without a 'request' field")
+            message = protocol.parse_request(protocol.decode_object(data, self.max_bytes))
+        except protocol.ProtocolError as exc:
+            log.warning("dropped malformed request %s on %s: %s", entry_id, self.stream, exc)
+            if exc.reply_to:
+                self.reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
+            self._done(entry_id)
+            return
+        if message.timeout_ms and self._age_ms(entry_id) > message.timeout_ms:
+            self.expired += 1
+            log.info("dropped %r request %s unanswered: its caller gave up after %d ms (%d so far)",
+                     message.action, message.request_id, message.timeout_ms, self.expired)
+            self._done(entry_id)
+            return
+        with self._lock:
+            self._held[entry_id] = time.monotonic()
+        if inline and self._borrow():
+            try:
+                self._handle(entry_id, message, delivery)
+            except Exception:  # noqa: BLE001 - as the pool does: log it, keep reading
+                log.exception("unhandled error in %s's request %s", self.service, message.request_id)
+            finally:
+                self._give_back()
+        elif not self._submit(self._handle, entry_id, message, delivery):
+            with self._lock:
+                self._held.pop(entry_id, None)
+            self.slots.give()  # left pending: claimed again after claim_idle
+
+    def _age_ms(self, entry_id: str) -> float:
+        added = int(entry_id.split("-", 1)[0])
+        return time.time() * 1000 + self._clock_offset_ms - added
+
+    def _handle(self, entry_id: str, message: protocol.Request, delivery: int) -> None:
+        acknowledged = []
+
+        def publish(channel: str, text: str, deadline: float | None = None) -> int:
+            if channel != message.reply_to or not text.endswith(_FINAL):
+                return self._publish(channel, text)
+            # The final reply, its acknowledgement and the entry's deletion in
+            # one write: Redis runs them in order, so XACK follows the reply.
+            sent, *_ = self._publish.commands(("PUBLISH", channel, text), ("XACK", self.stream, GROUP_NAME, entry_id),
+                                              ("XDEL", self.stream, entry_id))
+            acknowledged.append(entry_id)
+            if isinstance(sent, Exception):
+                raise sent
+            return sent
+
+        try:
+            self._run(message._replace(delivery=delivery), publish)
+        finally:
+            if acknowledged:
+                self._release(entry_id)
+            else:   # no reply_to, or the reply went another way (an error reply)
+                self._done(entry_id)
+
+    def _done(self, entry_id: str) -> None:
+        # After the reply went out: acknowledge and delete in one round trip.
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xack(self.stream, GROUP_NAME, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            pipe.execute()
+        except (*REDIS_ERRORS, redis.ResponseError) as exc:
+            # Left pending (READONLY from a demoted master, say): claimed again later.
+            log.warning("could not acknowledge %s on %s: %s", entry_id, self.stream, exc)
+        finally:
+            self._release(entry_id)
+
+    def _release(self, entry_id: str) -> None:
+        with self._lock:
+            self._held.pop(entry_id, None)
+        self.slots.give()
+
+    # -- the beat ----------------------------------------------------------
+    def beat(self) -> float | None:
+        """Keep our entries, claim a dead instance's, hold the bridge.
+
+        Returns how soon the next beat is needed, or None for "at the usual
+        interval" (nothing held or pending elsewhere)."""
+        with self._lock:
+            held = list(self._held)
+        self.claims.keep(held)
+        self.claims.claim()
+        self.claims.forget_departed()
+        bridging = bool(self._bridge(keys=[bridge_key(self.service)],
+                                     args=[self.consumer, self._bridge_ttl_ms, LIVENESS_PREFIX]))
+        if bridging != self.bridging:
+            self.bridging = bridging
+            self._on_bridge(bridging)
+        soon = self.claims.next_claim(bool(held))
+        if time.monotonic() < self._busy_until:
+            # Someone took work lately: look at least every second for what it holds.
+            soon = min(soon or 1.0, 1.0)
+        return soon
+
+    def bridge(self, data: bytes) -> None:
+        """Add a request PUBLISHed on the service channel to the stream."""
+        try:
+            self.client.xadd(self.stream, {"request": data}, maxlen=self.max_length, approximate=True)
+        except REDIS_ERRORS as exc:
+            log.error("could not add a published request to %s: %s", self.stream, exc)
+
+    def counters(self) -> dict:
+        return {"expired": self.expired, "dead_lettered": self.claims.dead_lettered}
