@@ -20,7 +20,7 @@ import importlib
 import importlib.util
 
 # Each public name and the module that defines it, imported on first use: a
-# program that needs one part (gunicorn's arbiter reading daebus.config, a
+# program that needs one part (gunicorn's arbiter reading daebus.ops.config, a
 # service that never serves HTTP or asyncio) doesn't load the rest.
 _HOMES = {
     "Daebus": "app.application", "Blueprint": "app.blueprint", "DaebusCaller": "call.caller",
@@ -42,7 +42,7 @@ def __getattr__(name):
         globals()[name] = value
         return value
     if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        # A submodule (daebus.config...), as the eager imports used to provide.
+        # A submodule (daebus.ops.config...), as the eager imports used to provide.
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'daebus' has no attribute {name!r}")
 

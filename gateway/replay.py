@@ -1,7 +1,7 @@
 """What a reconnecting page missed: the gateway's side of kept events.
 
 The gateway declares its exposed channel patterns in Redis (see
-:mod:`daebus.kept`) and renews the declaration while it runs, so that
+:mod:`daebus.bus.kept`) and renews the declaration while it runs, so that
 publishers keep those channels' recent broadcasts, also while the gateway
 restarts. A page that reconnects with ``Last-Event-ID`` gets what was kept
 after that id, oldest first; when something it may have missed is no longer

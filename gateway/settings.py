@@ -168,7 +168,7 @@ def load(overrides: Mapping[str, Any] | None = None) -> Settings:
     where = {key: value.origin if value.origin != "default" else main for key, value in resolved.items()}
     values = {key: value.value for key, value in resolved.items()}
     if values["token_file"] and not values["token"]:
-        # Imported here: daebus.auth loads redis, which gunicorn's master
+        # Imported here: daebus.bus.auth loads redis, which gunicorn's master
         # (reading these settings) never needs.
         from daebus.bus.auth import read_private
 

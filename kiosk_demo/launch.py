@@ -14,7 +14,7 @@ each worker is ``python kiosk_demo/<name>.py``. Every child reports
 script knows it is up. The helpers here (:func:`start_redis`,
 :class:`Child`, :func:`gateway_config`) are also used by ``examples/run.py``;
 the private redis-server and the ``NOTIFY_SOCKET`` listener are daebus's own
-(:mod:`daebus.localredis`, :class:`daebus.systemd.NotifySocket`), which the
+(:mod:`daebus.bus.localredis`, :class:`daebus.ops.systemd.NotifySocket`), which the
 tests use too.
 """
 

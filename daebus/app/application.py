@@ -51,7 +51,7 @@ class Daebus(Scaffold):
     # -- composition -----------------------------------------------------
     def attach(self, component: Any) -> Any:
         """Attach a component such as :class:`DaebusHttp`; it starts and
-        stops with the app (see :mod:`daebus.lifecycle`). Returns the component."""
+        stops with the app (see :mod:`daebus.service.lifecycle`). Returns the component."""
         self._check_setup_finished("attach")
         if component not in self.components:
             self.components.append(component)

@@ -3,7 +3,7 @@
 A service in the default mode (``owner``) has one record, written by its one
 live instance. A ``group`` has a shared record (mode, actions, channels) and
 one ``daebus:member:<name>:<token>`` record per live instance. Who may write
-which record is :mod:`daebus.membership`'s business; this module names the
+which record is :mod:`daebus.service.membership`'s business; this module names the
 keys, encodes records and lists them.
 
 Example::
@@ -48,7 +48,7 @@ def encode(info: dict) -> dict:
 def publish(client, info: dict, ttl: float) -> None:
     """Write (or refresh) a record with its TTL in one round trip, without
     any ownership check (tests and tools; services go through
-    :class:`daebus.membership.Membership`)."""
+    :class:`daebus.service.membership.Membership`)."""
     pipe = client.pipeline(transaction=False)
     pipe.hset(key(info["name"]), mapping=encode(info))
     pipe.expire(key(info["name"]), max(1, int(ttl)))

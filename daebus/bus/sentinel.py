@@ -33,7 +33,7 @@ _sentinels: dict[tuple, "Sentinel"] = {}
 def master(url: str, **kwargs) -> redis.Redis:
     """A client of the current master behind ``url``'s sentinels; ``kwargs``
     are the connection options (timeouts, decoding, retries)."""
-    # Imported here: daebus.config checks these URLs in processes (the
+    # Imported here: daebus.ops.config checks these URLs in processes (the
     # gateway's gunicorn master) that never open a connection.
     import redis
     from redis.sentinel import Sentinel

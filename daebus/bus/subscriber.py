@@ -3,7 +3,7 @@
 Its reader thread notices a dead or silent connection within seconds,
 reconnects with capped exponential backoff, resubscribes everything and
 reports the loss and the restoration once each. With ``readers=2`` two
-threads take turns reading (:mod:`daebus.turns`), so a message's callback
+threads take turns reading (:mod:`daebus.bus.turns`), so a message's callback
 may keep its thread (:meth:`Subscriber.hand_over`) while the other reads on.
 """
 
@@ -89,7 +89,7 @@ class Subscriber:
 
     def hand_over(self) -> bool:
         """Let another reader read on, should this one's work on the message
-        take long (see :mod:`daebus.turns`).
+        take long (see :mod:`daebus.bus.turns`).
 
         Only from ``on_message``, on the reader thread: True when another
         reader is free to (the caller then does the work itself), False when

@@ -2,7 +2,7 @@
 
 Commands (PUBLISH, HSET, ``cache``) go through :func:`connect`'s client, which
 retries a dropped pooled connection once. Subscriptions live in
-:class:`daebus.subscriber.Subscriber`.
+:class:`daebus.bus.subscriber.Subscriber`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Calling services from async code: :class:`AsyncCaller`.
 
 It shares the process's reply subscription with every :class:`DaebusCaller`
-(:mod:`daebus.replies`) and never blocks the event loop: a waiting call is an
+(:mod:`daebus.call.replies`) and never blocks the event loop: a waiting call is an
 awaited event that the reply wakes. Blocking socket work (publishing, and
 reading the subscription when no other caller is reading it) runs on a few
 helper threads, one reader at a time per Redis URL whatever the number of

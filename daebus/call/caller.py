@@ -1,7 +1,7 @@
 """Calling services: :class:`DaebusCaller`.
 
 Every caller in a process shares one reply subscription per Redis URL
-(:mod:`daebus.replies`); a waiting call is woken by its reply, so nothing
+(:mod:`daebus.call.replies`); a waiting call is woken by its reply, so nothing
 polls, and a lost connection fails every waiting call at once.
 """
 
@@ -44,7 +44,7 @@ def shared_publisher(url: str) -> Publisher:
 
 def shared_broadcaster(url: str) -> KeepingPublisher:
     """The process's broadcast publisher for ``url``: it keeps what a
-    gateway asked to keep (see :mod:`daebus.kept`)."""
+    gateway asked to keep (see :mod:`daebus.bus.kept`)."""
     key = (url, os.getpid())
     with _lock:
         keeper = _keepers.get(key)
@@ -123,7 +123,7 @@ class DaebusCaller:
         """Call ``action`` and return the reply's payload.
 
         Ends within ``timeout`` seconds (plus at most
-        :data:`daebus.transport.PUBLISH_GRACE`) whatever Redis does. Raises :class:`RemoteError` (the
+        :data:`daebus.bus.transport.PUBLISH_GRACE`) whatever Redis does. Raises :class:`RemoteError` (the
         service answered with an error), :class:`ServiceUnavailable` (nobody
         serves it, raised at once; a group's requests wait in its stream for an
         instance instead, up to the timeout), :class:`RequestTimeout` (Redis took the

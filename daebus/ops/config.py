@@ -15,7 +15,7 @@ Adding a key: one ``Key(...)`` line in its section below (name, kind,
 default, meaning, optional ``env=``/``check=``); :class:`Settings` gains the
 attribute, ``daebus config`` shows it, and ``tests/unit/test_config_docs.py``
 asks for its row in the README table. A program with a section of its own declares
-it with :func:`daebus.configspec.register` and resolves it with
+it with :func:`daebus.ops.configspec.register` and resolves it with
 :func:`documents` (see ``gateway/settings.py``); daebus itself knows none of
 them.
 """

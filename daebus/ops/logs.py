@@ -3,7 +3,7 @@
 Importing daebus configures nothing. ``Daebus.run()`` calls :func:`setup`,
 which leaves logging alone if the root logger already has handlers. Under
 systemd (``JOURNAL_STREAM`` names our stderr) records go to journald's
-native socket as structured entries (:mod:`daebus.journal`); when that socket
+native socket as structured entries (:mod:`daebus.ops.journal`); when that socket
 is missing, each stderr line carries a syslog priority prefix,
 ``<3>sensors: Redis connection lost``, that journald turns into the entry's
 PRIORITY, and no timestamp since the journal has its own.

@@ -71,7 +71,7 @@ def worker_user(name: str) -> str:
 
 
 def reply_channels(username: str) -> str:
-    """The reply channels a user may subscribe to (see daebus.replies)."""
+    """The reply channels a user may subscribe to (see daebus.call.replies)."""
     return f"{REPLY_PREFIX}{literal(username)}:*"
 
 

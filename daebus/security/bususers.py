@@ -6,7 +6,7 @@ Secrets live in one folder only root may enter (``/etc/daebus/secrets``,
 upgrades and restarts never change a password. systemd hands each unit its
 own with ``LoadCredential=``. The ACL file Redis reads
 (``/etc/redis/redis-daebus.acl``, ``DAEBUS_ACL_FILE``) is rendered from
-them and the worker files by :mod:`daebus.acl`, replaced atomically.
+them and the worker files by :mod:`daebus.security.acl`, replaced atomically.
 
 Example (what ``daebus acl write --worker sensors --load`` does)::
 

@@ -41,7 +41,7 @@ return kept
 
 
 class Claims:
-    """The claiming side of one :class:`~daebus.group.GroupServer`.
+    """The claiming side of one :class:`~daebus.service.group.GroupServer`.
 
     Example (what the server's beat does)::
 

@@ -1,7 +1,7 @@
 """Running one action or listener call: context, reply rules, errors.
 
 Shared by the runtime and :mod:`daebus.testing`, so a handler behaves the
-same under test as in production; :mod:`daebus.aio` has the versions for
+same under test as in production; :mod:`daebus.service.aio` has the versions for
 ``async def`` handlers.
 """
 
@@ -39,7 +39,7 @@ def run_action(app, message: protocol.Request, publish: Publish) -> str | None:
     return resp.error_code
 
 
-# The pieces below are shared with the async versions in daebus.aio.
+# The pieces below are shared with the async versions in daebus.service.aio.
 def begin_action(app, message: protocol.Request, publish: Publish):
     """The handler, request and response of one call; the handler is None
     when the request was answered already (no such action, invalid payload)."""

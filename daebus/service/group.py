@@ -9,7 +9,7 @@ only as many entries as it has idle workers, replies on ``reply_to`` and then
 not yet answered (and ``MAXLEN ~`` bounds it anyway).
 
 An instance that dies holding requests leaves them pending; what happens
-to them is :mod:`daebus.claims`.
+to them is :mod:`daebus.service.claims`.
 
 One instance at a time (the bridge) also subscribes to the service channel
 and adds what 0.0.x callers PUBLISH there to the stream.
@@ -140,7 +140,7 @@ class GroupServer:
         self.expired = 0
         self.last_beat = time.monotonic()
 
-    # -- lifecycle (see daebus.lifecycle) --------------------------------------
+    # -- lifecycle (see daebus.service.lifecycle) --------------------------------------
     name = "group reader"
 
     def start(self, app=None) -> None:

@@ -1,6 +1,6 @@
 """The container that runs an app: its components (handlers, heartbeat, bus
 reader, attached components, start hooks, scheduler, threads; see
-:mod:`daebus.lifecycle`), signals, systemd notify, registry and shutdown."""
+:mod:`daebus.service.lifecycle`), signals, systemd notify, registry and shutdown."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ class Runtime:
         self.heartbeat = Heartbeat(self)
         # A group reads its stream (after the intake, which then only takes events).
         self.group = self._group() if self.mode == registry.GROUP else None
-        # Started in this order, stopped in the reverse; see daebus.lifecycle.
+        # Started in this order, stopped in the reverse; see daebus.service.lifecycle.
         self.lifecycle = Lifecycle([_Handlers(self), self.heartbeat, self.reader, *self.app.components,
                                     self.reader.intake, *([self.group] if self.group else []),
                                     _StartHooks(self), self.scheduler, self.threads])

@@ -1,7 +1,7 @@
 """The runtime's bus components: the reader of the service's channels and
 the heartbeat that keeps the registry entry and systemd's watchdog fed.
 
-Both follow :mod:`daebus.lifecycle`.
+Both follow :mod:`daebus.service.lifecycle`.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class Heartbeat:
     """Pings systemd's watchdog while every component is healthy, and
     refreshes the registry entry while the service is ready. A group member
     also beats sooner while it holds requests or another member's could
-    become claimable (see :meth:`daebus.group.GroupServer.beat`)."""
+    become claimable (see :meth:`daebus.service.group.GroupServer.beat`)."""
 
     name = "heartbeat"
 

@@ -81,7 +81,7 @@ class ManagedThread:
 
 
 class AppThreads:
-    """The app's ``@app.thread`` loops as one :mod:`daebus.lifecycle`
+    """The app's ``@app.thread`` loops as one :mod:`daebus.service.lifecycle`
     component: started with the service (those with ``auto_start``),
     asked to stop together, joined within the shutdown deadline."""
 

@@ -1,4 +1,4 @@
-"""Transit time of requests from the caller's send stamp (daebus.expiry)."""
+"""Transit time of requests from the caller's send stamp (daebus.service.expiry)."""
 
 from daebus.service.expiry import TransitClock
 

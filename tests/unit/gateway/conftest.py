@@ -12,7 +12,7 @@ from gateway.settings import load
 
 
 class FakeSubscriber:
-    """Stands in for daebus.subscriber.Subscriber; the test calls its callbacks."""
+    """Stands in for daebus.bus.subscriber.Subscriber; the test calls its callbacks."""
 
     def __init__(self, url, channels, on_message, *, name, patterns, on_lost, on_restored, on_state,
                  on_ready):
