@@ -246,7 +246,7 @@ def read_stream(port: int, channel: str, last_event_id: str | None, messages: in
 
 def kept_memory(redis_url: str, workdir: Path) -> dict:
     """Worker RSS of a gateway keeping 20 channels' events and of one not."""
-    from daebus.call.caller import shared_broadcaster
+    from daebus.bus.bus import Bus
     from support import free_port
 
     ports = {"keeping": free_port(), "not keeping": free_port()}
@@ -260,7 +260,7 @@ def kept_memory(redis_url: str, workdir: Path) -> dict:
             raise RuntimeError("a gateway did not start")
         channels = [f"bench.kept.{i}" for i in range(KEPT_CHANNELS)]
         starts = {name: {c: read_stream(port, c, None, 0)[0] for c in channels} for name, port in ports.items()}
-        publish = shared_broadcaster(redis_url)
+        publish = Bus.of(redis_url).keeper
         filler = "x" * 200
         t0 = time.perf_counter()
         for n in range(KEPT_PER_CHANNEL):

@@ -26,7 +26,7 @@ from werkzeug.security import safe_join
 
 from daebus import DaebusCaller
 from daebus.bus import registry
-from daebus.call.caller import shared_client
+from daebus.bus.bus import Bus
 from daebus.errors import BadRequest, ConnectionLost, DaebusError
 from daebus.app.schemas import describe
 from daebus.bus.transport import REDIS_ERRORS, connect, redact
@@ -81,7 +81,7 @@ class Gateway:
         self._hub: EventHub | None = None
         self._health_client = None
         self._callers: dict[str, DaebusCaller] = {}
-        self.contracts = Contracts(lambda: shared_client(self.settings.redis_url))
+        self.contracts = Contracts(self.client)
         self.metrics = GatewayMetrics(self)
 
     def start(self) -> None:
@@ -155,10 +155,14 @@ class Gateway:
         return caller.send_request(action, payload, timeout=timeout, on_progress=on_progress,
                                    trace_id=trace_id)
 
+    def client(self):
+        """The command client of this process's bus (shared with its callers)."""
+        return Bus.of(self.settings.redis_url).client
+
     def services(self) -> list[dict]:
         self.start()
         try:
-            return registry.list_services(shared_client(self.settings.redis_url))
+            return registry.list_services(self.client())
         except REDIS_ERRORS as exc:
             raise ConnectionLost(f"cannot reach Redis: {exc}") from exc
 

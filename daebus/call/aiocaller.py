@@ -17,13 +17,13 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from typing import Any, Callable
 
-from daebus.bus import protocol
-from daebus.call.caller import DaebusCaller, resolve_trace_id
-from daebus.errors import ConnectionLost, RequestTimeout, remote_error
-from daebus.call.replies import _TAKE_OVER, ReplyHub
+from daebus.call.exchange import Call
+from daebus.call.replies import ReplyHub
+from daebus.call.sending import deliver
+from daebus.call.target import Target
+from daebus.errors import ConnectionLost, RequestTimeout
 
 log = logging.getLogger("daebus.caller")
 
@@ -62,7 +62,7 @@ class _Inbox:
         return self._queue.get_nowait()
 
 
-class AsyncCaller:
+class AsyncCaller(Target):
     """Sends requests and messages to one service from async code.
 
     Example::
@@ -74,62 +74,40 @@ class AsyncCaller:
     :class:`DaebusCaller`; inside a running service it uses the service's Redis.
     """
 
-    def __init__(self, target_service: str, redis_host: str | None = None, redis_port: int | None = None,
-                 timeout: float = 5, redis_url: str | None = None):
-        self._caller = DaebusCaller(target_service, redis_host, redis_port, timeout, redis_url)
-
-    @property
-    def target_service(self) -> str:
-        return self._caller.target_service
-
     async def call(self, action: str, payload: Any = None, timeout: float | None = None,
                    on_progress: Callable[[Any], Any] | None = None, trace_id: str | None = None) -> Any:
         """Call ``action`` and return the reply's payload; ``on_progress``
         (a function or an ``async def``) gets each progress payload;
         ``trace_id`` as for :meth:`DaebusCaller.send_request`."""
-        caller = self._caller
-        caller._check_open()
-        timeout = caller.timeout if timeout is None else timeout
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        trace_id = resolve_trace_id(trace_id)
-        url = caller.redis_url
+        call = self.new_call(action, payload, timeout, trace_id)
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + timeout
-        hub, _ = caller._route(url)
+        bus = self.bus()
+        hub = bus.part(ReplyHub)
         if not (hub.subscribed and hub.reading):
             # Connecting or checking an idle socket may block: not on the loop.
-            await _in_thread(loop, deadline, hub.prepare, deadline)
-        request_id = uuid.uuid4().hex
-        inbox = hub.expect(request_id, _Inbox(loop))
+            await _in_thread(loop, call.deadline, hub.prepare, call.deadline)
+        inbox = hub.expect(call.request_id, _Inbox(loop))
         try:
-            await _in_thread(loop, deadline, caller._send, hub, url, action, payload, request_id, timeout,
-                             deadline, trace_id)
+            await _in_thread(loop, call.deadline, deliver, bus, call, hub.channel)
             while True:
                 try:
-                    reply = await _next_reply(loop, hub, inbox, deadline)
+                    reply = await _next_reply(loop, hub, inbox, call.deadline)
                 except RequestTimeout:
-                    raise RequestTimeout(f"{caller.target_service}.{action} did not answer within "
-                                         f"{timeout:g} s") from None
-                if reply.get("final", True):
-                    break
-                await _progress(on_progress, reply.get("payload"), caller.target_service, action)
+                    raise call.no_answer() from None
+                outcome = call.receive(reply)
+                if outcome.final:
+                    return outcome.payload
+                await _progress(on_progress, outcome.payload, call)
         finally:
-            hub.forget(request_id, inbox)
+            hub.forget(call.request_id, inbox)
             inbox.put(_STOP)  # a thread still reading for this call stops
-        if reply.get("status") == protocol.ERROR:
-            raise remote_error(reply.get("payload"), caller.target_service)
-        return reply.get("payload")
 
     send_request = call
 
     async def send_message(self, channel: str, payload: dict) -> int:
         """Broadcast ``payload`` on ``channel``; returns the receiver count."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_io(), self._caller.send_message, channel, payload)
-
-    def close(self) -> None:
-        self._caller.close()
+        return await loop.run_in_executor(_io(), self.broadcast, channel, payload)
 
     async def __aenter__(self) -> AsyncCaller:
         return self
@@ -152,12 +130,9 @@ async def _in_thread(loop, deadline: float, fn, *args):
 async def _next_reply(loop, hub: ReplyHub, inbox: _Inbox, deadline: float) -> dict:
     while True:
         inbox.event.clear()
-        try:
-            item = inbox.get_nowait()
-        except queue.Empty:
-            item = None
-        if item is not None and item is not _TAKE_OVER and item is not _STOP:
-            return _checked(item)
+        item = hub.take(inbox)
+        if item is not None:
+            return item
         if not hub.reading:
             # Nobody reads the subscription: read it for everyone, in a thread.
             item = await loop.run_in_executor(_io(), hub.read_for, inbox, deadline)
@@ -185,7 +160,7 @@ def _checked(item):
     return item
 
 
-async def _progress(on_progress, payload, service: str, action: str) -> None:
+async def _progress(on_progress, payload, call: Call) -> None:
     if on_progress is None:
         return
     try:
@@ -193,4 +168,4 @@ async def _progress(on_progress, payload, service: str, action: str) -> None:
         if inspect.isawaitable(result):
             await result
     except Exception:  # noqa: BLE001 - a callback bug must not lose the reply
-        log.exception("on_progress callback for %s.%s failed", service, action)
+        log.exception("on_progress callback for %s failed", call.name)

@@ -1,76 +1,27 @@
 """Calling services: :class:`DaebusCaller`.
 
 Every caller in a process shares one reply subscription per Redis URL
-(:mod:`daebus.call.replies`); a waiting call is woken by its reply, so nothing
-polls, and a lost connection fails every waiting call at once.
+(:mod:`daebus.call.replies`, a part of the process's
+:class:`~daebus.bus.bus.Bus`); a waiting call is woken by its reply, so
+nothing polls, and a lost connection fails every waiting call at once.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import time
-import uuid
 from typing import Any, Callable
 
-import redis
-
-from daebus.ops import config
 from daebus.bus import protocol
-from daebus.app.context import current_trace_id, get_daemon
-from daebus.errors import ConnectionLost, DaebusError, RequestTimeout, remote_error
-from daebus.bus.kept import KeepingPublisher
+from daebus.call.exchange import Call
 from daebus.call.replies import ReplyHub
-from daebus.call.sending import Sender
-from daebus.bus.transport import REDIS_ERRORS, Publisher, connect, redact
+from daebus.call.sending import deliver
+from daebus.call.target import Target
+from daebus.errors import RequestTimeout
 
 log = logging.getLogger("daebus.caller")
 
-_lock = threading.Lock()
-_publishers: dict[tuple[str, int], Publisher] = {}
-_keepers: dict[tuple[str, int], KeepingPublisher] = {}
 
-
-def shared_publisher(url: str) -> Publisher:
-    """The process's publisher for ``url`` (a forked child gets its own)."""
-    key = (url, os.getpid())
-    with _lock:
-        publisher = _publishers.get(key)
-        if publisher is None:
-            publisher = _publishers[key] = Publisher(connect(url))
-        return publisher
-
-
-def shared_broadcaster(url: str) -> KeepingPublisher:
-    """The process's broadcast publisher for ``url``: it keeps what a
-    gateway asked to keep (see :mod:`daebus.bus.kept`)."""
-    key = (url, os.getpid())
-    with _lock:
-        keeper = _keepers.get(key)
-    if keeper is None:
-        publisher = shared_publisher(url)
-        with _lock:
-            keeper = _keepers.setdefault(key, KeepingPublisher(publisher.client, publisher))
-    return keeper
-
-
-def shared_client(url: str):
-    """The process's command client for ``url``; connection pools are thread-safe."""
-    return shared_publisher(url).client
-
-
-def resolve_trace_id(trace_id: str | None) -> str | None:
-    """The trace id a request carries: the one given (checked), else the one
-    of the request being handled, if any."""
-    if trace_id is None:
-        return current_trace_id()
-    if protocol.valid_trace_id(trace_id) is None:
-        raise ValueError(f"trace_id must match {protocol.TRACE_ID_PATTERN.pattern}, got {trace_id!r}")
-    return trace_id
-
-
-class DaebusCaller:
+class DaebusCaller(Target):
     """Sends requests and messages to one service.
 
     Example::
@@ -81,42 +32,6 @@ class DaebusCaller:
     The Redis URL is, in order: the arguments, the running app's Redis (for a
     caller used inside a service), ``DAEBUS_REDIS_URL``, the config files.
     """
-
-    def __init__(self, target_service: str, redis_host: str | None = None, redis_port: int | None = None,
-                 timeout: float = 5, redis_url: str | None = None):
-        if not isinstance(target_service, str) or not target_service:
-            raise ValueError("target_service must be a non-empty string")
-        self.target_service = target_service
-        self.timeout = timeout
-        self._explicit_url = config.redis_url_from(redis_url, redis_host, redis_port)
-        self._closed = False
-        self._cached: tuple | None = None
-
-    @property
-    def redis_url(self) -> str:
-        if self._explicit_url:
-            return self._explicit_url
-        app = get_daemon()
-        if app is not None and app.redis_url:
-            return app.redis_url
-        return config.load().redis_url
-
-    @property
-    def redis(self):
-        return shared_client(self.redis_url)
-
-    def _route(self, url: str) -> tuple[ReplyHub, Publisher]:
-        # Cached per caller: the lookups take a process-wide lock.
-        cached = self._cached
-        if cached is None or cached[0] != url or cached[1] != os.getpid():
-            publisher = shared_publisher(url)
-            cached = self._cached = (url, os.getpid(), ReplyHub.for_url(url), publisher,
-                                     Sender.for_url(url, publisher))
-        return cached[2], cached[3]
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise DaebusError(f"DaebusCaller({self.target_service!r}) is closed")
 
     def send_request(self, action: str, payload: Any = None, timeout: float | None = None,
                      on_progress: Callable[[Any], None] | None = None, trace_id: str | None = None) -> Any:
@@ -135,89 +50,47 @@ class DaebusCaller:
         with the request into the service's log records; by default a call
         made while handling a request carries that request's id on.
         """
-        self._check_open()
-        timeout = self.timeout if timeout is None else timeout
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        trace_id = resolve_trace_id(trace_id)
-        url = self.redis_url
-        deadline = time.monotonic() + timeout
-        hub, publish = self._route(url)
-        hub.prepare(deadline)
-        request_id = uuid.uuid4().hex
-        inbox = hub.expect(request_id)
+        call = self.new_call(action, payload, timeout, trace_id)
+        bus = self.bus()
+        hub = bus.part(ReplyHub)
+        hub.prepare(call.deadline)
+        inbox = hub.expect(call.request_id)
         try:
-            self._send(hub, url, action, payload, request_id, timeout, deadline, trace_id)
-            return self._wait(hub, inbox, action, deadline, timeout, on_progress)
+            deliver(bus, call, hub.channel)
+            while True:
+                try:
+                    reply = hub.next_reply(inbox, call.deadline)
+                except RequestTimeout:
+                    raise call.no_answer() from None
+                outcome = call.receive(reply)
+                if outcome.final:
+                    return outcome.payload
+                _progress(on_progress, outcome.payload, call)
         finally:
-            hub.forget(request_id, inbox)
-
-    def _send(self, hub: ReplyHub, url: str, action: str, payload: Any, request_id: str, timeout: float,
-              deadline: float, trace_id: str | None) -> None:
-        """Deliver one request (PUBLISH, or XADD to a group); shared with AsyncCaller."""
-        message = protocol.dumps(protocol.request_envelope(
-            action, {} if payload is None else payload, hub.channel, request_id,
-            self.target_service, int(timeout * 1000), time.time(), trace_id))
-        if time.monotonic() >= deadline:
-            # This process was too busy to even send it: not Redis's fault.
-            raise RequestTimeout(f"{self.target_service}.{action} could not be sent within "
-                                 f"{timeout:g} s (this process is overloaded)")
-        try:
-            self._cached[4].send(self.target_service, message, deadline)
-        except redis.TimeoutError as exc:
-            raise ConnectionLost(f"Redis at {redact(url)} did not take the request within "
-                                 f"{timeout:g} s (stalled or overloaded): {exc}") from exc
-        except REDIS_ERRORS as exc:
-            raise ConnectionLost(f"cannot reach Redis at {redact(url)}: {exc}") from exc
-
-    def _wait(self, hub: ReplyHub, inbox, action: str, deadline: float, timeout: float,
-              on_progress) -> Any:
-        while True:
-            try:
-                reply = hub.next_reply(inbox, deadline)
-            except RequestTimeout:
-                raise RequestTimeout(f"{self.target_service}.{action} did not answer within "
-                                     f"{timeout:g} s") from None
-            if not reply.get("final", True):
-                if on_progress is not None:
-                    try:
-                        on_progress(reply.get("payload"))
-                    except Exception:  # noqa: BLE001 - a callback bug must not lose the reply
-                        log.exception("on_progress callback for %s.%s failed", self.target_service, action)
-                continue
-            if reply.get("status") == protocol.ERROR:
-                raise remote_error(reply.get("payload"), self.target_service)
-            return reply.get("payload")
+            hub.forget(call.request_id, inbox)
 
     def send_message(self, channel: str, payload: dict) -> int:
         """Broadcast ``payload`` on ``channel``; returns the receiver count."""
-        self._check_open()
-        text = protocol.dumps(payload)
-        try:
-            return shared_broadcaster(self.redis_url)(channel, text)
-        except REDIS_ERRORS as exc:
-            raise ConnectionLost(f"cannot reach Redis at {redact(self.redis_url)}: {exc}") from exc
+        return self.broadcast(channel, payload)
 
     def send_to_service(self, payload: dict, action: str | None = None) -> int:
         """Publish ``payload`` on the service channel without waiting for a
         reply (the Daebus 0.0.x form: the payload's keys plus ``action``)."""
         self._check_open()
         message = {**payload, "action": action} if action else payload
-        return self._publish(self.target_service, protocol.dumps(message))
-
-    def _publish(self, channel: str, text: str) -> int:
-        try:
-            return self._route(self.redis_url)[1](channel, text)
-        except REDIS_ERRORS as exc:
-            raise ConnectionLost(f"cannot reach Redis at {redact(self.redis_url)}: {exc}") from exc
-
-    def close(self) -> None:
-        """Stop using this caller. The shared reply subscription stays for
-        the process's other callers. Safe to call twice."""
-        self._closed = True
+        return self.publish(self.target_service, protocol.dumps(message))
 
     def __enter__(self) -> DaebusCaller:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _progress(on_progress, payload, call: Call) -> None:
+    if on_progress is None:
+        return
+    try:
+        on_progress(payload)
+    except Exception:  # noqa: BLE001 - a callback bug must not lose the reply
+        log.exception("on_progress callback for %s failed", call.name)

@@ -12,7 +12,6 @@ and wakes for nothing.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -23,6 +22,7 @@ import redis
 from daebus.bus import auth, protocol
 from daebus.errors import AccessDenied, ConnectionLost, MalformedReply, RequestTimeout
 from daebus.ops.logs import StateLog
+from daebus.bus.bus import Bus
 from daebus.bus.transport import REDIS_ERRORS, Liveness, redact, subscriber_client
 
 log = logging.getLogger("daebus.caller")
@@ -31,8 +31,6 @@ _TAKE_OVER = object()  # put in a waiting caller's queue: "the reading role is y
 _MAX_REPLY_BYTES = 64 * 1024 * 1024
 _SOCKET_TIMEOUT = 5.0
 
-_lock = threading.Lock()
-_hubs: dict[tuple[str, int], ReplyHub] = {}
 
 
 class ReplyHub:
@@ -40,7 +38,7 @@ class ReplyHub:
 
     Example (what :meth:`DaebusCaller.send_request` does)::
 
-        hub = ReplyHub.for_url(url)
+        hub = bus.part(ReplyHub)
         hub.prepare(deadline)
         inbox = hub.expect(request_id)
         try:
@@ -50,8 +48,8 @@ class ReplyHub:
             hub.forget(request_id, inbox)
     """
 
-    def __init__(self, url: str, health_interval: float = 5.0):
-        self.url = url
+    def __init__(self, bus: Bus, health_interval: float = 5.0):
+        self.url = url = bus.url
         # Named after the Redis user, whose ACL lets it subscribe to its own replies only.
         user = auth.username(url)
         self.channel = f"{protocol.REPLY_PREFIX}{user + ':' if user else ''}{uuid.uuid4()}"
@@ -66,15 +64,6 @@ class ReplyHub:
         self._handing = threading.Lock()
         self._state = StateLog(log)
         self._lost_at: float | None = None
-
-    @classmethod
-    def for_url(cls, url: str) -> ReplyHub:
-        key = (url, os.getpid())
-        with _lock:
-            hub = _hubs.get(key)
-            if hub is None:
-                hub = _hubs[key] = cls(url)
-            return hub
 
     # -- one call ------------------------------------------------------------
     def expect(self, request_id: str, inbox=None) -> queue.SimpleQueue:
@@ -137,6 +126,17 @@ class ReplyHub:
                 item = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise RequestTimeout("no reply") from None
+            if item is not _TAKE_OVER:
+                return _checked(item)
+
+    def take(self, inbox):
+        """The next reply already in ``inbox`` (raising the error it is, for
+        a lost connection), or None: for callers that wait elsewhere (async
+        code awaits an event the hub's reader sets)."""
+        while True:
+            item = _poll(inbox)
+            if item is None:
+                return None
             if item is not _TAKE_OVER:
                 return _checked(item)
 

@@ -10,28 +10,24 @@ and published instead.
 
 Example::
 
-    sender = Sender.for_url(url, publisher)
+    sender = bus.part(Sender)
     sender.send("sensors", envelope_json, deadline)   # raises ServiceUnavailable
 """
 
 from __future__ import annotations
-
-import os
-import threading
 
 import redis
 
 from daebus.bus import registry
 from daebus.ops.config import SERVICE
 from daebus.bus.auth import refusal
-from daebus.errors import ServiceUnavailable
+from daebus.errors import ConnectionLost, ServiceUnavailable
 from daebus.bus.keys import stream_key, text
-from daebus.bus.transport import Publisher
+from daebus.bus.bus import Bus
+from daebus.bus.transport import REDIS_ERRORS, Publisher, redact
+from daebus.call.exchange import Call
 
 _DEFAULT_MAX_LENGTH = SERVICE.keys["stream_max_length"].default
-
-_lock = threading.Lock()
-_senders: dict[tuple[str, int], Sender] = {}
 
 
 class Sender:
@@ -41,18 +37,9 @@ class Sender:
     the caller's deadline, as a PUBLISH does.
     """
 
-    def __init__(self, publish: Publisher):
-        self.publish = publish
+    def __init__(self, bus: Bus):
+        self.publish: Publisher = bus.publisher
         self._modes: dict[str, tuple[str, int]] = {}
-
-    @classmethod
-    def for_url(cls, url: str, publish: Publisher) -> Sender:
-        key = (url, os.getpid())
-        with _lock:
-            sender = _senders.get(key)
-            if sender is None:
-                sender = _senders[key] = cls(publish)
-            return sender
 
     def mode(self, service: str, deadline: float, refresh: bool = False) -> tuple[str | None, int]:
         """``(mode, stream_max_length)`` of ``service`` from its registry
@@ -106,3 +93,16 @@ class Sender:
         except redis.ResponseError:
             pass
         return False
+
+
+def deliver(bus: Bus, call: Call, reply_to: str) -> None:
+    """Send ``call``'s request on ``bus``, replies going to ``reply_to``:
+    what both callers do; Redis's failures become :class:`ConnectionLost`."""
+    message = call.envelope(reply_to)
+    try:
+        bus.part(Sender).send(call.service, message, call.deadline)
+    except redis.TimeoutError as exc:
+        raise ConnectionLost(f"Redis at {redact(bus.url)} did not take the request within "
+                             f"{call.timeout:g} s (stalled or overloaded): {exc}") from exc
+    except REDIS_ERRORS as exc:
+        raise ConnectionLost(f"cannot reach Redis at {redact(bus.url)}: {exc}") from exc

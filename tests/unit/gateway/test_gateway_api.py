@@ -128,7 +128,7 @@ def test_services_from_the_registry(app_and_gateway, monkeypatch):
     fake = fakeredis.FakeRedis(decode_responses=True)
     registry.publish(fake, registry.record("echo", actions=["hi", "secret"], channels=["news.a", "x"],
                                            version="1", started_at=time.time(), status="running"), 30)
-    monkeypatch.setattr("gateway.app.shared_client", lambda url: fake)
+    monkeypatch.setattr(gateway, "client", lambda: fake)
     gateway.exposure.actions = ("echo/hi",)
     services = app.test_client().get("/api/services").get_json()["services"]
     assert services[0]["name"] == "echo"

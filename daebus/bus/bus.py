@@ -1,0 +1,102 @@
+"""The process's bus: one object per Redis URL that every caller, broadcast
+and gateway request in the process shares.
+
+A :class:`Bus` holds the command client and the thread-owned publisher for
+its URL, the broadcast publisher that keeps what pages replay
+(:mod:`daebus.bus.kept`), and the parts other layers attach to it once
+each (the reply subscription and the request sender of :mod:`daebus.call`)
+through :meth:`Bus.part`, so that this layer knows nothing of them.
+
+Example::
+
+    bus = Bus.of("redis://localhost:6379/0")
+    bus.publisher("sensors", '{"t": 21.5}')
+    bus.keeper("door.events", '{"open": true}')
+    hub = bus.part(ReplyHub)      # ReplyHub(bus), made once per bus
+
+``Bus.of`` gives a forked child buses of its own: a connection, a
+subscription or a lock shared with the parent across fork would mix the two
+processes' traffic.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable, TypeVar
+
+from daebus.bus.kept import KeepingPublisher
+from daebus.bus.transport import Publisher, connect
+
+T = TypeVar("T")
+
+
+class Bus:
+    """One Redis URL as this process uses it; made by :meth:`Bus.of`."""
+
+    _directory: dict[str, Bus] = {}
+    _directory_lock = threading.Lock()
+
+    def __init__(self, url: str):
+        self.url = url
+        # Reentrant: a part made under it may use the publisher.
+        self._lock = threading.RLock()
+        self._publisher: Publisher | None = None
+        self._keeper: KeepingPublisher | None = None
+        self._parts: dict[Callable, object] = {}
+
+    @classmethod
+    def of(cls, url: str) -> Bus:
+        """This process's bus for ``url``."""
+        with cls._directory_lock:
+            bus = cls._directory.get(url)
+            if bus is None:
+                bus = cls._directory[url] = cls(url)
+            return bus
+
+    @classmethod
+    def _forget_all(cls) -> None:
+        # In a forked child: the parent's buses (and their locks) are not ours.
+        cls._directory = {}
+        cls._directory_lock = threading.Lock()
+
+    @property
+    def publisher(self) -> Publisher:
+        """PUBLISH on a connection the calling thread owns (see :class:`Publisher`)."""
+        publisher = self._publisher
+        if publisher is None:
+            with self._lock:
+                if self._publisher is None:
+                    self._publisher = Publisher(connect(self.url))
+                publisher = self._publisher
+        return publisher
+
+    @property
+    def client(self):
+        """The command client (its connection pool is thread-safe)."""
+        return self.publisher.client
+
+    @property
+    def keeper(self) -> KeepingPublisher:
+        """Publishes broadcasts, keeping those on channels a gateway declared."""
+        keeper = self._keeper
+        if keeper is None:
+            publisher = self.publisher
+            with self._lock:
+                if self._keeper is None:
+                    self._keeper = KeepingPublisher(publisher.client, publisher)
+                keeper = self._keeper
+        return keeper
+
+    def part(self, factory: Callable[[Bus], T]) -> T:
+        """The one ``factory(self)`` of this bus, made on first use."""
+        made = self._parts.get(factory)
+        if made is None:
+            with self._lock:
+                made = self._parts.get(factory)
+                if made is None:
+                    made = self._parts[factory] = factory(self)
+        return made
+
+
+os.register_at_fork(after_in_child=Bus._forget_all)
