@@ -26,7 +26,7 @@ import redis
 
 from daebus.bus.globs import glob_match
 from daebus.bus.kept import (CLOCK, DECLARATIONS, STREAM_PREFIX, TRIMMED, format_id, live_rules,
-                         parse_id, redis_ms)
+                             parse_id, redis_ms)
 
 # What reading kept events may raise: Redis gone, or a key of another type.
 READ_ERRORS = (redis.RedisError, OSError)

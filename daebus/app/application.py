@@ -44,7 +44,8 @@ class Daebus(Scaffold):
         self.service: str | None = None
         self.logger = logging.getLogger(name)
         self._runtime = None
-        self._ready = threading.Event()
+        # Set while the service serves (ready as systemd is told); the runtime sets it.
+        self.serving = threading.Event()
         self._setup_finished = False
         self._bus: _Bus | None = None
 
@@ -122,7 +123,7 @@ class Daebus(Scaffold):
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until a ``run()`` in another thread is serving (ready as
         systemd would be told); False on timeout."""
-        return self._ready.wait(timeout)
+        return self.serving.wait(timeout)
 
     def start_thread(self, name: str) -> bool:
         """Start (or restart) the ``@app.thread`` called ``name``."""

@@ -23,22 +23,15 @@ class PubSubRequest:
     deliveries (always 1 but for redeliveries in group mode).
     """
 
-    __slots__ = ("action", "payload", "reply_to", "request_id", "service", "timeout_ms", "raw", "trace_id",
-                 "delivery")
+    # The envelope's fields, as protocol.Request names them. In group mode
+    # ``delivery`` counts how many times the request was handed to an
+    # instance: above 1, an earlier instance died holding it (and may have
+    # done part of the work); ``request_id`` is the idempotency key.
+    __slots__ = protocol.Request._fields
 
     def __init__(self, message: protocol.Request):
-        self.action = message.action
-        self.payload = message.payload
-        self.reply_to = message.reply_to
-        self.request_id = message.request_id
-        self.service = message.service
-        self.timeout_ms = message.timeout_ms
-        self.raw = message.raw
-        self.trace_id = message.trace_id
-        # In group mode, how many times this request was handed to an
-        # instance: above 1, an earlier instance died holding it (and may
-        # have done part of the work); ``request_id`` is the idempotency key.
-        self.delivery = message.delivery
+        for name in self.__slots__:
+            setattr(self, name, getattr(message, name))
 
     @property
     def log_id(self) -> str | None:
@@ -144,7 +137,3 @@ class Broadcaster:
             return self._publish(channel, text)
         except REDIS_ERRORS as exc:
             raise ConnectionLost(f"cannot broadcast on {channel!r}: Redis unavailable ({exc})") from exc
-
-
-def error_code(exc: BaseException) -> str:
-    return exc.code if isinstance(exc, DaebusError) else protocol.HANDLER_ERROR

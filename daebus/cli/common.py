@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from daebus.ops import logs
-from daebus.errors import (AccessDenied, ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError, RequestTimeout,
-                      ServiceUnavailable)
+from daebus.errors import (AccessDenied, ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError,
+                           RequestTimeout, ServiceUnavailable)
 
 
 class Exit(enum.IntEnum):

@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 from daebus.bus import protocol
 from daebus.app.context import app_context, handler_context
-from daebus.service.dispatch import begin_action, fail_action, finish_action, handler_name, listener_accepts, log as dispatch_log
+from daebus.service.dispatch import (begin_action, fail_action, finish_action, handler_name, listener_accepts,
+                                     log as dispatch_log)
 from daebus.errors import ServiceStopped
 from daebus.app.pubsub import Publish
 

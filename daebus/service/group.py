@@ -98,18 +98,19 @@ class _Slots:
 
 
 class GroupServer:
-    """This instance's share of a group: reads, claims, acknowledges.
+    """This instance's share of a group: reads, claims, acknowledges; the
+    group's intake of requests, beside :class:`~daebus.service.intake.OwnerIntake`.
 
-    ``submit(fn, *args)`` runs a job on the service's worker pool,
-    ``borrow()``/``give_back()`` count one that a reader runs itself in a
-    worker's place, and ``run(message, publish)`` handles one request
-    (replying on ``reply_to``); ``reply_error(reply_to, request_id, message,
-    code)`` answers one that can't be run.
+    ``host`` is the runtime as its components see it
+    (:class:`~daebus.service.host.Host`): its pool runs the requests (or a
+    reader runs one itself, in a worker's place), its executor handles each,
+    and ``consumer`` names this instance in the stream's consumer group.
     """
 
-    def __init__(self, *, url: str, client, service: str, consumer: str, settings, slots: int,
-                 submit, borrow, give_back, run, publish, reply_error, on_bridge, on_refused=None):
-        self.on_refused = on_refused
+    def __init__(self, host, *, consumer: str):
+        settings, pool = host.settings, host.handlers.pool
+        url, client, service = settings.redis_url, host.client, host.service
+        self.on_refused = host.refused
         self.url, self.client, self.service, self.consumer = url, client, service, consumer
         self.stream, self.dead = stream_key(service), dead_key(service)
         self.claim_idle_ms = int(settings.claim_idle * 1000)
@@ -120,11 +121,12 @@ class GroupServer:
         self._bridge_ttl_ms = max(1000, int(settings.registry_ttl * 1000))
         self._reader_client = connect(url, socket_timeout=settings.socket_timeout + settings.health_check_interval,
                                       decode=False)
-        self.slots = _Slots(slots)
-        self._submit, self._run, self._publish, self._on_bridge = submit, run, publish, on_bridge
-        self._borrow, self._give_back = borrow, give_back
+        self.slots = _Slots(host.app.max_workers)
+        self._submit, self._run = pool.submit, host.executor.run
+        self._publish, self._on_bridge = host.publish, host.bridge
+        self._borrow, self._give_back = pool.borrow, pool.give_back
         self._turns = Turns()
-        self.reply_error = reply_error
+        self.reply_error = host.reply_error
         self._noticed = 0.0                      # when we last told the group we took work
         self._busy_until = 0.0                   # another member took work: watch it until then
         self._bridge = client.register_script(_BRIDGE)
@@ -411,6 +413,11 @@ class GroupServer:
             # Someone took work lately: look at least every second for what it holds.
             soon = min(soon or 1.0, 1.0)
         return soon
+
+    def on_published(self, data: bytes, received: float) -> None:
+        """A request published on the service channel (a 0.0.x caller's):
+        into the stream, for whichever member takes it."""
+        self.bridge(data)
 
     def bridge(self, data: bytes) -> None:
         """Add a request PUBLISHed on the service channel to the stream."""

@@ -18,10 +18,11 @@ from daebus.ops import config, logs
 from daebus.app import schemas
 from daebus.app.blueprint import is_async, uses_async
 from daebus.app.context import app_context, set_running_app
-from daebus.service.dispatch import run_action, run_listener
 from daebus.errors import AccessDenied, NameTaken
-from daebus.service.expiry import TransitClock
+from daebus.service.executor import Executor
 from daebus.service.group import GroupServer
+from daebus.service.handlers import Handlers
+from daebus.service.intake import Broadcasts, OwnerIntake
 from daebus.bus.kept import KeepingPublisher
 from daebus.service.lifecycle import Lifecycle, name_of
 from daebus.service.membership import Membership
@@ -36,13 +37,15 @@ from daebus.bus.transport import REDIS_ERRORS, Publisher, connect, redact
 
 log = logging.getLogger("daebus.runtime")
 
-# Seconds async handlers still running past the shutdown bound get, once
-# cancelled, to send their error reply.
-ASYNC_CANCEL_GRACE = 1.0
 _SETTING_NAMES = {f for f in config.Settings.__dataclass_fields__ if f != "origins"}
 
 
 class Runtime:
+    """The container of one running app: it builds the components, starts
+    and stops them in order (:mod:`daebus.service.lifecycle`), routes what
+    the bus reader reads to the intakes, and is the
+    :class:`~daebus.service.host.Host` its components see."""
+
     def __init__(self, app, *, debug: bool = False, redis_host=None, redis_port=None, redis_url=None,
                  **overrides):
         unknown = set(overrides) - _SETTING_NAMES
@@ -59,7 +62,7 @@ class Runtime:
         self.exit_status = 0
         self.membership: Membership | None = None
         self.group: GroupServer | None = None
-        self.ready = app._ready
+        self.ready = app.serving
         self.running = False
         self.stopping = threading.Event()
         self.notifier = Notifier.from_env()
@@ -72,24 +75,33 @@ class Runtime:
         if uses_async(app):
             from daebus.service import aio  # asyncio is imported only by services that use it
             self.aio = aio.EventLoop(self.service, app.max_workers)
-        self._async_actions = {name for name, fn in app.actions.items() if is_async(fn)}
         self.metrics = (ServiceMetrics if self.settings.metrics else NullMetrics)(
             app.actions, app.listeners, app.tasks)
+        self.executor = Executor(app, self.metrics, self.aio)
+        self.handlers = Handlers(self.pool, self.aio, lambda: self.executor.abandon(self.reply_error))
+        self.requests = None  # the intake of requests: OwnerIntake, or the GroupServer
+        self.broadcasts = Broadcasts(self)
         self.scheduler = TaskScheduler(app, list(app.tasks.values()), aio=self.aio, metrics=self.metrics)
         self.threads = AppThreads(app)
         self.lifecycle = Lifecycle([])
         self.started_at = time.time()
-        self._transit = TransitClock()
-        # Requests accepted into the pool and not yet answered, by identity:
-        # the ones still here when shutdown_timeout runs out get an error reply.
-        self._inflight: dict[int, protocol.Request] = {}
-        self._busy_log = logs.StateLog(log, "ok")
         self._binding = contextlib.ExitStack()
-        self._signals = _SignalWatcher(self)
+        self._signals = _SignalWatcher(self.stop)
 
     @property
     def subscriber(self):
         return self.reader.subscriber if self.reader is not None else None
+
+    @property
+    def grouped(self) -> bool:
+        return self.mode == registry.GROUP
+
+    @property
+    def serving(self) -> bool:
+        return self.ready.is_set()
+
+    def health(self) -> list[str]:
+        return self.lifecycle.health()
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> None:
@@ -123,11 +135,12 @@ class Runtime:
         self.reader = BusReader(self)
         self.heartbeat = Heartbeat(self)
         # A group reads its stream (after the intake, which then only takes events).
-        self.group = self._group() if self.mode == registry.GROUP else None
+        self.group = GroupServer(self, consumer=self.membership.token) if self.grouped else None
+        self.requests = self.group or OwnerIntake(self)
         # Started in this order, stopped in the reverse; see daebus.service.lifecycle.
-        self.lifecycle = Lifecycle([_Handlers(self), self.heartbeat, self.reader, *self.app.components,
+        self.lifecycle = Lifecycle([self.handlers, self.heartbeat, self.reader, *self.app.components,
                                     self.reader.intake, *([self.group] if self.group else []),
-                                    _StartHooks(self), self.scheduler, self.threads])
+                                    _StartHooks(self.aio), self.scheduler, self.threads])
         if not self.lifecycle.start(self.app, self.stopping):
             return False
         # What exists now (modules, the app, its handlers) lives as long as
@@ -169,138 +182,21 @@ class Runtime:
 
     # -- messages ------------------------------------------------------------
     def on_message(self, channel: str, data: bytes) -> None:
-        received = time.monotonic()
+        """What the bus reader read: a request, a group's notice, or a broadcast."""
         if channel == self.service:
-            if self.group is not None:
-                self.group.bridge(data)
-            else:
-                self._on_request(data, received)
+            self.requests.on_published(data, time.monotonic())
         elif channel in self.membership.channels:
             if self.group is not None and self.group.heard(data):
                 self.heartbeat.wake()
         else:
-            self._on_event(channel, data)
+            self.broadcasts.on_published(channel, data)
 
-    def abandon_inflight(self) -> None:
-        # Their callers would otherwise wait out their whole timeout.
-        for message in list(self._inflight.values()):
-            if message.reply_to:
-                self._reply_error(message.reply_to, message.request_id,
-                                  f"service {self.service!r} stopped before answering",
-                                  protocol.SHUTTING_DOWN)
-        self._inflight.clear()
-
-    def _on_request(self, data: bytes, received: float) -> None:
-        try:
-            message = protocol.parse_request(protocol.decode_object(data, self.settings.max_message_bytes))
-        except protocol.ProtocolError as exc:
-            log.warning("dropped malformed request on %r: %s", self.service, exc)
-            if exc.reply_to:
-                self._reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
-            return
-        # Measured from when the caller sent it: a request that sat in Redis
-        # or a socket buffer during a flood is as stale as one that sat here.
-        waited = self._transit.transit(message.sent_at)
-        self._inflight[id(message)] = message
-        if self._submit_request(message, received - waited):
-            self._busy_log.set("ok", logging.INFO, "work queue accepting requests again")
-            return
-        self._inflight.pop(id(message), None)
-        self.metrics.busy(message.action)
-        self._busy_log.set("busy", logging.WARNING, "work queue full (%d workers, %d queued): "
-                           "answering 'busy'", self.app.max_workers, self.settings.queue_size)
-        if message.reply_to:
-            self._reply_error(message.reply_to, message.request_id,
-                              f"service {self.service!r} is busy", protocol.BUSY)
-
-    def _reply_error(self, reply_to: str, request_id, message: str, code: str) -> None:
+    def reply_error(self, reply_to: str, request_id, message: str, code: str) -> None:
         envelope = protocol.reply_envelope(request_id, protocol.ERROR, protocol.error_payload(message, code))
         try:
             self.publish(reply_to, protocol.dumps(envelope))
         except REDIS_ERRORS as exc:
             log.error("could not send %s reply to %s: %s", code, reply_to, exc)
-
-    def _submit_request(self, message: protocol.Request, sent: float) -> bool:
-        if message.action in self._async_actions:
-            return self._on_loop(message.action, self._handle_request_async, message, sent)
-        subscriber = self.subscriber
-        # A lone request (nothing else in flight) runs on the reader that read
-        # it, in a worker's place, when the other reader can read on. Under
-        # load the pool's threads overlap their replies' round trips instead.
-        if subscriber is not None and not self.pool.unfinished and self.pool.borrow():
-            if subscriber.hand_over():
-                try:
-                    self._handle_request(message, sent)
-                finally:
-                    self.pool.give_back()
-                return True
-            self.pool.give_back()
-        return self.pool.submit(self._handle_request, message, sent)
-
-    def _on_loop(self, name: str, fn, *args) -> bool:
-        """Run ``fn(*args)`` on the event loop, counted by the pool like a
-        thread's job (the busy bound and the shutdown drain)."""
-        if not self.pool.admit():
-            return False
-        try:
-            future = self.aio.submit(fn, *args, name=name)
-        except RuntimeError:  # the loop is gone: shutting down
-            self.pool.release()
-            return False
-        future.add_done_callback(lambda _: self.pool.release())
-        return True
-
-    def _expired(self, message: protocol.Request, sent: float) -> bool:
-        if message.timeout_ms and (time.monotonic() - sent) * 1000 > message.timeout_ms:
-            self.metrics.expired(message.action)
-            log.debug("skipped %r request %s: its caller gave up after %d ms",
-                      message.action, message.request_id, message.timeout_ms,
-                      extra={"daebus_action": message.action,
-                             "daebus_request_id": message.trace_id or message.request_id})
-            return True
-        return False
-
-    def _handle_request(self, message: protocol.Request, sent: float) -> None:
-        try:
-            if not self._expired(message, sent):
-                code = run_action(self.app, message, self.publish)
-                self.metrics.call(message.action, time.monotonic() - sent, code)
-        finally:
-            self._inflight.pop(id(message), None)
-
-    async def _handle_request_async(self, message: protocol.Request, sent: float) -> None:
-        from daebus.service.aio import run_action_async
-        try:
-            if not self._expired(message, sent):
-                code = await run_action_async(self.app, message, self.publish)
-                self.metrics.call(message.action, time.monotonic() - sent, code)
-        finally:
-            self._inflight.pop(id(message), None)
-
-    def _listen(self, handler, channel: str, payload: dict) -> None:
-        started = time.monotonic()
-        ok = run_listener(self.app, handler, channel, payload)
-        self.metrics.listener(channel, time.monotonic() - started, not ok)
-
-    async def _listen_async(self, handler, channel: str, payload: dict) -> None:
-        from daebus.service.aio import run_listener_async
-        started = time.monotonic()
-        ok = await run_listener_async(self.app, handler, channel, payload)
-        self.metrics.listener(channel, time.monotonic() - started, not ok)
-
-    def _on_event(self, channel: str, data: bytes) -> None:
-        try:
-            payload = protocol.decode_object(data, self.settings.max_message_bytes)
-        except protocol.ProtocolError as exc:
-            log.warning("dropped malformed message on %r: %s", channel, exc)
-            return
-        for handler in self.app.listeners.get(channel, ()):
-            if is_async(handler):
-                accepted = self._on_loop(channel, self._listen_async, handler, channel, payload)
-            else:
-                accepted = self.pool.submit(self._listen, handler, channel, payload)
-            if not accepted:
-                log.warning("work queue full: dropped a message on %r", channel)
 
     # -- supervision -----------------------------------------------------------
     def on_restored(self, outage: float) -> None:
@@ -333,31 +229,14 @@ class Runtime:
             log.debug("registry update failed: %s", exc)
 
     # -- group mode ------------------------------------------------------------
-    def _group(self) -> GroupServer:
-        def run(message: protocol.Request, publish) -> None:
-            started = time.monotonic()
-            if message.action in self._async_actions:
-                from daebus.service.aio import run_action_async
-                # The pool thread waits: the group's slots bound both kinds.
-                code = self.aio.submit(run_action_async, self.app, message, publish,
-                                       name=message.action).result()
-            else:
-                code = run_action(self.app, message, publish)
-            self.metrics.call(message.action, time.monotonic() - started, code)
-
-        def bridge(on: bool) -> None:
-            if on:
-                self.subscriber.add(self.service, timeout=self.settings.socket_timeout)
-            else:
-                self.subscriber.remove(self.service)
-            log.info("%s the service channel into the group's stream", "bridging" if on else "no longer bridging")
-
-        return GroupServer(url=self.settings.redis_url, client=self.client, service=self.service,
-                           consumer=self.membership.token, settings=self.settings,
-                           slots=self.app.max_workers, submit=self.pool.submit, borrow=self.pool.borrow,
-                           give_back=self.pool.give_back, run=run,
-                           publish=self.publish, reply_error=self._reply_error, on_bridge=bridge,
-                           on_refused=self.refused)
+    def bridge(self, on: bool) -> None:
+        """Subscribe to the service channel (or stop) to feed the group's
+        stream with 0.0.x callers' published requests."""
+        if on:
+            self.subscriber.add(self.service, timeout=self.settings.socket_timeout)
+        else:
+            self.subscriber.remove(self.service)
+        log.info("%s the service channel into the group's stream", "bridging" if on else "no longer bridging")
 
     def group_beat(self) -> float | None:
         """The group's part of a heartbeat; how soon the next is needed."""
@@ -384,40 +263,13 @@ class Runtime:
         self.stop()
 
 
-class _Handlers:
-    """The worker pool and, for async handlers, the event loop: the work
-    every other component hands over, drained last."""
-
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
-        self.name = f"{runtime.pool.unfinished} handler(s)"
-
-    def start(self, app) -> None:
-        if self.runtime.aio is not None:
-            self.runtime.aio.start()
-
-    def stop(self) -> None:
-        self.runtime.pool.stop()
-
-    def join(self, timeout: float) -> bool:
-        runtime = self.runtime
-        drained = runtime.pool.join(timeout)
-        self.name = f"{runtime.pool.unfinished} handler(s)"
-        if runtime.aio is not None:
-            # Async handlers past the bound are cancelled, so they answer themselves.
-            runtime.aio.stop(grace=ASYNC_CANCEL_GRACE)
-        if not drained:
-            runtime.abandon_inflight()
-        return drained
-
-
 class _StartHooks:
     """Runs the ``@app.on_start`` hooks; an exception stops the service."""
 
     name = "on_start hooks"
 
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
+    def __init__(self, aio):
+        self.aio = aio
 
     def start(self, app) -> None:
         with app_context(app):
@@ -425,7 +277,7 @@ class _StartHooks:
                 try:
                     if is_async(hook):
                         from daebus.service.aio import call_in_app
-                        self.runtime.aio.run(call_in_app, app, hook)
+                        self.aio.run(call_in_app, app, hook)
                     else:
                         hook()
                 except Exception:
@@ -440,8 +292,8 @@ class _SignalWatcher:
     ``stop()``, so no lock is ever taken inside a signal handler.
     """
 
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
+    def __init__(self, stop):
+        self.stop = stop
         self.count = 0
         self._previous: dict = {}
         self._pipe: tuple[int, int] | None = None
@@ -471,7 +323,7 @@ class _SignalWatcher:
             os.close(fd)
         if data and data != b"\0":
             log.info("received %s, shutting down", signal.Signals(data[0]).name)
-            self.runtime.stop()
+            self.stop()
 
     def uninstall(self) -> None:
         for sig, handler in self._previous.items():

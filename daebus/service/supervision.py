@@ -1,4 +1,5 @@
-"""The runtime's bus components: the reader of the service's channels and
+"""The runtime's bus components (each sees the runtime as a
+:class:`~daebus.service.host.Host`): the reader of the service's channels and
 the heartbeat that keeps the registry entry and systemd's watchdog fed.
 
 Both follow :mod:`daebus.service.lifecycle`.
@@ -25,25 +26,25 @@ class BusReader:
 
     name = "message reader"
 
-    def __init__(self, runtime):
-        self.runtime = runtime
-        settings, notifier = runtime.settings, runtime.notifier
+    def __init__(self, host):
+        self.host = host
+        settings, notifier = host.settings, host.notifier
         # The reader beats at least every second while healthy; silence for
         # twice the watchdog period (or 10 s without one) means it is wedged.
         self.silence_limit = 2 * (notifier.watchdog_interval or 5.0)
         # Only the liveness channels at first: an instance that loses the
         # claim must never have received a request or an event.
         self.subscriber = Subscriber(
-            settings.redis_url, runtime.membership.channels, runtime.on_message, name=runtime.service,
+            settings.redis_url, host.membership.channels, host.on_message, name=host.service,
             socket_timeout=settings.socket_timeout, health_interval=settings.health_check_interval,
             beat_interval=min(1.0, (notifier.watchdog_interval or 2.0) / 2),
-            on_restored=runtime.on_restored, on_state=notifier.status, on_refused=runtime.refused,
+            on_restored=host.on_restored, on_state=notifier.status, on_refused=host.refused,
             readers=2)
         self._started = False
         self.intake = _Intake(self)
 
     def start(self, app) -> bool:
-        runtime, stopping = self.runtime, self.runtime.stopping
+        host, stopping = self.host, self.host.stopping
         self.subscriber.start()
         self._started = True
         while not self.subscriber.wait_ready(0.5):
@@ -51,13 +52,13 @@ class BusReader:
                 return False
         while True:
             try:
-                runtime.claim("starting")
+                host.claim("starting")
                 break
             except NameTaken as exc:
-                runtime.taken(exc)
+                host.taken(exc)
                 return False
             except AccessDenied as exc:
-                runtime.refused(exc)
+                host.refused(exc)
                 return False
             except REDIS_ERRORS as exc:
                 log.debug("registry claim failed: %s", exc)
@@ -90,11 +91,11 @@ class _Intake:
         self.reader = reader
 
     def start(self, app) -> bool:
-        runtime = self.reader.runtime
+        host = self.reader.host
         # A group's requests come from its stream; one member bridges the channel.
-        channels = [*([runtime.service] if runtime.group is None else []), *app.listeners]
+        channels = [*([] if host.grouped else [host.service]), *app.listeners]
         while channels and not self.reader.subscriber.add(*channels, timeout=0.5):
-            if self.reader.runtime.stopping.is_set():
+            if host.stopping.is_set():
                 return False
         return True
 
@@ -110,10 +111,10 @@ class Heartbeat:
 
     name = "heartbeat"
 
-    def __init__(self, runtime):
-        self.runtime = runtime
-        watchdog = runtime.notifier.watchdog_interval
-        self.interval = min(watchdog or 3600.0, runtime.settings.registry_ttl / 3)
+    def __init__(self, host):
+        self.host = host
+        watchdog = host.notifier.watchdog_interval
+        self.interval = min(watchdog or 3600.0, host.settings.registry_ttl / 3)
         self._stopping = threading.Event()
         self._wakeup = threading.Event()   # stop(), or news from the group
         self._thread: threading.Thread | None = None
@@ -138,27 +139,27 @@ class Heartbeat:
         return self._thread is None or not self._thread.is_alive()
 
     def _beat(self) -> None:
-        runtime = self.runtime
-        watchdog = runtime.notifier.watchdog_interval
+        host = self.host
+        watchdog = host.notifier.watchdog_interval
         wait, due = self.interval, time.monotonic() + self.interval
         while True:
             self._wakeup.wait(wait)
             self._wakeup.clear()
             if self._stopping.is_set():
                 return
-            soon = runtime.group_beat() or self.interval
+            soon = host.group_beat() or self.interval
             now = time.monotonic()
             if now < due:
                 wait = max(0.05, min(due - now, soon))
                 continue
             due, wait = now + self.interval, max(0.05, min(self.interval, soon))
             if watchdog is not None:
-                problems = runtime.lifecycle.health()
+                problems = host.health()
                 if problems:
                     self._state.set("unhealthy", logging.ERROR, "%s: withholding the watchdog ping",
                                     "; ".join(problems))
                 else:
                     self._state.set("ok", logging.INFO, "healthy again")
-                    runtime.notifier.watchdog()
-            if runtime.ready.is_set() and runtime.reader.subscriber.connected:
-                runtime.register("running")
+                    host.notifier.watchdog()
+            if host.serving and host.subscriber.connected:
+                host.register("running")

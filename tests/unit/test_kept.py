@@ -5,7 +5,7 @@ import json
 import fakeredis
 
 from daebus.bus.kept import (DECLARATIONS, KeepingPublisher, format_id, live_rules, parse_id,
-                         parse_notice)
+                             parse_notice)
 
 
 def test_ids_parse_only_in_their_one_form():

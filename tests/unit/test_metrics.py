@@ -5,7 +5,7 @@ import json
 import pytest
 
 from daebus.ops.metrics import (BUCKETS, MAX_CODES, OTHER_CODE, UNKNOWN_ACTION, NullMetrics, ServiceMetrics,
-                            merge, parse_snapshot, quantile)
+                                merge, parse_snapshot, quantile)
 
 
 def snapshot(metrics, **figures):

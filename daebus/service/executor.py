@@ -1,0 +1,106 @@
+"""Running one request or one broadcast, for every intake.
+
+The owner intake (requests published on the service channel) and the group
+intake (requests read from the service's stream) hand each request here, as
+the bus reader hands each broadcast: one place decides whether a request is
+still wanted, which handler kind runs it (a thread, or the event loop for
+``async def``), counts it, and remembers the ones accepted but not yet
+answered, so that a stop that cannot wait for them still answers their
+callers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from daebus.app.blueprint import is_async
+from daebus.bus import protocol
+from daebus.service.dispatch import run_action, run_listener
+
+log = logging.getLogger("daebus.runtime")
+
+
+class Executor:
+    """Runs the app's handlers; ``aio`` is the event loop of an app with
+    ``async def`` handlers (None otherwise), ``metrics`` its counters."""
+
+    def __init__(self, app, metrics, aio=None):
+        self.app = app
+        self.metrics = metrics
+        self.aio = aio
+        self.async_actions = frozenset(name for name, fn in app.actions.items() if is_async(fn))
+        # Requests accepted and not yet answered, by identity: the ones still
+        # here when shutdown_timeout runs out get an error reply.
+        self._inflight: dict[int, protocol.Request] = {}
+
+    # -- requests ------------------------------------------------------------
+    def accept(self, message: protocol.Request) -> None:
+        """``message`` is the intake's to answer from now on."""
+        self._inflight[id(message)] = message
+
+    def drop(self, message: protocol.Request) -> None:
+        """``message`` will not be run (refused as busy, say)."""
+        self._inflight.pop(id(message), None)
+
+    def expired(self, message: protocol.Request, sent: float) -> bool:
+        """True, counted and logged, when ``message``'s caller gave up
+        already (``sent``: when it was sent, on this process's monotonic clock)."""
+        if message.timeout_ms and (time.monotonic() - sent) * 1000 > message.timeout_ms:
+            self.metrics.expired(message.action)
+            log.debug("skipped %r request %s: its caller gave up after %d ms",
+                      message.action, message.request_id, message.timeout_ms,
+                      extra={"daebus_action": message.action,
+                             "daebus_request_id": message.trace_id or message.request_id})
+            return True
+        return False
+
+    def run(self, message: protocol.Request, publish, sent: float | None = None) -> None:
+        """Run one request on this thread and reply through ``publish``. An
+        ``async def`` action runs on the event loop while this thread waits.
+        With ``sent``, a request whose caller gave up is skipped."""
+        started = time.monotonic() if sent is None else sent
+        try:
+            if sent is not None and self.expired(message, sent):
+                return
+            if message.action in self.async_actions:
+                from daebus.service.aio import run_action_async
+                code = self.aio.submit(run_action_async, self.app, message, publish,
+                                       name=message.action).result()
+            else:
+                code = run_action(self.app, message, publish)
+            self.metrics.call(message.action, time.monotonic() - started, code)
+        finally:
+            self.drop(message)
+
+    async def run_async(self, message: protocol.Request, publish, sent: float) -> None:
+        """Run one ``async def`` action's request on the event loop."""
+        from daebus.service.aio import run_action_async
+        try:
+            if not self.expired(message, sent):
+                code = await run_action_async(self.app, message, publish)
+                self.metrics.call(message.action, time.monotonic() - sent, code)
+        finally:
+            self.drop(message)
+
+    def abandon(self, reply_error) -> None:
+        """Answer every accepted request still unanswered with an error
+        (``reply_error(reply_to, request_id, message, code)``): their callers
+        would otherwise wait out their whole timeout."""
+        for message in list(self._inflight.values()):
+            if message.reply_to:
+                reply_error(message.reply_to, message.request_id,
+                            f"service {self.app.service!r} stopped before answering", protocol.SHUTTING_DOWN)
+        self._inflight.clear()
+
+    # -- broadcasts ------------------------------------------------------------
+    def listen(self, handler, channel: str, payload: dict) -> None:
+        started = time.monotonic()
+        ok = run_listener(self.app, handler, channel, payload)
+        self.metrics.listener(channel, time.monotonic() - started, not ok)
+
+    async def listen_async(self, handler, channel: str, payload: dict) -> None:
+        from daebus.service.aio import run_listener_async
+        started = time.monotonic()
+        ok = await run_listener_async(self.app, handler, channel, payload)
+        self.metrics.listener(channel, time.monotonic() - started, not ok)
