@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import uuid
 from typing import Any
 
 from daebus.bus import protocol
 from daebus.app.blueprint import is_async
 from daebus.app.context import app_context
-from daebus.service.dispatch import run_action, run_listener
+from daebus.ops.metrics import NullMetrics
+from daebus.service.executor import Executor
 from daebus.errors import remote_error
 from daebus.app.pubsub import Broadcaster
 from daebus.app.schemas import describe
@@ -65,6 +67,8 @@ class TestClient:
         self.broadcasts: list[tuple[str, Any]] = []
         self._replies: dict[str, list[dict]] = {}
         self._loop = None
+        # The executor services run requests with: the same rules under test.
+        self._executor = Executor(app, NullMetrics(app.actions, app.listeners, app.tasks))
         self._binding = app.bound_to(cache, Broadcaster(self._publish))
         self._binding.__enter__()
 
@@ -85,12 +89,10 @@ class TestClient:
         # Round-trip through JSON so handlers see what the wire would give them.
         message = protocol.parse_request(json.loads(protocol.dumps(envelope)))
         try:
-            handler = self.app.actions.get(action)
-            if handler is not None and is_async(handler):
-                from daebus.service.aio import run_action_async
-                self._await(run_action_async(self.app, message, self._publish))
+            if action in self._executor.async_actions:
+                self._await(self._executor.run_async(message, self._publish, time.monotonic()))
             else:
-                run_action(self.app, message, self._publish)
+                self._executor.run(message, self._publish)
         finally:
             sent = self._replies.pop(reply_to)
         finals = [r for r in sent if r.get("final", True)]
@@ -119,10 +121,9 @@ class TestClient:
         handlers = self.app.listeners.get(channel, [])
         for handler in handlers:
             if is_async(handler):
-                from daebus.service.aio import run_listener_async
-                self._await(run_listener_async(self.app, handler, channel, payload))
+                self._await(self._executor.listen_async(handler, channel, payload))
             else:
-                run_listener(self.app, handler, channel, payload)
+                self._executor.listen(handler, channel, payload)
         return len(handlers)
 
     def run_task(self, name: str) -> None:
