@@ -6,13 +6,13 @@ these; only the worker process loads Flask and the app.
 Example::
 
     bind_is_loopback("0.0.0.0:8080")          # False
-    parse_origin("HTTP://Kiosk.local:8080/")  # "http://kiosk.local:8080"
 """
 
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+
+from daebus.web import parse_origin  # noqa: F401 - the one origin rule, used by the gateway from here
 
 
 def host_is_loopback(host: str) -> bool:
@@ -58,13 +58,3 @@ def split_host(value: str) -> str:
         return value[1:value.find("]")] if "]" in value else value
     host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
     return host.rstrip(".")
-
-
-def parse_origin(origin: str) -> str | None:
-    """``scheme://host[:port]`` normalised, or None when not an origin."""
-    parts = urlsplit(origin.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-        return None
-    if parts.query or parts.fragment or "@" in parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc.lower()}"

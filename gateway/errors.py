@@ -20,7 +20,8 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from daebus.bus import protocol
-from daebus.errors import CODES, DaebusError, error_code, http_status, retry_after
+from daebus.errors import CODES, DaebusError, error_code
+from daebus.web import answer, error_body
 
 log = logging.getLogger("gateway")
 
@@ -63,10 +64,7 @@ class ApiError(Exception):
         self.details = details
 
     def response(self) -> Response:
-        error = {"code": self.code, "message": self.message}
-        if self.details is not None:
-            error["details"] = self.details  # [{"path", "message"}]: what broke the schema
-        return json_response({"error": error}, self.status, self.headers)
+        return json_response(error_body(self.code, self.message, self.details), self.status, self.headers)
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -79,9 +77,8 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> Respo
 def from_daebus(exc: DaebusError) -> ApiError:
     """The answer to a daebus exception: its code, with the status of
     daebus's error table."""
-    wait = retry_after(exc.code)
-    headers = {"Retry-After": str(wait)} if wait is not None else None
-    return ApiError(http_status(exc), exc.code, str(exc) or exc.code, headers, exc.details)
+    status, body, headers = answer(exc)
+    return ApiError(status, exc.code, body["error"]["message"], headers or None, exc.details)
 
 
 def install(app: Flask) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from daebus.web import parse_origin
 from daebus.http.messages import HttpRequest, HttpResponse
 from daebus.http.wire import Headers, HttpError
 
@@ -44,7 +45,7 @@ class CorsPolicy:
     def __init__(self, allowed_origins: Any = ANY, allowed_methods: Any = DEFAULT_METHODS,
                  allowed_headers: Any = ANY, expose_headers: Any = None,
                  allow_credentials: bool = False, max_age: int | float | None = None):
-        self.origins = _names("allowed_origins", allowed_origins, lambda o: o.rstrip("/").lower())
+        self.origins = _names("allowed_origins", allowed_origins, _origin)
         self.methods = _names("allowed_methods", allowed_methods, str.upper)
         self.headers = _names("allowed_headers", allowed_headers, str.lower)
         self.expose = _names("expose_headers", expose_headers or (), str)
@@ -67,7 +68,7 @@ class CorsPolicy:
         return cls(**merged)
 
     def allows_origin(self, origin: str) -> bool:
-        return self.origins == ANY or origin.rstrip("/").lower() in self.origins
+        return self.origins == ANY or parse_origin(origin) in self.origins
 
     @staticmethod
     def is_preflight(req: HttpRequest) -> bool:
@@ -129,6 +130,13 @@ class CorsPolicy:
     def __repr__(self) -> str:
         return (f"CorsPolicy(origins={self.origins!r}, methods={self.methods!r}, headers={self.headers!r}, "
                 f"expose={self.expose!r}, credentials={self.credentials}, max_age={self.max_age})")
+
+
+def _origin(value: str) -> str:
+    origin = parse_origin(value)
+    if origin is None:
+        raise ValueError(f"CORS allowed_origins: {value!r} is not an origin such as 'https://example.com'")
+    return origin
 
 
 def _names(option: str, value: Any, normalise) -> Any:

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from daebus.app.context import handler_context
-from daebus.errors import DaebusError, http_status, retry_after
+from daebus.errors import DaebusError
+from daebus.web import answer
 from daebus.http.cors import CorsPolicy
 from daebus.http.messages import HttpRequest, HttpResponse, check_status
 from daebus.http.routing import Router, allow_header
@@ -77,14 +78,13 @@ class Dispatcher:
                 raise
             except DaebusError as exc:
                 # A handler's BadRequest, or a call to another service that failed.
-                status = http_status(exc)
+                status, body, headers = answer(exc)
                 if status >= 500:
                     log.warning("%s %s: %s: %s", req.method, req.path, exc.code, exc)
                 if resp.sent:
                     return resp
-                wait = retry_after(exc.code)
-                raise HttpError(status, str(exc) or exc.code, code=exc.code,
-                                headers={"Retry-After": str(wait)} if wait is not None else None) from None
+                raise HttpError(status, body["error"]["message"], code=exc.code, headers=headers,
+                                details=exc.details) from None
             except Exception:  # noqa: BLE001 - a handler bug answers 500, it never kills the server
                 log.exception("%s %s: handler %s failed", req.method, req.path,
                               getattr(rule.fn, "__qualname__", rule.fn))
@@ -94,7 +94,7 @@ class Dispatcher:
 
 
 def error_response(exc: HttpError, req: HttpRequest | None = None) -> HttpResponse:
-    """A JSON ``{"error", "code"}`` response for ``exc``."""
+    """The JSON error response for ``exc`` (the body of :func:`daebus.web.error_body`)."""
     resp = HttpResponse(req)
     resp.send(exc.payload, exc.status)
     resp.headers.merge(exc.headers)

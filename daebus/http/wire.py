@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from daebus.errors import CODE_FOR_STATUS
+from daebus.web import error_body
 
 REASONS = {status.value: status.phrase for status in HTTPStatus}
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -23,7 +24,7 @@ _BAD_VALUE = re.compile(r"[\r\n\0]")
 
 
 class HttpError(Exception):
-    """Answer the request with ``status`` and a JSON ``{"error", "code"}`` body.
+    """Answer the request with ``status`` and the JSON error body of :func:`daebus.web.error_body`.
 
     Raise it from a handler, or let the server raise it for a bad request.
 
@@ -37,16 +38,18 @@ class HttpError(Exception):
     """
 
     def __init__(self, status: int, message: str | None = None, *, code: str | None = None,
-                 headers: Mapping | Iterable | None = None):
+                 headers: Mapping | Iterable | None = None, details: list | None = None):
         reason = REASONS.get(status, "Error")
         super().__init__(message or reason)
         self.status = status
         self.code = code or CODE_FOR_STATUS.get(status) or re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")
         self.headers = Headers(headers)
+        self.details = details
 
     @property
     def payload(self) -> dict:
-        return {"error": str(self), "code": self.code}
+        """The body every daebus HTTP error has (see :mod:`daebus.web`)."""
+        return error_body(self.code, str(self), self.details)
 
 
 class Headers(MutableMapping):

@@ -101,11 +101,11 @@ def test_405_with_allow_and_404_json(serve, app):
     status, headers, body = s.request("POST", "/devices/3")
     assert status == 405
     assert headers["Allow"] == "DELETE, GET, HEAD, OPTIONS, PATCH"
-    assert json.loads(body)["code"] == "method_not_allowed"
+    assert json.loads(body)["error"]["code"] == "method_not_allowed"
     status, headers, body = s.request("GET", "/no/such/path")
     assert status == 404
     assert headers["Content-Type"] == "application/json"
-    assert json.loads(body) == {"error": "no route for /no/such/path", "code": "not_found"}
+    assert json.loads(body) == {"error": {"code": "not_found", "message": "no route for /no/such/path"}}
 
 
 def test_head_is_answered_for_get_routes(serve, app):
@@ -171,7 +171,7 @@ def test_json_uses_the_pubsub_encoder(serve, app):
 def test_handler_exception_is_500_without_traceback(serve, app, caplog):
     status, headers, body = serve(app).request("GET", "/boom")
     assert status == 500
-    assert json.loads(body) == {"error": "internal server error", "code": "handler_error"}
+    assert json.loads(body) == {"error": {"code": "handler_error", "message": "internal server error"}}
     assert b"hunter2" not in body and b"Traceback" not in body
     assert any(r.exc_info and "hunter2" in str(r.exc_info[1]) for r in caplog.records)
 

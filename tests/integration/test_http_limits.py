@@ -34,7 +34,7 @@ def test_malformed_json_is_400_at_once_and_the_connection_survives(serve):
     conn.request("POST", "/echo", body=b'{"broken": ', headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     body = json.loads(resp.read())
-    assert resp.status == 400 and body["code"] == "bad_request" and "malformed JSON" in body["error"]
+    assert resp.status == 400 and body["error"]["code"] == "bad_request" and "malformed JSON" in body["error"]["message"]
     assert time.monotonic() - started < 2
     conn.request("POST", "/echo", body=b'{"ok": 1}', headers={"Content-Type": "application/json"})
     assert json.loads(conn.getresponse().read()) == {"json": {"ok": 1}, "size": 9}
@@ -58,7 +58,7 @@ def test_oversized_body_sent_anyway_still_gets_a_413(serve):
     s = serve(app)
     r = requests.post(f"http://127.0.0.1:{s.port}/echo", data=b"x" * (2 * 1024 * 1024 + 1), timeout=10)
     assert r.status_code == 413
-    assert r.json()["code"] == "payload_too_large"
+    assert r.json()["error"]["code"] == "payload_too_large"
 
 
 def test_body_limit_is_configurable(serve):
@@ -66,7 +66,7 @@ def test_body_limit_is_configurable(serve):
     s = serve(app)
     assert s.request("POST", "/echo", b"x" * 100)[0] == 200
     assert s.request("POST", "/echo", b"x" * 101)[0] == 413
-    assert json.loads(s.request("POST", "/echo", b"x" * 1000)[2])["error"].endswith("100 byte limit")
+    assert json.loads(s.request("POST", "/echo", b"x" * 1000)[2])["error"]["message"].endswith("100 byte limit")
 
 
 @pytest.mark.parametrize("length", [b"abc", b"-5", b"1.5", b"5\r\nContent-Length: 6", b""])

@@ -85,7 +85,7 @@ def test_cors_example(service):
     assert r.status_code == 403 and "Access-Control-Allow-Origin" not in r.headers
     r = requests.options(url(port, "/api/data"), timeout=10, headers={
         "Origin": "https://example.com", "Access-Control-Request-Method": "DELETE"})
-    assert r.status_code == 403 and "DELETE" in r.json()["error"]
+    assert r.status_code == 403 and "DELETE" in r.json()["error"]["message"]
 
 
 def test_cors_configured_after_initialization_example(service):

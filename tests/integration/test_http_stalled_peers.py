@@ -92,9 +92,9 @@ def test_deeply_nested_json_is_a_400_with_at_most_one_log_line(serve, caplog):
         caplog.clear()
         status, _, data = s.request("POST", "/echo", body, {"Content-Type": "application/json"})
         status2, _, data2 = s.request("POST", "/echo", b'{"v": NaN}', {"Content-Type": "application/json"})
-    assert status == 400 and json.loads(data)["code"] == "bad_request", data[:200]
-    assert "nested too deeply" in json.loads(data)["error"]
-    assert status2 == 400 and "NaN" in json.loads(data2)["error"]
+    assert status == 400 and json.loads(data)["error"]["code"] == "bad_request", data[:200]
+    assert "nested too deeply" in json.loads(data)["error"]["message"]
+    assert status2 == 400 and "NaN" in json.loads(data2)["error"]["message"]
     noisy = [r for r in caplog.records if r.levelno >= logging.INFO or r.exc_info]
     assert len(noisy) <= 2 and not any(r.exc_info for r in caplog.records), noisy
     assert s.json("POST", "/echo", {"still": "serving"}) == (200, {"json": {"still": "serving"}})
@@ -109,7 +109,7 @@ def test_a_handler_returning_nan_gets_a_500_not_invalid_json(serve):
 
     s = serve(app)
     status, _, data = s.request("GET", "/nan")
-    assert status == 500 and json.loads(data)["code"] == "handler_error"
+    assert status == 500 and json.loads(data)["error"]["code"] == "handler_error"
 
 
 def test_int_routes_take_ascii_digits_only(serve):

@@ -61,14 +61,14 @@ def test_handler_gets_params_and_the_bound_proxies(app, caplog):
 def test_exception_is_a_500_without_the_traceback_but_logged(app, caplog):
     resp = dispatch(app, "GET", "/boom")
     assert resp.status == 500
-    assert resp.json() == {"error": "internal server error", "code": "handler_error"}
+    assert resp.json() == {"error": {"code": "handler_error", "message": "internal server error"}}
     assert b"secret" not in resp.body and b"Traceback" not in resp.body
     assert "secret detail" in caplog.text and "Traceback" in caplog.text
 
 
 def test_bad_request_and_http_error_choose_the_status(app):
     resp = dispatch(app, "GET", "/bad")
-    assert (resp.status, resp.json()) == (400, {"error": "level must be 0-100", "code": "bad_request"})
+    assert (resp.status, resp.json()) == (400, {"error": {"code": "bad_request", "message": "level must be 0-100"}})
     resp = dispatch(app, "GET", "/teapot")
     assert resp.status == 418 and resp.headers["X-Pot"] == "1"
 
@@ -106,5 +106,5 @@ def test_preflight_on_any_route_and_cors_on_errors(app):
 @pytest.mark.parametrize("code, status", [("timeout", 504), ("busy", 503), ("failed", 502)])
 def test_a_failed_call_to_another_service_answers_as_the_gateway_would(app, code, status):
     resp = dispatch(app, "GET", f"/upstream/{code}")
-    assert resp.status == status and resp.json()["code"] == {"failed": "handler_error"}.get(code, code)
+    assert resp.status == status and resp.json()["error"]["code"] == {"failed": "handler_error"}.get(code, code)
     assert (resp.headers.get("Retry-After") == "1") == (code == "busy")

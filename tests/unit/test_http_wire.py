@@ -118,6 +118,6 @@ def test_serialize_head_keeps_length_and_204_has_no_body_or_length():
 
 
 def test_http_error_payload_and_codes():
-    assert HttpError(404).payload == {"error": "Not Found", "code": "not_found"}
-    assert HttpError(418, "short and stout").payload == {"error": "short and stout", "code": "i_m_a_teapot"}
+    assert HttpError(404).payload == {"error": {"code": "not_found", "message": "Not Found"}}
+    assert HttpError(418, "short and stout").payload == {"error": {"code": "i_m_a_teapot", "message": "short and stout"}}
     assert HttpError(409, "busy", code="conflict").code == "conflict"
