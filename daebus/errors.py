@@ -150,7 +150,12 @@ class ServiceStopped(RemoteError):
 
 @error_code("config_error", 500, "a configuration file or value is invalid")
 class ConfigError(DaebusError):
-    """A configuration file or value is invalid; the message names where."""
+    """A configuration file or value is invalid; the message names where.
+
+    A daemon that meets one at start exits with ``exit_status``, after one
+    line (see :func:`daebus.ops.logs.exit_on_config_error`)."""
+
+    exit_status = 2
 
 
 @error_code("access_denied", 403, "Redis refused the bus identity: a wrong password, an unknown or "
@@ -160,11 +165,10 @@ class AccessDenied(DaebusError):
     one of its commands (``NOPERM``).
 
     Retrying cannot fix it: a service that meets it stops with exit status
-    ``exit_status`` (2, as for a configuration error), and a call raises it
-    at once.
+    ``exit_status`` (a configuration error's), and a call raises it at once.
     """
 
-    exit_status = 2
+    exit_status = ConfigError.exit_status
 
 
 @error_code("name_taken", 409, "another live instance serves that service name")

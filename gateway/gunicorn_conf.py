@@ -36,11 +36,8 @@ def _load_settings():
     try:
         return load()
     except ConfigError as exc:
-        # One line in the journal, as daebus services do, instead of gunicorn's
-        # traceback; "<3>" makes it an error entry (journalctl -p err).
-        prefix = "<3>" if logs.under_journal(sys.stderr) else ""
-        print(f"{prefix}daebus-gateway: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        # One line in the journal, as daebus services do, instead of gunicorn's traceback.
+        logs.exit_on_config_error("daebus-gateway", exc)
 
 
 settings = _load_settings()

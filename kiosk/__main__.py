@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from daebus.errors import ConfigError
+from daebus.ops import logs
 from daebus.ops.systemd import Notifier
 
 from . import browser, frame, settings as kiosk_settings
@@ -68,8 +69,7 @@ def main() -> int:
     try:
         settings = kiosk_settings.load()
     except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+        logs.exit_on_config_error("daebus-kiosk", exc)
     os.environ.setdefault("XDG_RUNTIME_DIR", os.environ.get("RUNTIME_DIRECTORY", f"/run/user/{os.getuid()}"))
     profile = STATE / "chromium"
     profile.mkdir(parents=True, exist_ok=True)

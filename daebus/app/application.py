@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 from daebus.app.blueprint import Blueprint, Scaffold
 from daebus.errors import ConfigError
+from daebus.ops import logs
 
 
 class Daebus(Scaffold):
@@ -105,9 +106,7 @@ class Daebus(Scaffold):
             self._runtime = Runtime(self, debug=debug, redis_host=redis_host, redis_port=redis_port,
                                     redis_url=redis_url, **settings)
         except ConfigError as exc:
-            # A daemon's bad config is one line in the journal and exit 2, not a traceback.
-            print(f"{self.service}: configuration error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
+            logs.exit_on_config_error(self.service, exc)
         self._runtime.run()
         if self._runtime.exit_status:
             raise SystemExit(self._runtime.exit_status)

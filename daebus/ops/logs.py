@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from daebus.ops.records import syslog_priority
 
@@ -137,3 +138,14 @@ class StateLog:
         self.state = state
         self.log.log(level, msg, *args)
         return True
+
+
+def exit_on_config_error(program: str, exc: Exception) -> NoReturn:
+    """How every daebus daemon ends on a bad configuration: one line (an
+    error entry under journald, not a traceback) and a configuration
+    error's exit status."""
+    from daebus.errors import ConfigError
+
+    prefix = f"<{syslog_priority(logging.ERROR)}>" if under_journal(sys.stderr) else ""
+    print(f"{prefix}{program}: configuration error: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(ConfigError.exit_status)
