@@ -29,6 +29,7 @@ import uuid
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
+from daebus.bus.keys import REGISTRY_PREFIX, REPLY_PREFIX  # noqa: F401 - part of the wire format
 from daebus.errors import ActionNotFound, BadRequest, RemoteError, ServiceBusy, ServiceStopped
 
 # Error codes carried in ``payload["code"]`` of error replies (declared in
@@ -39,8 +40,6 @@ SHUTTING_DOWN = ServiceStopped.code
 
 SUCCESS = "success"
 ERROR = "error"
-
-from daebus.bus.keys import REGISTRY_PREFIX, REPLY_PREFIX  # noqa: F401 - part of the wire format
 
 # Envelope keys; a message on the service channel without "payload" (the old
 # send_to_service) carries its data beside these.

@@ -19,13 +19,13 @@ import os
 import socket
 import time
 
-from daebus.ops import metrics
 from daebus.bus import protocol
+from daebus.bus.keys import LIVENESS_PREFIX, MEMBER_PREFIX, member_key  # noqa: F401 - re-exported
+from daebus.bus.keys import registry_key as key
+from daebus.ops import metrics
 
 OWNER = "owner"
 GROUP = "group"
-from daebus.bus.keys import LIVENESS_PREFIX, MEMBER_PREFIX, member_key  # noqa: F401 - re-exported
-from daebus.bus.keys import registry_key as key
 
 
 def record(service: str, *, actions, channels, version: str, started_at: float, status: str,
