@@ -40,7 +40,7 @@ import re
 from typing import Iterable, Mapping
 
 from .group import BRIDGE_PREFIX, DEAD_PREFIX, STREAM_PREFIX
-from .kept import CLOCK, DECLARATIONS, NOTICE, TRIMMED
+from .kept import CLOCK, DECLARATIONS, NOTICE, SEQ, TRIMMED
 from .kept import STREAM_PREFIX as KEPT_PREFIX
 from .membership import GROUP_CHANNEL_PREFIX
 from .protocol import REGISTRY_PREFIX, REPLY_PREFIX
@@ -101,7 +101,7 @@ def admin_rules() -> list[str]:
 def gateway_rules(channels: Iterable[str] = ()) -> list[str]:
     """``channels``: the exposed broadcast patterns (``[gateway] expose_channels``)."""
     registry = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*"]
-    kept = [f"~{DECLARATIONS}", f"%R~{CLOCK}", f"%R~{TRIMMED}", f"%R~{KEPT_PREFIX}*"]
+    kept = [f"~{DECLARATIONS}", f"%R~{CLOCK}", f"%R~{TRIMMED}", f"%R~{SEQ}", f"%R~{KEPT_PREFIX}*"]
     subscriptions = ["&" + reply_channels(GATEWAY), f"&{literal(NOTICE)}", f"&{WAKE}",
                      *(f"&{pattern}" for pattern in channels)]
     return [*registry, *kept, *subscriptions, *_BASE, *_requests()]
@@ -112,7 +112,7 @@ def worker_rules(worker: Worker) -> list[str]:
     own = [f"~{service}:*", f"~{REGISTRY_PREFIX}{service}", f"~{MEMBER_PREFIX}{service}:*",
            f"~{STREAM_PREFIX}{service}", f"~{DEAD_PREFIX}{service}", f"~{BRIDGE_PREFIX}{service}"]
     shared = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*", f"%R~{DECLARATIONS}",
-              f"~{CLOCK}", f"~{TRIMMED}", f"~{KEPT_PREFIX}*"]
+              f"~{CLOCK}", f"~{TRIMMED}", f"~{SEQ}", f"~{KEPT_PREFIX}*"]
     channels = [f"&{service}", "&" + reply_channels(worker_user(worker.name)), f"&{LIVENESS_PREFIX}*",
                 f"&{GROUP_CHANNEL_PREFIX}{service}", f"&{WAKE}", *(f"&{p}" for p in worker.listen)]
     return [*own, *shared, *channels, *_BASE, *_requests()]

@@ -38,13 +38,14 @@ log = logging.getLogger("daebus.kept")
 DECLARATIONS = "daebus:keep"          # hash: pattern -> {"count", "age", "since", "until"}
 CLOCK = "daebus:keep-clock"           # the last id given to a kept event
 TRIMMED = "daebus:keep-trimmed"       # hash: channel -> the newest id dropped from its stream
+SEQ = "daebus:keep-seq"               # hash: channel -> events kept on it so far (entries' "n")
 STREAM_PREFIX = "daebus:kept:"        # + channel: the channel's kept events
 NOTICE = "daebus:kept"                # "<id> <channel length> <channel><payload>" per kept event
 REFRESH = 1.0                         # seconds a publisher trusts the declarations it read
 
 _ID = re.compile(r"(\d{1,19})-(\d{1,19})")
 
-# KEYS: stream, clock, trimmed. ARGV: channel, payload, count, age in ms.
+# KEYS: stream, clock, trimmed, seq. ARGV: channel, payload, count, age in ms.
 # Ids come from Redis's clock and the last id given, so they grow even if
 # the clock steps back. Entries dropped for count or age are remembered
 # (their newest id) so that a reader can tell a gap from a quiet channel.
@@ -73,7 +74,7 @@ if #aged > 0 then
   redis.call('XTRIM', KEYS[1], 'MINID', cutoff)
 end
 if dropped then redis.call('HSET', KEYS[3], ARGV[1], dropped) end
-redis.call('XADD', KEYS[1], id, 'd', ARGV[2])
+redis.call('XADD', KEYS[1], id, 'd', ARGV[2], 'n', redis.call('HINCRBY', KEYS[4], ARGV[1], 1))
 redis.call('PUBLISH', 'daebus:kept', id .. ' ' .. #ARGV[1] .. ' ' .. ARGV[1] .. ARGV[2])
 return redis.call('PUBLISH', ARGV[1], ARGV[2])
 """
@@ -140,7 +141,7 @@ class KeepingPublisher:
         if rule is None:
             return self._publish(channel, message)
         try:
-            return self._run([STREAM_PREFIX + channel, CLOCK, TRIMMED], [channel, message, rule[0], rule[1]])
+            return self._run([STREAM_PREFIX + channel, CLOCK, TRIMMED, SEQ], [channel, message, rule[0], rule[1]])
         except redis.ResponseError as exc:
             # Scripts refused (an ACL without EVALSHA, say): the event still
             # goes out, only without being kept.

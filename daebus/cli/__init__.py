@@ -15,13 +15,13 @@ import sys
 
 from .. import __version__
 from ..errors import DaebusError
-from . import acl, bus, config, doctor, new, serve, services, top
+from . import acl, bridge, bus, config, doctor, fleet, new, serve, services, top
 from .common import MEANINGS, CommandError, Exit, exit_for, say_error
 
 __all__ = ["Exit", "CommandError", "build_parser", "main"]
 
 # In the order `daebus --help` lists them.
-COMMAND_GROUPS = (serve, bus, services, top, new, doctor, config, acl)
+COMMAND_GROUPS = (serve, bus, services, top, new, doctor, config, acl, bridge, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:
