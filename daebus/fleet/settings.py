@@ -29,11 +29,38 @@ DEFAULT_BROKER = "mqtt://localhost:1883"
 DEFAULT_FLEET = "default"
 
 
+def _names(what: str, check=topics.check_pattern):
+    """A Key check: every name of a list (or the one name) usable as a topic
+    level, so a bad one is refused with its file and line, not mangled."""
+    def problem(value):
+        for name in (value,) if isinstance(value, str) else value:
+            if isinstance(value, str) and not value:
+                continue  # an empty device: the default
+            try:
+                check(what, name) if check is not topics.check_action_pattern else check(name)
+            except ValueError as exc:
+                return str(exc)
+        return None
+    return problem
+
+
+def _brokers(urls) -> str | None:
+    if not urls:
+        return "name at least one broker"
+    for url in urls:
+        try:
+            Endpoint.parse(url)
+        except ConfigError as exc:
+            return str(exc).removeprefix("broker: ")
+    return None
+
+
 def _connection_keys(who: str) -> list[Key]:
     return [
         Key("broker", LIST, (DEFAULT_BROKER,), "`mqtt://host:port` or `mqtts://host:port`; a list is "
-            "tried in turn"),
-        Key("fleet", TEXT, DEFAULT_FLEET, "the fleet's name: topics begin `daebus/<fleet>/`"),
+            "tried in turn", check=_brokers),
+        Key("fleet", TEXT, DEFAULT_FLEET, "the fleet's name: topics begin `daebus/<fleet>/`",
+            check=_names("fleet", topics.check_level)),
         Key("username", STR, "", f"the {who}'s broker user name"),
         Key("password_file", STR, "", "a file holding the broker password (never shown); a bare name "
             "is a systemd credential, read from `$CREDENTIALS_DIRECTORY`"),
@@ -48,11 +75,16 @@ def _connection_keys(who: str) -> list[Key]:
 
 BRIDGE = configspec.register(Section("bridge", "the box's fleet bridge (`daebus bridge`)", [
     *_connection_keys("device"),
-    Key("device", STR, "", "this box's id in the fleet", shown_default="the host name"),
-    Key("groups", LIST, (), "the groups this box belongs to (`group:NAME` targets)"),
-    Key("send_channels", LIST, (), "globs of local broadcast channels sent to the fleet as events"),
-    Key("call_actions", LIST, (), "globs of `service/action` the fleet may call"),
-    Key("receive_channels", LIST, (), "globs of channels the fleet may broadcast into the box"),
+    Key("device", STR, "", "this box's id in the fleet", shown_default="the host name",
+        check=_names("device", lambda _what, name: topics.check_device(name))),
+    Key("groups", LIST, (), "the groups this box belongs to (`group:NAME` targets)",
+        check=_names("group", topics.check_level)),
+    Key("send_channels", LIST, (), "globs of local broadcast channels sent to the fleet as events",
+        check=_names("send_channels glob")),
+    Key("call_actions", LIST, (), "globs of `service/action` the fleet may call",
+        check=_names("call_actions", topics.check_action_pattern)),
+    Key("receive_channels", LIST, (), "globs of channels the fleet may broadcast into the box",
+        check=_names("receive_channels glob")),
     Key("outbox_events", INT, 10000, "events kept per sent channel while the broker is out of reach",
         check=at_least(1)),
     Key("outbox_seconds", FLOAT, 86400.0, "seconds an unsent event is kept", check=at_least(1)),
