@@ -31,8 +31,9 @@ class Mosquitto:
     file with mosquitto_passwd and turns anonymous access off."""
 
     def __init__(self, *, users: dict[str, str] | None = None, acl: Path | None = None, tls: dict | None = None,
-                 port: int | None = None):
+                 port: int | None = None, persistent: bool = False):
         self.port = port or free_port()
+        self.persistent = persistent
         self.dir = Path(tempfile.mkdtemp(prefix="daebus-mqtt-"))
         self.users, self.acl, self.tls = users or {}, acl, tls
         self.process: subprocess.Popen | None = None
@@ -44,7 +45,9 @@ class Mosquitto:
         return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def _write_config(self) -> Path:
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr",
+        persistence = ["persistence true", f"persistence_location {self.dir}/"] if self.persistent \
+            else ["persistence false"]
+        lines = [f"listener {self.port} 127.0.0.1", *persistence, "log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice", "log_type information",
                  "max_queued_messages 100000", "max_inflight_messages 0"]
         if self.users:
@@ -96,18 +99,25 @@ class Listener:
     """An MQTT 5 client subscribed to ``filters``, keeping what it hears."""
 
     def __init__(self, broker: Mosquitto, *filters: str, username: str = "", password: str = "",
-                 ca_file: str = ""):
+                 ca_file: str = "", session: str | None = None):
         self.messages: queue.Queue = queue.Queue()
         self.subscribed = threading.Event()
         self.connected = threading.Event()
         self.refused: list[str] = []
         endpoint = mqtt.Endpoint.parse(broker.url)
-        self.client = mqtt.client(f"listener-{uuid.uuid4().hex[:8]}", endpoint,
+        self.client = mqtt.client(session or f"listener-{uuid.uuid4().hex[:8]}", endpoint,
                                   mqtt.Credentials(username, password, ca_file))
+        self.client.reconnect_delay_set(0.2, 1)
         self.filters = filters
         mqtt.bind(self.client, on_connect=self._on_connect, on_message=self._on_message)
         self.client.on_subscribe = lambda *args: self.subscribed.set()
-        mqtt.connect(self.client, endpoint, 30)
+        if session:
+            # A session the broker keeps (and queues QoS 1 messages for) across
+            # this client's disconnections and, when persistent, its restarts.
+            props = mqtt.properties("CONNECT", SessionExpiryInterval=3600)
+            self.client.connect_async(endpoint.host, endpoint.port, 30, clean_start=False, properties=props)
+        else:
+            mqtt.connect(self.client, endpoint, 30)
         self.client.loop_start()
 
     def _on_connect(self, ok: bool, reason: str) -> None:

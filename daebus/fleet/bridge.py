@@ -56,7 +56,7 @@ class Bridge:
         self._link = StateLog(log)
         self._inbox: queue.Queue = queue.Queue(INBOX)
         self._last_state: str | None = None
-        self.counts = {"broadcasts_in": 0, "broadcasts_refused": 0, "inbox_full": 0}
+        self.counts = {"received": 0, "refused": 0, "dropped": 0}
         self.outbox = Outbox(self.redis, settings.send_channels, count=settings.outbox_events,
                              age=settings.outbox_seconds)
         self.mqttc = self._client()
@@ -144,18 +144,18 @@ class Bridge:
             # Retained broadcasts would replay at every reconnection.
             return self.complaints.warn("broadcast", "dropped a retained broadcast on %s", message.topic)
         if not any(glob_match(p, channel) for p in self.settings.receive_channels):
-            self.counts["broadcasts_refused"] += 1
+            self.counts["refused"] += 1
             return self.complaints.warn("broadcast", "refused a fleet broadcast on %s: not in receive_channels",
                                         channel)
         try:
             payload = json_object(message.payload, self.settings.max_message_bytes)
         except BadMessage as exc:
-            self.counts["broadcasts_refused"] += 1
+            self.counts["refused"] += 1
             return self.complaints.warn("broadcast", "dropped a fleet broadcast on %s: %s", channel, exc)
         try:
             self._inbox.put_nowait((channel, payload))
         except queue.Full:
-            self.counts["inbox_full"] += 1
+            self.counts["dropped"] += 1
             self.complaints.warn("inbox", "dropped a fleet broadcast on %s: %d are waiting for Redis",
                                  channel, INBOX)
 
@@ -168,10 +168,10 @@ class Bridge:
                 continue
             try:
                 self._bus.send_message(channel, payload)
-                self.counts["broadcasts_in"] += 1
+                self.counts["received"] += 1
                 redis_state.set("up", logging.INFO, "fleet broadcasts reach Redis again")
             except Exception as exc:  # noqa: BLE001 - ConnectionLost and the like: counted, said once
-                self.counts["inbox_full"] += 1
+                self.counts["dropped"] += 1
                 redis_state.set("down", logging.WARNING, "cannot publish fleet broadcasts into Redis: %s", exc)
 
     # -- state and metrics -----------------------------------------------------------
@@ -195,8 +195,8 @@ class Bridge:
     def publish_metrics(self, services: list[dict]) -> None:
         body = {"device": self.device, "ts": round(time.time(), 3),
                 "services": {s["name"]: s.get("metrics") for s in services},
-                "bridge": {**self.sender.counts, **self.calls.counts, **self.counts,
-                           "complaints": dict(self.complaints.counts)}}
+                "bridge": {"events": dict(self.sender.counts), "calls": dict(self.calls.counts),
+                           "broadcasts": dict(self.counts), "complaints": dict(self.complaints.counts)}}
         self._publish(self.topics.metrics(self.device), json.dumps(body, default=str))
 
     # -- running -------------------------------------------------------------------
