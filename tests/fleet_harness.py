@@ -50,6 +50,10 @@ class Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1", *persistence, "log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice", "log_type information",
                  "max_queued_messages 100000", "max_inflight_messages 0"]
+        if os.geteuid() == 0:
+            # Run as root, mosquitto would become the mosquitto user, who cannot
+            # read this test's private folders.
+            lines.append("user root")
         if self.users:
             passwd = self.dir / "passwd"
             passwd.touch(mode=0o600)
