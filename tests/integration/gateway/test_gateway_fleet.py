@@ -40,13 +40,13 @@ def test_a_fleet_broadcast_reaches_the_page_and_a_reconnecting_page_replays_it(s
             fleet.publish("all", "news.fleet", {"text": "hello, lobby"})
             first = next_message(stream)
             assert parse_id(first.get("id")) is not None
-            assert json.loads(first["data"]) == {"text": "hello, lobby"}
+            assert json.loads(first["data"]) == {"channel": "news.fleet", "data": {"text": "hello, lobby"}}
             stream.close()
             # Broadcast while the page is away: it gets it when it comes back.
             fleet.publish("box", "news.fleet", {"text": "while you were away"})
             wait_kept = gw.events("news.fleet", headers={"Last-Event-ID": first["id"]})
             replayed = next_message(wait_kept)
-            assert json.loads(replayed["data"]) == {"text": "while you were away"}
+            assert json.loads(replayed["data"])["data"] == {"text": "while you were away"}
             assert parse_id(replayed["id"]) > parse_id(first["id"])
             wait_kept.close()
     finally:
