@@ -49,7 +49,9 @@ class Mosquitto:
             else ["persistence false"]
         lines = [f"listener {self.port} 127.0.0.1", *persistence, "log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice", "log_type information",
-                 "max_queued_messages 100000", "max_inflight_messages 0"]
+                 "max_queued_messages 100000", "max_inflight_messages 0",
+                 # As brokers tuned for request/response are: no Nagle delay on replies.
+                 "set_tcp_nodelay true"]
         if os.geteuid() == 0:
             # Run as root, mosquitto would become the mosquitto user, who cannot
             # read this test's private folders.

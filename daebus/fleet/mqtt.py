@@ -13,6 +13,7 @@ either way and :func:`bind` gives it callbacks of one shape::
 from __future__ import annotations
 
 import dataclasses
+import socket
 import ssl
 from typing import Callable
 from urllib.parse import urlsplit
@@ -114,11 +115,21 @@ def client(client_id: str, endpoint: Endpoint, creds: Credentials):
         mqttc = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
     else:
         mqttc = mqtt.Client(**kwargs)
+    mqttc.on_socket_open = _no_delay
     if creds.username:
         mqttc.username_pw_set(creds.username, creds.password or None)
     if endpoint.tls:
         mqttc.tls_set_context(tls_context(creds))
     return mqttc
+
+
+def _no_delay(_client, _userdata, sock) -> None:
+    # A call is a few small packets each way: Nagle's algorithm would hold
+    # each behind the peer's delayed ACK (40 ms on Linux).
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass  # not TCP (a unix socket, websockets): nothing to turn off
 
 
 def _code(reason) -> int:
