@@ -34,6 +34,9 @@ from daebus.fleet import FleetCaller  # noqa: E402
 from fleet_harness import BridgeProcess, Listener, Mosquitto, wait_online  # noqa: E402
 from support import RedisServer, Service  # noqa: E402
 
+# As daebus-bridge.service runs it.
+UNIT_ENV = {"MALLOC_ARENA_MAX": "2"}
+
 
 def devices(broker: Mosquitto, count: int, prefix: str) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fleet_devices.py"), broker.url, "bench",
@@ -94,7 +97,7 @@ def drain_rate(redis_server: RedisServer, broker: Mosquitto, bridge: BridgeProce
     threading.Thread(target=count, daemon=True).start()
     started = time.perf_counter()
     again = BridgeProcess(redis_server.url, broker.url, fleet="bench", device="box", send_channels=["bench.*"],
-                          call_actions=["basic/*"])
+                          call_actions=["basic/*"], env=UNIT_ENV)
     assert done.wait(120), f"only {got[0]} of {events} events arrived"
     end = time.perf_counter()
     rate = events / (end - first[0])
@@ -149,7 +152,7 @@ def main() -> None:
     args.redis_url = redis_server.url
     worker = Service("basic.py", redis_server.url, "basic")
     bridge = BridgeProcess(redis_server.url, broker.url, fleet="bench", device="box", send_channels=["bench.*"],
-                           call_actions=["basic/*"])
+                           call_actions=["basic/*"], env=UNIT_ENV)
     raw = devices(broker, 1, "raw")
     try:
         wait_online(broker, "bench", "box")
