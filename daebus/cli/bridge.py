@@ -13,6 +13,7 @@ import argparse
 import logging
 
 from .. import logs
+from ..fleet import settings as _declared  # noqa: F401 - [bridge] and [fleet], for daebus config too
 from .common import Exit, add_redis_url
 
 log = logging.getLogger("daebus.cli")

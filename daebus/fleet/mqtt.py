@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-import ssl
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -98,9 +97,11 @@ class Credentials:
     key_file: str = ""
 
 
-def tls_context(creds: Credentials) -> ssl.SSLContext:
+def tls_context(creds: Credentials):
     """Server certificates checked (against ``ca_file`` or the system's CAs),
     host names too; a client certificate when one is given."""
+    import ssl
+
     context = ssl.create_default_context(cafile=creds.ca_file or None)
     if creds.cert_file:
         context.load_cert_chain(creds.cert_file, creds.key_file or None)
