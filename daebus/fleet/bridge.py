@@ -58,7 +58,8 @@ class Bridge:
         self._last_state: str | None = None
         self.counts = {"received": 0, "refused": 0, "dropped": 0}
         self.outbox = Outbox(self.redis, settings.send_channels, count=settings.outbox_events,
-                             age=settings.outbox_seconds)
+                             age=settings.outbox_seconds, refuse=lambda channel, why: self.complaints.warn(
+                                 "channel", "not sending channel %r to the fleet: it %s", channel, why))
         self.mqttc = self._client()
         self.sender = Sender(self.outbox, self._publish_event,
                              lambda channel: self.topics.events(self.device, channel), self.complaints)

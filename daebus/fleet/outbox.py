@@ -27,6 +27,7 @@ import time
 
 from ..globs import glob_match
 from ..kept import CLOCK, DECLARATIONS, SEQ, STREAM_PREFIX, TRIMMED, format_id, live_rules, parse_id, redis_ms
+from .topics import level_problem
 
 SENT = "daebus:bridge:sent"   # hash: "@" -> newest acknowledged id; channel -> its events so far
 CURSOR_FIELD = "@"
@@ -76,8 +77,9 @@ class Position:
 class Outbox:
     """The kept streams of ``patterns`` read in id order after a position."""
 
-    def __init__(self, client, patterns, *, count: int, age: float):
+    def __init__(self, client, patterns, *, count: int, age: float, refuse=None):
         self.client = client
+        self.refuse = refuse  # (channel, why): a kept channel that cannot be one topic level
         self.patterns = list(patterns)
         self.count, self.age = count, age
         self._channels: list[str] = []
@@ -127,8 +129,15 @@ class Outbox:
             found = set()
             for key in self.client.scan_iter(match=STREAM_PREFIX + "*", count=500):
                 channel = _text(key)[len(STREAM_PREFIX):]
-                if any(glob_match(p, channel) for p in self.patterns):
-                    found.add(channel)
+                if not any(glob_match(p, channel) for p in self.patterns):
+                    continue
+                problem = level_problem(channel)
+                if problem:
+                    # "a/b" would become two topic levels: not sent rather than mangled.
+                    if self.refuse is not None:
+                        self.refuse(channel, problem)
+                    continue
+                found.add(channel)
             self._channels, self._scanned = sorted(found), now
         return self._channels
 

@@ -50,10 +50,11 @@ def broadcast(redis_url: str, channel: str, count: int, seconds: float = 0.0, st
 
 
 def test_sent_channels_go_out_in_order_with_growing_ids_and_others_stay_home(box_redis, broker, bridge):
-    bridge(send_channels=["tick*"])
+    box = bridge(send_channels=["tick*"])
     listener = Listener(broker, "daebus/test/box/events/#").wait_subscribed()
     caller = DaebusCaller("events-test", redis_url=box_redis.url)
     caller.send_message("private", {"secret": 1})
+    caller.send_message("tick/sub", {"two": "levels"})  # matches tick*, but is no topic level
     broadcast(box_redis.url, "tick", 20)
     events = collect(listener, 20, 15)
     assert [e["data"]["i"] for e in events] == list(range(20))
@@ -61,6 +62,7 @@ def test_sent_channels_go_out_in_order_with_growing_ids_and_others_stay_home(box
     keys = [id_key(e["id"]) for e in events]
     assert keys == sorted(keys) and len(set(keys)) == 20
     assert listener.messages.empty(), "a channel outside send_channels went out"
+    assert "not sending channel 'tick/sub' to the fleet: it holds '/'" in box.log
 
 
 @pytest.mark.slow

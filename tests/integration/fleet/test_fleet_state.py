@@ -1,6 +1,7 @@
 """The retained state and its last will, fleet status, broadcasts into the box."""
 
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 import pytest
 import redis
 
+from daebus import DaebusCaller
 from daebus.fleet import FleetCaller
 from fleet_harness import BridgeProcess, Listener, bridge_config
 from support import ROOT, Service, child_env
@@ -117,3 +119,30 @@ def test_unusable_names_are_refused_at_start_with_file_and_line(tmp_path, key, v
                                                         "DAEBUS_CONFIG": str(config)})
     assert result.returncode == 2
     assert f"{config}:" in result.stderr and words in result.stderr
+
+
+def test_fleet_listen_prints_topic_and_payload_of_what_matches(box_redis, broker, bridge):
+    bridge(send_channels=["tick"])
+    listen = subprocess.Popen([sys.executable, "-m", "daebus.cli", "fleet", "listen", "+/events/#", "--broker",
+                               broker.url, "--fleet", "test"], env=child_env("redis://127.0.0.1:1/0"), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Events are sent until one comes out of the command (its subscription
+        # is up by then); the watcher paces them one per delivery.
+        watcher = Listener(broker, "daebus/test/+/events/#").wait_subscribed()
+        caller = DaebusCaller("t", redis_url=box_redis.url)
+        deadline = time.monotonic() + 15
+        line = ""
+        while not line:
+            caller.send_message("tick", {"n": 1})
+            watcher.json(timeout=10)
+            ready, _, _ = select.select([listen.stdout], [], [], 0.5)
+            if ready:
+                line = listen.stdout.readline()
+            assert time.monotonic() < deadline, "fleet listen printed nothing"
+        topic, payload = line.rstrip("\n").split(" ", 1)
+        assert topic == "daebus/test/box/events/tick" and json.loads(payload)["data"] == {"n": 1}
+        watcher.close()
+    finally:
+        listen.send_signal(signal.SIGINT)
+        assert listen.wait(10) in (0, 130)
