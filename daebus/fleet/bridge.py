@@ -202,7 +202,12 @@ class Bridge:
 
     # -- running -------------------------------------------------------------------
     def start(self) -> Bridge:
-        self.outbox.declare()  # first: from now on publishers keep the sent channels
+        try:
+            self.outbox.declare()  # first: from now on publishers keep the sent channels
+        except REDIS_ERRORS as exc:
+            # Nothing can be broadcast (nor kept) while Redis is away; the
+            # housekeeping loop declares as soon as it is back.
+            log.warning("cannot reach Redis yet (%s); the outbox is declared once it answers", exc)
         threading.Thread(target=self._deliver, name="fleet-inbox", daemon=True).start()
         self.sender.start()
         mqtt.connect(self.mqttc, self._endpoint, self.settings.connection.keepalive)
