@@ -33,6 +33,7 @@ log = logging.getLogger("daebus.fleet")
 FORBIDDEN = "forbidden"
 error_code(FORBIDDEN, 403, "the fleet may not call that action (`[bridge] call_actions`)")
 MAX_RESPONSE_TOPIC = 1024  # bytes
+MAX_CALLERS = 64           # services a caller is kept for (a glob may let the fleet name any)
 
 
 def error_body(code: str, message: str) -> dict:
@@ -144,7 +145,9 @@ class Calls:
     def _caller(self, service: str) -> DaebusCaller:
         caller = self._callers.get(service)
         if caller is None:
-            caller = self._callers[service] = DaebusCaller(service, redis_url=self.redis_url)
+            caller = DaebusCaller(service, redis_url=self.redis_url)
+            if len(self._callers) < MAX_CALLERS:
+                self._callers[service] = caller
         return caller
 
     def _drop(self, msg: str, *args) -> None:
