@@ -2,6 +2,8 @@
 through broker outages and bridge restarts, with a gap message past the bound."""
 
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -9,6 +11,7 @@ import pytest
 
 from daebus import DaebusCaller
 from fleet_harness import BridgeProcess, Listener, Mosquitto, wait_online
+from support import ROOT, child_env
 
 
 @pytest.fixture
@@ -63,6 +66,11 @@ def test_sent_channels_go_out_in_order_with_growing_ids_and_others_stay_home(box
     assert keys == sorted(keys) and len(set(keys)) == 20
     assert listener.messages.empty(), "a channel outside send_channels went out"
     assert "not sending channel 'tick/sub' to the fleet: it holds '/'" in box.log
+    # `daebus publish` keeps what the bridge asked for, as a service's broadcast does.
+    sent = subprocess.run([sys.executable, "-m", "daebus.cli", "publish", "tick", '{"from": "cli"}'],
+                          env=child_env(box_redis.url), cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert sent.returncode == 0, sent.stderr
+    assert collect(listener, 1, 15)[0]["data"] == {"from": "cli"}
 
 
 @pytest.mark.slow
