@@ -16,7 +16,6 @@ Targets: median within 1.3x raw; bridge RSS <= 30 MB; outbox drain >=
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys

@@ -1,10 +1,8 @@
 """Store and forward: events broadcast on a box reach the fleet in order,
 through broker outages and bridge restarts, with a gap message past the bound."""
 
-import json
 import subprocess
 import sys
-import threading
 import time
 
 import pytest

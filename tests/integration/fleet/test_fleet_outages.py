@@ -11,7 +11,7 @@ from daebus.fleet import FleetCaller
 from daebus.fleet.calls import Calls
 from daebus.fleet.guard import Complaints
 from fleet_harness import Listener
-from support import RedisServer, Service, TcpProxy
+from support import Service, TcpProxy
 
 
 @pytest.mark.timeout(90)

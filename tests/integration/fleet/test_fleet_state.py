@@ -12,7 +12,7 @@ import redis
 
 from daebus import DaebusCaller
 from daebus.fleet import FleetCaller
-from fleet_harness import BridgeProcess, Listener, bridge_config
+from fleet_harness import Listener, bridge_config
 from support import ROOT, Service, child_env
 
 
