@@ -12,6 +12,11 @@ Roles and what each may do (Redis 7 ACL syntax, selectors in parentheses):
     written there (Redis compares a ``PSUBSCRIBE`` pattern literally); read
     the registry and kept events; write only the kept-event declarations;
     add requests to group streams.
+``bridge`` (the fleet bridge, ``daebus bridge``)
+    publish anywhere (requests, and the fleet's broadcasts); subscribe only
+    to its own reply channels; read the registry; write the kept-event
+    declarations, kept events (it broadcasts through them and reads the
+    outbox from them) and its own ``daebus:bridge:*`` keys.
 ``worker:<name>`` (one per worker instance, serving ``service``)
     subscribe only to its service channel, its own reply channels
     (``caller:worker:<name>:*``), liveness and group channels, and the
@@ -48,6 +53,8 @@ from .registry import LIVENESS_PREFIX, MEMBER_PREFIX
 
 ADMIN = "admin"
 GATEWAY = "gateway"
+FLEET_BRIDGE = "bridge"
+FLEET_KEYS = "daebus:bridge:*"   # the fleet bridge's own keys (daebus.fleet.outbox)
 WORKER_PREFIX = "worker:"
 WAKE = "daebus:wake:*"   # a subscriber's private wake-up channel (daebus.subscriber)
 
@@ -107,6 +114,13 @@ def gateway_rules(channels: Iterable[str] = ()) -> list[str]:
     return [*registry, *kept, *subscriptions, *_BASE, *_requests()]
 
 
+def bridge_rules() -> list[str]:
+    registry = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*"]
+    kept = [f"~{DECLARATIONS}", f"~{CLOCK}", f"~{TRIMMED}", f"~{SEQ}", f"~{KEPT_PREFIX}*"]
+    channels = ["&" + reply_channels(FLEET_BRIDGE), f"&{WAKE}"]
+    return [*registry, *kept, f"~{FLEET_KEYS}", *channels, *_BASE, *_requests()]
+
+
 def worker_rules(worker: Worker) -> list[str]:
     service = literal(worker.service)
     own = [f"~{service}:*", f"~{REGISTRY_PREFIX}{service}", f"~{MEMBER_PREFIX}{service}:*",
@@ -128,13 +142,15 @@ def _requests() -> list[str]:
 def render(secrets: Mapping[str, str], workers: Iterable[Worker] = (),
            gateway_channels: Iterable[str] = ()) -> str:
     """The ACL file: ``secrets`` maps each user (``admin``, ``gateway``,
-    ``worker:<name>``) to its password; a worker without one is left out;
+    ``bridge``, ``worker:<name>``) to its password; a user without one is left out;
     ``gateway_channels`` are the gateway's exposed broadcast patterns."""
     # Redis ACL files hold no comments: the file says nothing but users.
     lines = ["user default off resetkeys resetchannels -@all"]
     lines.append(_user(ADMIN, secrets[ADMIN], admin_rules()))
     if secrets.get(GATEWAY):
         lines.append(_user(GATEWAY, secrets[GATEWAY], gateway_rules(gateway_channels)))
+    if secrets.get(FLEET_BRIDGE):
+        lines.append(_user(FLEET_BRIDGE, secrets[FLEET_BRIDGE], bridge_rules()))
     for worker in sorted(workers, key=lambda w: w.name):
         secret = secrets.get(worker_user(worker.name))
         if secret:
