@@ -48,7 +48,9 @@ _ID = re.compile(r"(\d{1,19})-(\d{1,19})")
 # KEYS: stream, clock, trimmed, seq. ARGV: channel, payload, count, age in ms.
 # Ids come from Redis's clock and the last id given, so they grow even if
 # the clock steps back. Entries dropped for count or age are remembered
-# (their newest id) so that a reader can tell a gap from a quiet channel.
+# (their newest id) so that a reader can tell a gap from a quiet channel;
+# each entry's "n" counts the channel's kept events, so that a reader can
+# also tell how many it missed.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

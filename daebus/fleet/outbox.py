@@ -177,7 +177,8 @@ def _merge(channels, entries: dict, gaps: dict, position: Position) -> list[Entr
             through, seq = gaps[channel]
             first = own[0].n - 1 if own else int(seq or 0)
             known = position.counts.get(channel)
-            dropped = max(0, first - known) if known is not None and first else None
+            # Entries without "n" (kept by an older publisher): the count is unknown.
+            dropped = max(0, first - known) if known is not None and first > 0 else None
             own = [Entry(through, channel, None, first, dropped, format_id(position.key)), *own]
         lists.append(own)
     merged = heapq.merge(*lists, key=lambda e: e.key)
