@@ -13,7 +13,7 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' daebus/__init__.py)
 ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 OUT := build/deb
 STAGE := $(OUT)/daebus-$(VERSION)
-PACKAGES := python3-daebus daebus daebus-kiosk-demo daebus-kiosk
+PACKAGES := python3-daebus daebus daebus-kiosk-demo daebus-kiosk daebus-bridge
 DEBS := $(foreach p,$(PACKAGES),dist/$(p)_$(VERSION)_all.deb)
 CHANGES := $(OUT)/daebus_$(VERSION)_$(ARCH).changes
 SOURCES := daebus gateway kiosk kiosk_demo systemd debian docs pyproject.toml README.md

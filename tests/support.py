@@ -387,7 +387,7 @@ class AclBus:
 
         self.workers = list(workers)
         self.dir = Path(tempfile.mkdtemp(prefix="daebus-acl-"))
-        users = [acl.ADMIN, acl.GATEWAY, *(acl.worker_user(w.name) for w in self.workers)]
+        users = [acl.ADMIN, acl.GATEWAY, acl.FLEET_BRIDGE, *(acl.worker_user(w.name) for w in self.workers)]
         self.secrets = {user: os.urandom(16).hex() for user in users}
         for user, secret in self.secrets.items():
             self.password_file(user).write_text(secret + "\n")

@@ -37,16 +37,18 @@ from daebus.bus.transport import REDIS_ERRORS
 log = logging.getLogger("daebus.kept")
 
 # The names this module reads and writes (defined in daebus.bus.keys).
-CLOCK, DECLARATIONS, TRIMMED = keys.KEEP_CLOCK, keys.KEEP_DECLARATIONS, keys.KEEP_TRIMMED
+CLOCK, DECLARATIONS, TRIMMED, SEQ = keys.KEEP_CLOCK, keys.KEEP_DECLARATIONS, keys.KEEP_TRIMMED, keys.KEEP_SEQ
 STREAM_PREFIX, NOTICE = keys.KEPT_PREFIX, keys.KEPT_NOTICE
 REFRESH = 1.0                         # seconds a publisher trusts the declarations it read
 
 _ID = re.compile(r"(\d{1,19})-(\d{1,19})")
 
-# KEYS: stream, clock, trimmed. ARGV: channel, payload, count, age in ms.
+# KEYS: stream, clock, trimmed, seq. ARGV: channel, payload, count, age in ms.
 # Ids come from Redis's clock and the last id given, so they grow even if
 # the clock steps back. Entries dropped for count or age are remembered
-# (their newest id) so that a reader can tell a gap from a quiet channel.
+# (their newest id) so that a reader can tell a gap from a quiet channel;
+# each entry's "n" counts the channel's kept events, so that a reader can
+# also tell how many it missed.
 _SCRIPT = """
 local notice = '{notice}'
 local t = redis.call('TIME')
@@ -73,7 +75,7 @@ if #aged > 0 then
   redis.call('XTRIM', KEYS[1], 'MINID', cutoff)
 end
 if dropped then redis.call('HSET', KEYS[3], ARGV[1], dropped) end
-redis.call('XADD', KEYS[1], id, 'd', ARGV[2])
+redis.call('XADD', KEYS[1], id, 'd', ARGV[2], 'n', redis.call('HINCRBY', KEYS[4], ARGV[1], 1))
 redis.call('PUBLISH', notice, id .. ' ' .. #ARGV[1] .. ' ' .. ARGV[1] .. ARGV[2])
 return redis.call('PUBLISH', ARGV[1], ARGV[2])
 """.replace("{notice}", NOTICE)
@@ -140,7 +142,7 @@ class KeepingPublisher:
         if rule is None:
             return self._publish(channel, message)
         try:
-            return self._run([STREAM_PREFIX + channel, CLOCK, TRIMMED], [channel, message, rule[0], rule[1]])
+            return self._run([STREAM_PREFIX + channel, CLOCK, TRIMMED, SEQ], [channel, message, rule[0], rule[1]])
         except redis.ResponseError as exc:
             # Scripts refused (an ACL without EVALSHA, say): the event still
             # goes out, only without being kept.

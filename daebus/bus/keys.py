@@ -33,6 +33,7 @@ WAKE_PREFIX = "daebus:wake:"
 KEEP_DECLARATIONS = "daebus:keep"       # hash: pattern -> {"count", "age", "since", "until"}
 KEEP_CLOCK = "daebus:keep-clock"        # the last id given to a kept event
 KEEP_TRIMMED = "daebus:keep-trimmed"    # hash: channel -> the newest id dropped from its stream
+KEEP_SEQ = "daebus:keep-seq"            # hash: channel -> events kept on it so far (entries' "n")
 KEPT_PREFIX = "daebus:kept:"            # + channel: the channel's kept events
 KEPT_NOTICE = "daebus:kept"             # "<id> <channel length> <channel><payload>" per kept event
 

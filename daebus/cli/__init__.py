@@ -15,13 +15,13 @@ import sys
 
 from daebus import __version__
 from daebus.errors import DaebusError
-from daebus.cli import acl, bus, config, doctor, new, serve, services, top
+from daebus.cli import acl, bridge, bus, config, doctor, fleet, new, serve, services, top
 from daebus.cli.common import MEANINGS, CommandError, Exit, exit_for, say_error
 
 __all__ = ["Exit", "CommandError", "build_parser", "main"]
 
 # In the order `daebus --help` lists them.
-COMMAND_GROUPS = (serve, bus, services, top, new, doctor, config, acl)
+COMMAND_GROUPS = (serve, bus, services, top, new, doctor, config, acl, bridge, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,7 @@ def cmd_write(args: argparse.Namespace) -> int:
 def register(commands) -> None:
     parser = commands.add_parser(
         "acl", help="write the Redis users of a locked bus (root)",
-        description="Make the missing secrets (admin, gateway, one per worker) and write the "
+        description="Make the missing secrets (admin, gateway, bridge, one per worker) and write the "
                     "Redis ACL file from them and the worker files; see docs/security.md.")
     parser.add_argument("--worker", action="append", default=[], metavar="NAME",
                         help="a worker instance whose user must be there (repeatable); exit 2 if "

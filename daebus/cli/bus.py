@@ -54,6 +54,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from daebus.bus import protocol
+    from daebus.bus.kept import KeepingPublisher
     from daebus.bus.transport import REDIS_ERRORS
 
     payload = parse_json(args.payload)
@@ -63,7 +64,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     url = redis_url(args)
     client = connect(url)
     try:
-        receivers = client.publish(args.channel, protocol.dumps(payload))
+        # Kept like a service's broadcast when a gateway or the fleet bridge
+        # asked for the channel (see daebus.kept).
+        receivers = KeepingPublisher(client, client.publish)(args.channel, protocol.dumps(payload))
     except REDIS_ERRORS as exc:
         raise unreachable(url, exc) from None
     finally:

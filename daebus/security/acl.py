@@ -12,6 +12,11 @@ Roles and what each may do (Redis 7 ACL syntax, selectors in parentheses):
     written there (Redis compares a ``PSUBSCRIBE`` pattern literally); read
     the registry and kept events; write only the kept-event declarations;
     add requests to group streams.
+``bridge`` (the fleet bridge, ``daebus bridge``)
+    publish anywhere (requests, and the fleet's broadcasts); subscribe only
+    to its own reply channels; read the registry; write the kept-event
+    declarations, kept events (it broadcasts through them and reads the
+    outbox from them) and its own ``daebus:bridge:*`` keys.
 ``worker:<name>`` (one per worker instance, serving ``service``)
     subscribe only to its service channel, its own reply channels
     (``caller:worker:<name>:*``), liveness and group channels, and the
@@ -40,12 +45,14 @@ import re
 from typing import Iterable, Mapping
 
 from daebus.bus.keys import (BRIDGE_PREFIX, DEAD_PREFIX, GROUP_CHANNEL_PREFIX, KEEP_CLOCK as CLOCK,
-                             KEEP_DECLARATIONS as DECLARATIONS, KEEP_TRIMMED as TRIMMED, KEPT_NOTICE as NOTICE,
-                             KEPT_PREFIX, LIVENESS_PREFIX, MEMBER_PREFIX, REGISTRY_PREFIX, REPLY_PREFIX,
-                             STREAM_PREFIX, WAKE_PREFIX)
+                             KEEP_DECLARATIONS as DECLARATIONS, KEEP_SEQ as SEQ, KEEP_TRIMMED as TRIMMED,
+                             KEPT_NOTICE as NOTICE, KEPT_PREFIX, LIVENESS_PREFIX, MEMBER_PREFIX, REGISTRY_PREFIX,
+                             REPLY_PREFIX, STREAM_PREFIX, WAKE_PREFIX)
 
 ADMIN = "admin"
 GATEWAY = "gateway"
+FLEET_BRIDGE = "bridge"
+FLEET_KEYS = "daebus:bridge:*"   # the fleet bridge's own keys (daebus.fleet.outbox)
 WORKER_PREFIX = "worker:"
 WAKE = WAKE_PREFIX + "*"
 
@@ -99,10 +106,17 @@ def admin_rules() -> list[str]:
 def gateway_rules(channels: Iterable[str] = ()) -> list[str]:
     """``channels``: the exposed broadcast patterns (``[gateway] expose_channels``)."""
     registry = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*"]
-    kept = [f"~{DECLARATIONS}", f"%R~{CLOCK}", f"%R~{TRIMMED}", f"%R~{KEPT_PREFIX}*"]
+    kept = [f"~{DECLARATIONS}", f"%R~{CLOCK}", f"%R~{TRIMMED}", f"%R~{SEQ}", f"%R~{KEPT_PREFIX}*"]
     subscriptions = ["&" + reply_channels(GATEWAY), f"&{literal(NOTICE)}", f"&{WAKE}",
                      *(f"&{pattern}" for pattern in channels)]
     return [*registry, *kept, *subscriptions, *_BASE, *_requests()]
+
+
+def bridge_rules() -> list[str]:
+    registry = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*"]
+    kept = [f"~{DECLARATIONS}", f"~{CLOCK}", f"~{TRIMMED}", f"~{SEQ}", f"~{KEPT_PREFIX}*"]
+    channels = ["&" + reply_channels(FLEET_BRIDGE), f"&{WAKE}"]
+    return [*registry, *kept, f"~{FLEET_KEYS}", *channels, *_BASE, *_requests()]
 
 
 def worker_rules(worker: Worker) -> list[str]:
@@ -110,7 +124,7 @@ def worker_rules(worker: Worker) -> list[str]:
     own = [f"~{service}:*", f"~{REGISTRY_PREFIX}{service}", f"~{MEMBER_PREFIX}{service}:*",
            f"~{STREAM_PREFIX}{service}", f"~{DEAD_PREFIX}{service}", f"~{BRIDGE_PREFIX}{service}"]
     shared = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*", f"%R~{DECLARATIONS}",
-              f"~{CLOCK}", f"~{TRIMMED}", f"~{KEPT_PREFIX}*"]
+              f"~{CLOCK}", f"~{TRIMMED}", f"~{SEQ}", f"~{KEPT_PREFIX}*"]
     channels = [f"&{service}", "&" + reply_channels(worker_user(worker.name)), f"&{LIVENESS_PREFIX}*",
                 f"&{GROUP_CHANNEL_PREFIX}{service}", f"&{WAKE}", *(f"&{p}" for p in worker.listen)]
     return [*own, *shared, *channels, *_BASE, *_requests()]
@@ -126,13 +140,15 @@ def _requests() -> list[str]:
 def render(secrets: Mapping[str, str], workers: Iterable[Worker] = (),
            gateway_channels: Iterable[str] = ()) -> str:
     """The ACL file: ``secrets`` maps each user (``admin``, ``gateway``,
-    ``worker:<name>``) to its password; a worker without one is left out;
+    ``bridge``, ``worker:<name>``) to its password; a user without one is left out;
     ``gateway_channels`` are the gateway's exposed broadcast patterns."""
     # Redis ACL files hold no comments: the file says nothing but users.
     lines = ["user default off resetkeys resetchannels -@all"]
     lines.append(_user(ADMIN, secrets[ADMIN], admin_rules()))
     if secrets.get(GATEWAY):
         lines.append(_user(GATEWAY, secrets[GATEWAY], gateway_rules(gateway_channels)))
+    if secrets.get(FLEET_BRIDGE):
+        lines.append(_user(FLEET_BRIDGE, secrets[FLEET_BRIDGE], bridge_rules()))
     for worker in sorted(workers, key=lambda w: w.name):
         secret = secrets.get(worker_user(worker.name))
         if secret:

@@ -1,7 +1,7 @@
 """The users of a locked bus on a device: their secrets and the ACL file.
 
 Secrets live in one folder only root may enter (``/etc/daebus/secrets``,
-``DAEBUS_SECRETS_DIR`` names another): ``admin``, ``gateway`` and
+``DAEBUS_SECRETS_DIR`` names another): ``admin``, ``gateway``, ``bridge`` and
 ``workers/<name>``, each ``0600``, made once and then kept, so package
 upgrades and restarts never change a password. systemd hands each unit its
 own with ``LoadCredential=``. The ACL file Redis reads
@@ -111,7 +111,7 @@ class BusUsers:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         found, problems = self.workers(extra_workers)
         created: list[str] = []
-        users = [acl.ADMIN, acl.GATEWAY, *(acl.worker_user(w.name) for w in found)]
+        users = [acl.ADMIN, acl.GATEWAY, acl.FLEET_BRIDGE, *(acl.worker_user(w.name) for w in found)]
         text = acl.render({user: self.secret(user, created) for user in users}, found, exposed_channels())
         try:
             if self.acl_file.read_text() == text:

@@ -16,7 +16,9 @@ UNITS = Path(__file__).resolve().parents[2] / "systemd"
 # worker 1.8 before).
 BOUNDS = {"daebus-gateway.service": 1.5, "daebus-worker@.service": 1.5,
           # The bus's Redis: below Debian's redis-server@.service (1.2).
-          "daebus-redis.service": 1.1}
+          "daebus-redis.service": 1.1,
+          # The fleet bridge: Redis and outgoing TCP to the broker only.
+          "daebus-bridge.service": 1.2}
 
 
 def exposure(unit: str) -> float:
@@ -39,3 +41,5 @@ def test_the_hardening_settings_are_there():
     assert "\nProtectProc=invisible\n" in worker and "\nProtectProc=invisible\n" in gateway
     assert "\nStateDirectoryMode=0750\n" in worker
     assert "\nWatchdogSec=" in worker and "\nWatchdogSec=" in gateway
+    bridge = (UNITS / "daebus-bridge.service").read_text()
+    assert "\nType=notify\n" in bridge and "\nWatchdogSec=" in bridge and "\nProtectProc=invisible\n" in bridge

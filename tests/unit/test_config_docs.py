@@ -36,3 +36,10 @@ def test_readme_error_table_lists_every_code_of_daebus():
                           check=True).stdout.splitlines()
     assert len(rows) > 10
     assert missing_rows("README.md", rows) == []
+
+
+def test_fleet_docs_tables_list_every_declared_key():
+    from daebus.fleet.settings import BRIDGE, FLEET
+
+    rows = [*configspec.markdown_rows(BRIDGE, with_env=False), *configspec.markdown_rows(FLEET, with_env=False)]
+    assert missing_rows("docs/fleet.md", rows) == []

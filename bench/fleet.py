@@ -1,0 +1,175 @@
+"""Fleet calls through the broker and the bridge against a raw paho MQTT 5
+request/response echo, in the same run on one private mosquitto.
+
+The raw echo (one MQTT client answering its call topic at once) is the
+physical limit of calling over a broker; the bridge adds its Redis round
+trip to a worker. Prints median/p99 of sequential calls to each and their
+ratio, the bridge's RSS, how fast a backlog leaves the outbox, and the
+fan-out time of ``fleet call all`` over 20 boxes and 300 simulated devices.
+
+    .venv/bin/python bench/fleet.py [--calls 1000] [--events 20000] [--boxes 20 --devices 300]
+
+Targets: median within 1.3x raw; bridge RSS <= 30 MB; outbox drain >=
+2,000 events/s; the fan-out reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from daebus import DaebusCaller# noqa: E402
+from daebus.fleet import FleetCaller  # noqa: E402
+from fleet_harness import BridgeProcess, Listener, Mosquitto, wait_online  # noqa: E402
+from support import RedisServer, Service  # noqa: E402
+
+# As daebus-bridge.service runs it.
+UNIT_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def devices(broker: Mosquitto, count: int, prefix: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fleet_devices.py"), broker.url, "bench",
+                                str(count), prefix], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "READY"
+    return process
+
+
+def latencies(fleet: FleetCaller, device: str, calls: int) -> list[float]:
+    out = []
+    for i in range(calls):
+        started = time.perf_counter()
+        fleet.call_device(device, "basic", "echo", {"i": i}, timeout=10)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def ms(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+def call_costs(fleet: FleetCaller, args) -> dict:
+    raw, bridged = [], []
+    latencies(fleet, "raw-000", 50), latencies(fleet, "box", 50)  # warm up both paths
+    for _ in range(args.rounds):  # alternating rounds, so a busy moment hits both
+        raw += latencies(fleet, "raw-000", args.calls // args.rounds)
+        bridged += latencies(fleet, "box", args.calls // args.rounds)
+    caller, direct = DaebusCaller("basic", redis_url=args.redis_url), []
+    for i in range(args.calls // 2):
+        started = time.perf_counter()
+        caller.send_request("echo", {"i": i}, timeout=10)
+        direct.append(time.perf_counter() - started)
+    medians = [statistics.median(raw) * 1000, statistics.median(bridged) * 1000]
+    print(f"the bridge's own hop, a daebus call on the box: median {statistics.median(direct) * 1000:.3f} ms")
+    print(f"raw MQTT 5 echo:  median {medians[0]:.3f} ms  p99 {ms(raw, 0.99):.3f} ms  ({len(raw)} calls)")
+    print(f"bridge + worker:  median {medians[1]:.3f} ms  p99 {ms(bridged, 0.99):.3f} ms  ({len(bridged)} calls)")
+    print(f"ratio of medians: {medians[1] / medians[0]:.2f}x (target <= 1.3x)")
+    return {"raw_ms": medians[0], "bridge_ms": medians[1]}
+
+
+def drain_rate(redis_server: RedisServer, broker: Mosquitto, bridge: BridgeProcess, events: int) -> float:
+    # Both bridges keep at least ``events`` per channel: none is dropped for the bound.
+    """Stop the bridge, broadcast a backlog, start it: events/s out of the outbox."""
+    bridge.stop()
+    caller = DaebusCaller("bench", redis_url=redis_server.url)
+    for i in range(events):
+        caller.send_message("bench.tick", {"i": i})
+    listener = Listener(broker, "daebus/bench/box/events/#").wait_subscribed()
+    got, first, done = [0], [None], threading.Event()
+
+    def count():
+        while got[0] < events:
+            listener.get(timeout=60)
+            if first[0] is None:
+                first[0] = time.perf_counter()
+            got[0] += 1
+        done.set()
+
+    threading.Thread(target=count, daemon=True).start()
+    started = time.perf_counter()
+    again = BridgeProcess(redis_server.url, broker.url, fleet="bench", device="box", send_channels=["bench.*"],
+                          call_actions=["basic/*"], env=UNIT_ENV, outbox_events=max(10000, events))
+    assert done.wait(120), f"only {got[0]} of {events} events arrived"
+    end = time.perf_counter()
+    rate = events / (end - first[0])
+    print(f"outbox drain: {events} events in {end - first[0]:.2f} s after the first = {rate:,.0f} events/s "
+          f"({events / (end - started):,.0f}/s counting the bridge's start) (target >= 2,000)")
+    listener.close()
+    bridge.__dict__.update(again.__dict__)
+    return rate
+
+
+def fan_out(broker: Mosquitto, fleet: FleetCaller, args) -> None:
+    servers, workers, bridges = [], [], []
+    sims = None
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            servers = list(pool.map(lambda _: RedisServer().start(), range(args.boxes - 1)))
+            workers = list(pool.map(lambda r: Service("basic.py", r.url, "basic"), servers))
+            bridges = list(pool.map(lambda i: BridgeProcess(servers[i].url, broker.url, fleet="bench",
+                                                            device=f"box-{i:02d}", call_actions=["basic/echo"]),
+                                    range(args.boxes - 1)))
+        for i in range(args.boxes - 1):
+            wait_online(broker, "bench", f"box-{i:02d}")
+        sims = devices(broker, args.devices - 1, "sim")
+        total = 1 + (args.boxes - 1) + 1 + (args.devices - 1)  # box, boxes, raw-000, sims
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            outcomes = list(fleet.call("all", "basic", "echo", {}, timeout=30))
+            times.append(time.perf_counter() - started)
+            assert len(outcomes) == total and all(o.ok for o in outcomes), [o for o in outcomes if not o.ok][:3]
+        print(f"fleet call all over {total} devices ({args.boxes} boxes, {args.devices} simulated): "
+              f"median {statistics.median(times):.3f} s, min {min(times):.3f} s, max {max(times):.3f} s (5 runs)")
+    finally:
+        if sims is not None:
+            sims.kill()
+        for process in [*bridges, *workers]:
+            process.close()
+        for server in servers:
+            server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--boxes", type=int, default=20)
+    parser.add_argument("--devices", type=int, default=300)
+    args = parser.parse_args()
+    broker = Mosquitto().start()
+    redis_server = RedisServer().start()
+    args.redis_url = redis_server.url
+    worker = Service("basic.py", redis_server.url, "basic")
+    bridge = BridgeProcess(redis_server.url, broker.url, fleet="bench", device="box", send_channels=["bench.*"],
+                           call_actions=["basic/*"], env=UNIT_ENV, outbox_events=max(10000, args.events))
+    raw = devices(broker, 1, "raw")
+    try:
+        wait_online(broker, "bench", "box")
+        with FleetCaller(broker.url, "bench") as fleet:
+            call_costs(fleet, args)
+            print(f"bridge RSS after {args.calls} calls: {bridge.rss_kb() / 1024:.1f} MB (target <= 30 MB)")
+            drain_rate(redis_server, broker, bridge, args.events)
+            print(f"bridge RSS after draining: {bridge.rss_kb() / 1024:.1f} MB")
+            if args.boxes and args.devices:
+                fan_out(broker, fleet, args)
+    finally:
+        raw.kill()
+        bridge.close()
+        worker.close()
+        redis_server.close()
+        broker.close()
+
+
+if __name__ == "__main__":
+    main()
