@@ -20,8 +20,8 @@ import time
 import uuid
 from typing import Any, Callable
 
-from . import protocol
-from .caller import DaebusCaller, resolve_trace_id
+from . import protocol, standins
+from .caller import DaebusCaller, check_timeout, resolve_trace_id
 from .errors import ConnectionLost, RequestTimeout, remote_error
 from .replies import _TAKE_OVER, ReplyHub
 
@@ -89,9 +89,10 @@ class AsyncCaller:
         ``trace_id`` as for :meth:`DaebusCaller.send_request`."""
         caller = self._caller
         caller._check_open()
-        timeout = caller.timeout if timeout is None else timeout
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+        timeout = check_timeout(caller.timeout if timeout is None else timeout)
+        local = standins.active()
+        if local is not None:  # under daebus.testing: never the real bus
+            return local._stand_ins.call(caller.target_service, action, payload)
         trace_id = resolve_trace_id(trace_id)
         url = caller.redis_url
         loop = asyncio.get_running_loop()

@@ -16,15 +16,21 @@ from typing import Any, Callable
 
 import redis
 
-from . import config, protocol
+from . import config, protocol, standins, wirejson
 from .context import current_trace_id, get_daemon
-from .errors import ConnectionLost, DaebusError, RequestTimeout, remote_error
+from .errors import BadRequest, ConnectionLost, DaebusError, RequestTimeout, remote_error
 from .kept import KeepingPublisher
 from .replies import ReplyHub
 from .sending import Sender
 from .transport import REDIS_ERRORS, Publisher, connect, redact
 
 log = logging.getLogger("daebus.caller")
+
+# What a service reads by default (``[service] max_message_bytes``); a
+# request over it would be dropped there.
+MAX_MESSAGE_BYTES = config.SERVICE.keys["max_message_bytes"].default
+# The longest wait the interpreter's locks and queues take.
+MAX_TIMEOUT = threading.TIMEOUT_MAX
 
 _lock = threading.Lock()
 _publishers: dict[tuple[str, int], Publisher] = {}
@@ -67,6 +73,26 @@ def resolve_trace_id(trace_id: str | None) -> str | None:
     if protocol.valid_trace_id(trace_id) is None:
         raise ValueError(f"trace_id must match {protocol.TRACE_ID_PATTERN.pattern}, got {trace_id!r}")
     return trace_id
+
+
+def check_timeout(timeout: float) -> float:
+    """``timeout`` when it is a usable number of seconds, else ValueError."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, "
+                         f"got {timeout!r}")
+    return timeout
+
+
+def encode_request(service: str, action: str, envelope: dict) -> str:
+    """The wire text of a request; :class:`BadRequest` for one that the
+    service would refuse (not JSON the bus carries, or too large), before
+    anything is sent: a request over Redis's pub/sub buffers is lost, not refused."""
+    try:
+        text = protocol.dumps(envelope)
+        wirejson.check_size(text, MAX_MESSAGE_BYTES, "the request")
+    except ValueError as exc:
+        raise BadRequest(f"{service}.{action}: cannot send the payload: {exc}") from None
+    return text
 
 
 class DaebusCaller:
@@ -135,9 +161,10 @@ class DaebusCaller:
         made while handling a request carries that request's id on.
         """
         self._check_open()
-        timeout = self.timeout if timeout is None else timeout
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+        timeout = check_timeout(self.timeout if timeout is None else timeout)
+        local = standins.active()
+        if local is not None:  # under daebus.testing: never the real bus
+            return local._stand_ins.call(self.target_service, action, payload)
         trace_id = resolve_trace_id(trace_id)
         url = self.redis_url
         deadline = time.monotonic() + timeout
@@ -154,7 +181,7 @@ class DaebusCaller:
     def _send(self, hub: ReplyHub, url: str, action: str, payload: Any, request_id: str, timeout: float,
               deadline: float, trace_id: str | None) -> None:
         """Deliver one request (PUBLISH, or XADD to a group); shared with AsyncCaller."""
-        message = protocol.dumps(protocol.request_envelope(
+        message = encode_request(self.target_service, action, protocol.request_envelope(
             action, {} if payload is None else payload, hub.channel, request_id,
             self.target_service, int(timeout * 1000), time.time(), trace_id))
         if time.monotonic() >= deadline:
@@ -192,6 +219,9 @@ class DaebusCaller:
         """Broadcast ``payload`` on ``channel``; returns the receiver count."""
         self._check_open()
         text = protocol.dumps(payload)
+        local = standins.active()
+        if local is not None:
+            return local._publish(channel, text)
         try:
             return shared_broadcaster(self.redis_url)(channel, text)
         except REDIS_ERRORS as exc:

@@ -25,6 +25,7 @@ from .membership import Membership
 from .metrics import NullMetrics, ServiceMetrics
 from .pool import WorkerPool
 from .pubsub import Broadcaster
+from .ratelog import RateLimitedLog
 from .scheduler import TaskScheduler
 from .supervision import BusReader, Heartbeat
 from .systemd import Notifier
@@ -32,6 +33,8 @@ from .threads import AppThreads, ManagedThread
 from .transport import REDIS_ERRORS, Publisher, connect, redact
 
 log = logging.getLogger("daebus.runtime")
+# One line per interval for a sender flooding garbage, as for bad broadcasts.
+_malformed = RateLimitedLog(log)
 
 # Seconds async handlers still running past the shutdown bound get, once
 # cancelled, to send their error reply.
@@ -191,7 +194,7 @@ class Runtime:
         try:
             message = protocol.parse_request(protocol.decode_object(data, self.settings.max_message_bytes))
         except protocol.ProtocolError as exc:
-            log.warning("dropped malformed request on %r: %s", self.service, exc)
+            _malformed.warning(self.service, "dropped malformed request on %r: %s", self.service, exc)
             if exc.reply_to:
                 self._reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
             return
@@ -289,7 +292,7 @@ class Runtime:
         try:
             payload = protocol.decode_object(data, self.settings.max_message_bytes)
         except protocol.ProtocolError as exc:
-            log.warning("dropped malformed message on %r: %s", channel, exc)
+            _malformed.warning(("channel", channel), "dropped malformed message on %r: %s", channel, exc)
             return
         for handler in self.app.listeners.get(channel, ()):
             if is_async(handler):
