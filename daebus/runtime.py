@@ -27,6 +27,7 @@ from .pool import WorkerPool
 from .pubsub import Broadcaster
 from .ratelog import RateLimitedLog
 from .scheduler import TaskScheduler
+from .stopping import StopClock, bounded
 from .supervision import BusReader, Heartbeat
 from .systemd import Notifier
 from .threads import AppThreads, ManagedThread
@@ -86,6 +87,7 @@ class Runtime:
         self._busy_log = logs.StateLog(log, "ok")
         self._binding = contextlib.ExitStack()
         self._signals = _SignalWatcher(self)
+        self.stop_clock: StopClock | None = None  # set when a stop begins
 
     @property
     def subscriber(self):
@@ -148,11 +150,17 @@ class Runtime:
         self.notifier.stopping("stopping")
         log.info("stopping service %r", self.service)
         self.stopping.set()
-        busy = self.lifecycle.stop(self.settings.shutdown_timeout)
+        clock = self.stop_clock = StopClock(self.settings.shutdown_timeout)
+        busy = self.lifecycle.stop(self.settings.shutdown_timeout, clock.deadline)
         if busy:
             log.warning("still running after %.0f s, exiting without them: %s",
                         self.settings.shutdown_timeout, ", ".join(name_of(component) for component in busy))
         self._binding.close()
+        bounded("leaving the registry", self._leave, clock.cleanup_deadline)
+        self.notifier.close()
+        log.info("service %r stopped", self.service)
+
+    def _leave(self) -> None:
         if self.group is not None:
             self.group.leave()
         if self.client is not None:
@@ -161,8 +169,6 @@ class Runtime:
             except (*REDIS_ERRORS, AccessDenied):
                 pass
             self.client.close()
-        self.notifier.close()
-        log.info("service %r stopped", self.service)
 
     def thread(self, name: str) -> ManagedThread:
         return self.threads.get(name)
@@ -215,8 +221,10 @@ class Runtime:
 
     def _reply_error(self, reply_to: str, request_id, message: str, code: str) -> None:
         envelope = protocol.reply_envelope(request_id, protocol.ERROR, protocol.error_payload(message, code))
+        # While stopping, no reply may hold the exit past its deadline.
+        clock = self.stop_clock
         try:
-            self.publish(reply_to, protocol.dumps(envelope))
+            self.publish(reply_to, protocol.dumps(envelope), clock.deadline if clock is not None else None)
         except REDIS_ERRORS as exc:
             log.error("could not send %s reply to %s: %s", code, reply_to, exc)
 
