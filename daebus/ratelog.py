@@ -10,6 +10,7 @@ per kind of mistake per interval, with how many were left out meanwhile::
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -48,3 +49,9 @@ class RateLimitedLog:
 
     def warning(self, key: object, message: str, *args) -> bool:
         return self.log(key, logging.WARNING, message, *args)
+
+
+def kind_of(text: str) -> str:
+    """A key for "the same mistake": ``text`` without its numbers, shortened
+    (``message of 31457280 bytes exceeds...`` and ``...of 31457281...`` are one)."""
+    return re.sub(r"\d+", "#", text)[:80]

@@ -23,7 +23,7 @@ import redis
 from . import auth, protocol
 from .errors import AccessDenied, ConnectionLost, MalformedReply, RequestTimeout
 from .logs import StateLog
-from .ratelog import RateLimitedLog
+from .ratelog import RateLimitedLog, kind_of
 from .transport import REDIS_ERRORS, Liveness, redact, subscriber_client
 
 log = logging.getLogger("daebus.caller")
@@ -256,7 +256,7 @@ class ReplyHub:
         try:
             reply = protocol.decode_object(message["data"], _MAX_REPLY_BYTES)
         except protocol.ProtocolError as exc:
-            _rogue.warning(self.channel, "dropped malformed reply on %s: %s", self.channel, exc)
+            _rogue.warning(kind_of(str(exc)), "dropped malformed reply on %s: %s", self.channel, exc)
             inbox = self._inbox_of_unreadable(exc.request_id)
             if inbox is not None:
                 # Its caller learns now, not at its timeout.
@@ -273,7 +273,7 @@ class ReplyHub:
             return
         problem = reply_shape_problem(reply)
         if problem is not None:
-            _rogue.warning(self.channel, "dropped malformed reply on %s: %s", self.channel, problem)
+            _rogue.warning(kind_of(problem), "dropped malformed reply on %s: %s", self.channel, problem)
             inbox.put(MalformedReply(f"the reply could not be read: {problem}"))
             return
         inbox.put(reply)

@@ -25,7 +25,7 @@ from .membership import Membership
 from .metrics import NullMetrics, ServiceMetrics
 from .pool import WorkerPool
 from .pubsub import Broadcaster
-from .ratelog import RateLimitedLog
+from .ratelog import RateLimitedLog, kind_of
 from .scheduler import TaskScheduler
 from .stopping import StopClock, bounded
 from .supervision import BusReader, Heartbeat
@@ -200,7 +200,7 @@ class Runtime:
         try:
             message = protocol.parse_request(protocol.decode_object(data, self.settings.max_message_bytes))
         except protocol.ProtocolError as exc:
-            _malformed.warning(self.service, "dropped malformed request on %r: %s", self.service, exc)
+            _malformed.warning((self.service, kind_of(str(exc))), "dropped malformed request on %r: %s", self.service, exc)
             if exc.reply_to:
                 self._reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
             return
@@ -300,7 +300,7 @@ class Runtime:
         try:
             payload = protocol.decode_object(data, self.settings.max_message_bytes)
         except protocol.ProtocolError as exc:
-            _malformed.warning(("channel", channel), "dropped malformed message on %r: %s", channel, exc)
+            _malformed.warning((channel, kind_of(str(exc))), "dropped malformed message on %r: %s", channel, exc)
             return
         for handler in self.app.listeners.get(channel, ()):
             if is_async(handler):

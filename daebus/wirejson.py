@@ -89,14 +89,20 @@ def _check_surrogates(value: Any) -> None:
 
 def loads(data: str | bytes | bytearray) -> Any:
     """Decode one document under the rules above (UTF-8 when bytes)."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if isinstance(data, str):
+        raw, text = data.encode("utf-8", "surrogatepass"), data
+    else:
+        raw = bytes(data)
+        try:
+            # Explicitly: json.loads would guess UTF-16 or UTF-32 from the first bytes.
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WireJSONError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     _check_depth(raw)
     try:
-        value = json.loads(raw, parse_constant=_constant, parse_float=_finite)
+        value = json.loads(text, parse_constant=_constant, parse_float=_finite)
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise WireJSONError(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
-    except UnicodeDecodeError as exc:
-        raise WireJSONError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     except WireJSONError:
         raise
     except ValueError as exc:
