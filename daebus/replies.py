@@ -181,7 +181,9 @@ class ReplyHub:
         # call, or after an outage), so a fresh client costs nothing.
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise ConnectionLost(f"Redis at {redact(self.url)} did not answer in time")
+            # Spent before Redis was even asked: the call's timeout, not Redis's fault.
+            raise RequestTimeout(f"the call's timeout ran out before the reply subscription to Redis at "
+                                 f"{redact(self.url)} was made")
         # The call's own budget bounds the socket below the usual timeout:
         # running out of it is the call's timeout, not a sign of a dead Redis.
         short = remaining < _SOCKET_TIMEOUT
