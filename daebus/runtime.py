@@ -409,11 +409,15 @@ class _Handlers:
 
     def join(self, timeout: float) -> bool:
         runtime = self.runtime
-        drained = runtime.pool.join(timeout)
-        self.name = f"{runtime.pool.unfinished} handler(s)"
+        deadline = time.monotonic() + timeout
+        # Async handlers still running are cancelled, so they answer
+        # themselves, early enough for that to end within the bound.
+        grace = min(ASYNC_CANCEL_GRACE, timeout / 2) if runtime.aio is not None else 0.0
+        drained = runtime.pool.join(max(0.0, timeout - grace))
         if runtime.aio is not None:
-            # Async handlers past the bound are cancelled, so they answer themselves.
-            runtime.aio.stop(grace=ASYNC_CANCEL_GRACE)
+            runtime.aio.stop(grace=grace)
+            drained = drained or runtime.pool.join(max(0.0, deadline - time.monotonic()))
+        self.name = f"{runtime.pool.unfinished} handler(s)"
         if not drained:
             runtime.abandon_inflight()
         return drained
