@@ -152,7 +152,9 @@ class DaebusCaller:
         service answered with an error), :class:`ServiceUnavailable` (nobody
         serves it, raised at once; a group's requests wait in its stream for an
         instance instead, up to the timeout), :class:`RequestTimeout` (Redis took the
-        request but no reply came in time), :class:`ConnectionLost` (Redis
+        request but no reply came in time, or the timeout ran out before the reply
+        subscription was confirmed), :class:`BadRequest` (a payload the bus does not
+        carry, see :mod:`daebus.wirejson`, refused before sending), :class:`ConnectionLost` (Redis
         refused, dropped or stalled the request or the reply subscription) or
         :class:`MalformedReply` (a reply that is not strict JSON).
 

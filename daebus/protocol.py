@@ -13,7 +13,9 @@ and answered on ``reply_to`` with::
 
     {"status": "success" | "error", "payload": ..., "request_id": "<uuid>", "final": true}
 
-Broadcasts are the bare JSON payload on their channel.
+Broadcasts are the bare JSON payload on their channel. What JSON the bus
+carries (UTF-8, finite numbers, no lone surrogates, at most 64 levels deep)
+is decided in :mod:`daebus.wirejson`.
 """
 
 from __future__ import annotations
