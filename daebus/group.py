@@ -28,10 +28,13 @@ from .claims import GROUP_NAME, Claims, text
 from .errors import AccessDenied
 from .logs import StateLog
 from .membership import LIVENESS_PREFIX, group_channel
+from .ratelog import RateLimitedLog, kind_of
 from .transport import REDIS_ERRORS, Backoff, connect, redact
 from .turns import Turns, wait_for_reader
 
 log = logging.getLogger("daebus.group")
+# A sender flooding the stream with garbage gets a line per interval.
+_malformed = RateLimitedLog(log)
 
 STREAM_PREFIX = "daebus:stream:"
 DEAD_PREFIX = "daebus:dead:"
@@ -328,7 +331,8 @@ class GroupServer:
                 raise protocol.ProtocolError("stream entry without a 'request' field")
             message = protocol.parse_request(protocol.decode_object(data, self.max_bytes))
         except protocol.ProtocolError as exc:
-            log.warning("dropped malformed request %s on %s: %s", entry_id, self.stream, exc)
+            _malformed.warning((self.stream, kind_of(str(exc))), "dropped malformed request %s on %s: %s",
+                               entry_id, self.stream, exc)
             if exc.reply_to:
                 self.reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
             self._done(entry_id)

@@ -200,7 +200,8 @@ class Runtime:
         try:
             message = protocol.parse_request(protocol.decode_object(data, self.settings.max_message_bytes))
         except protocol.ProtocolError as exc:
-            _malformed.warning((self.service, kind_of(str(exc))), "dropped malformed request on %r: %s", self.service, exc)
+            _malformed.warning((self.service, kind_of(str(exc))), "dropped malformed request on %r: %s",
+                               self.service, exc)
             if exc.reply_to:
                 self._reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
             return

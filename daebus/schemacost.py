@@ -131,7 +131,8 @@ def _anchor(node, name: str):
 def _local_problem(node: dict, path: list):
     pattern = node.get("pattern")
     if isinstance(pattern, str) and _backtracks(pattern):
-        return [*path, "pattern"], f"the pattern {pattern[:80]!r} nests a repeat in a repeat (it can backtrack for ever)"
+        return [*path, "pattern"], \
+            f"the pattern {pattern[:80]!r} nests a repeat in a repeat (it can backtrack for ever)"
     props = node.get("patternProperties")
     if isinstance(props, dict):
         for key in props:

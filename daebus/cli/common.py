@@ -16,8 +16,8 @@ import threading
 from typing import Any
 
 from .. import logs
-from ..errors import (AccessDenied, BadRequest, ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError, RequestTimeout,
-                      ServiceUnavailable)
+from ..errors import (AccessDenied, BadRequest, ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError,
+                      RequestTimeout, ServiceUnavailable)
 
 
 class Exit(enum.IntEnum):
@@ -47,8 +47,9 @@ MEANINGS = {
 }
 
 
-_EXIT_FOR_ERROR = ((ConfigError, Exit.USAGE), (BadRequest, Exit.USAGE), (AccessDenied, Exit.USAGE), (RemoteError, Exit.REMOTE_ERROR),
-                   (ServiceUnavailable, Exit.UNAVAILABLE), (RequestTimeout, Exit.TIMEOUT),
+# BadRequest here is a caller's refusal before sending (a service's bad_request is a RemoteError).
+_EXIT_FOR_ERROR = ((ConfigError, Exit.USAGE), (BadRequest, Exit.USAGE), (AccessDenied, Exit.USAGE),
+                   (RemoteError, Exit.REMOTE_ERROR), (ServiceUnavailable, Exit.UNAVAILABLE), (RequestTimeout, Exit.TIMEOUT),
                    (ConnectionLost, Exit.REDIS))
 
 
