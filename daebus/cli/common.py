@@ -49,8 +49,8 @@ MEANINGS = {
 
 # BadRequest here is a caller's refusal before sending (a service's bad_request is a RemoteError).
 _EXIT_FOR_ERROR = ((ConfigError, Exit.USAGE), (BadRequest, Exit.USAGE), (AccessDenied, Exit.USAGE),
-                   (RemoteError, Exit.REMOTE_ERROR), (ServiceUnavailable, Exit.UNAVAILABLE), (RequestTimeout, Exit.TIMEOUT),
-                   (ConnectionLost, Exit.REDIS))
+                   (RemoteError, Exit.REMOTE_ERROR), (ServiceUnavailable, Exit.UNAVAILABLE),
+                   (RequestTimeout, Exit.TIMEOUT), (ConnectionLost, Exit.REDIS))
 
 
 def exit_for(exc: DaebusError) -> Exit:
