@@ -36,6 +36,7 @@ def test_call_reads_the_payload_from_stdin_and_defaults_to_an_empty_object(daebu
     out = daebus("call", "cli-basic", "echo", "-", input='[1, "two"]\n')
     assert json.loads(out.stdout)["echo"] == [1, "two"]
     out = daebus("call", "cli-basic", "echo")
+    assert out.returncode == Exit.OK, out.stderr
     assert json.loads(out.stdout)["echo"] == {}
 
 
