@@ -27,7 +27,7 @@ from .transport import REDIS_ERRORS, Publisher, connect, redact
 log = logging.getLogger("daebus.caller")
 
 # What a service reads by default (``[service] max_message_bytes``); a
-# request over it would be dropped there.
+# request over a service's limit would be dropped there.
 MAX_MESSAGE_BYTES = config.SERVICE.keys["max_message_bytes"].default
 # The longest wait the interpreter's locks and queues take.
 MAX_TIMEOUT = threading.TIMEOUT_MAX
@@ -89,10 +89,24 @@ def encode_request(service: str, action: str, envelope: dict) -> str:
     anything is sent: a request over Redis's pub/sub buffers is lost, not refused."""
     try:
         text = protocol.dumps(envelope)
-        wirejson.check_size(text, MAX_MESSAGE_BYTES, "the request")
+        if len(text) > MAX_MESSAGE_BYTES // 4:  # a str of fewer chars is surely within the default
+            wirejson.check_size(text, _max_message_bytes(), "the request")
     except ValueError as exc:
         raise BadRequest(f"{service}.{action}: cannot send the payload: {exc}") from None
     return text
+
+
+def _max_message_bytes() -> int:
+    # Looked up only for a large request: the running service's setting, else
+    # this device's config (services on it read the same files), else the default.
+    app = get_daemon()
+    runtime = getattr(app, "_runtime", None) if app is not None else None
+    if runtime is not None:
+        return runtime.settings.max_message_bytes
+    try:
+        return config.load().max_message_bytes
+    except DaebusError:
+        return MAX_MESSAGE_BYTES
 
 
 class DaebusCaller:

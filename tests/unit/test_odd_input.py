@@ -162,3 +162,17 @@ def test_timeouts_that_no_wait_can_take_are_refused(text):
     import argparse
     with pytest.raises(argparse.ArgumentTypeError):
         positive_float(text)
+
+
+def test_a_caller_refuses_requests_over_the_configured_size_before_sending(monkeypatch, tmp_path):
+    from daebus.caller import encode_request
+
+    envelope = protocol.request_envelope("echo", {"blob": "x" * (2 * 1024 * 1024)}, "caller:t", "r", "svc", 5000)
+    with pytest.raises(BadRequest, match="exceeds the 1048576 byte limit"):
+        encode_request("svc", "echo", envelope)
+    config = tmp_path / "daebus.toml"
+    config.write_text(f"[service]\nmax_message_bytes = {4 * 1024 * 1024}\n")
+    monkeypatch.setenv("DAEBUS_CONFIG", str(config))  # the services of this device read more
+    assert len(encode_request("svc", "echo", envelope)) > 2 * 1024 * 1024
+    with pytest.raises(BadRequest, match="surrogate"):
+        encode_request("svc", "echo", {"payload": "\ud800"})
