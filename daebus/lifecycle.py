@@ -49,7 +49,7 @@ import threading
 import time
 from typing import Any
 
-from .stopping import bounded
+from .stopping import JOIN_GRACE, bounded
 
 log = logging.getLogger("daebus.lifecycle")
 
@@ -98,14 +98,15 @@ class Lifecycle:
         deadline = time.monotonic() + timeout if deadline is None else deadline
         with self._lock:
             started, self._started = self._started[::-1], []
+        bound = deadline + JOIN_GRACE
         busy = []
         for component in started:
-            if not self._bounded(component, "stop", deadline):
+            if not self._bounded(component, "stop", bound):
                 busy.append(component)
         for component in started:
             if component in busy:
                 continue
-            if self._bounded(component, "join", deadline, max(0.0, deadline - time.monotonic())) is not True:
+            if self._bounded(component, "join", bound, max(0.0, deadline - time.monotonic())) is not True:
                 busy.append(component)
         return busy
 

@@ -269,7 +269,8 @@ class ReplyHub:
         if inbox is None:
             inbox = self._inbox_of_unreadable(None) if not isinstance(request_id, str) else None
             if inbox is not None:
-                inbox.put(MalformedReply(f"the reply has no request id: {reply_shape_problem(reply)}"))
+                problem = reply_shape_problem(reply) or "'request_id' is not a string"
+                inbox.put(MalformedReply(f"the reply could not be read: {problem}"))
                 return
             log.debug("reply for unknown or finished request %r", request_id)
             return

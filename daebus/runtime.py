@@ -222,10 +222,11 @@ class Runtime:
 
     def _reply_error(self, reply_to: str, request_id, message: str, code: str) -> None:
         envelope = protocol.reply_envelope(request_id, protocol.ERROR, protocol.error_payload(message, code))
-        # While stopping, no reply may hold the exit past its deadline.
+        # While stopping, no reply may hold the exit past its deadline (the
+        # replies to abandoned requests go out in the cleanup's share).
         clock = self.stop_clock
         try:
-            self.publish(reply_to, protocol.dumps(envelope), clock.deadline if clock is not None else None)
+            self.publish(reply_to, protocol.dumps(envelope), clock.cleanup_deadline if clock is not None else None)
         except REDIS_ERRORS as exc:
             log.error("could not send %s reply to %s: %s", code, reply_to, exc)
 

@@ -21,6 +21,9 @@ log = logging.getLogger("daebus.lifecycle")
 # After the handlers' share: what leaving the registry and closing the
 # connection may add, so a healthy Redis still sees the service leave.
 CLEANUP_GRACE = 0.5
+# What a component's join() may run past the deadline: the error replies to
+# the requests it gives up on at the deadline are sent then.
+JOIN_GRACE = 0.25
 
 
 class StopClock:
