@@ -12,17 +12,26 @@ Example::
 
 ``cache`` is a fakeredis client when fakeredis is installed, or the client
 you pass.
+
+Nothing reaches a real Redis: a handler that calls another service through
+``DaebusCaller`` (or ``AsyncCaller``) is answered by the stand-in given for
+that service, and a service without one answers ``service_unavailable``::
+
+    client.stand_in("display", {"set_brightness": lambda p: {"level": p["level"]}})
+    client.stand_in("sensors", TestClient(sensors_app))   # the real handlers
+    client.call("dim", {})
+    assert client.calls == [("display", "set_brightness", {"level": 10})]
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import uuid
 from typing import Any
 
 from daebus.bus import protocol
+from daebus.call import standins
 from daebus.app.blueprint import is_async
 from daebus.app.context import app_context
 from daebus.ops.metrics import NullMetrics
@@ -69,11 +78,25 @@ class TestClient:
         self._loop = None
         # The executor services run requests with: the same rules under test.
         self._executor = Executor(app, NullMetrics(app.actions, app.listeners, app.tasks))
+        self._stand_ins = standins.StandIns()
         self._binding = app.bound_to(cache, Broadcaster(self._publish))
         self._binding.__enter__()
 
+    def stand_in(self, service: str, answer) -> None:
+        """Answer the calls a handler makes to ``service`` with ``answer``:
+        a TestClient of that service's app, a dict of action -> value or
+        function of the payload, or a function ``(action, payload)``. A
+        :class:`~daebus.DaebusError` it raises reaches the handler as the
+        matching RemoteError, as over the bus."""
+        self._stand_ins.add(service, answer)
+
+    @property
+    def calls(self) -> list[tuple[str, str, Any]]:
+        """``(service, action, payload)`` of each call the handlers made."""
+        return self._stand_ins.calls
+
     def _publish(self, channel: str, text: str) -> int:
-        data = json.loads(text)
+        data = protocol.loads(text)
         if channel in self._replies:
             self._replies[channel].append(data)
         else:
@@ -87,14 +110,21 @@ class TestClient:
         envelope = protocol.request_envelope(action, {} if payload is None else payload, reply_to,
                                              uuid.uuid4().hex, self.app.service, None)
         # Round-trip through JSON so handlers see what the wire would give them.
-        message = protocol.parse_request(json.loads(protocol.dumps(envelope)))
+        message = protocol.parse_request(protocol.loads(protocol.dumps(envelope)))
         try:
-            if action in self._executor.async_actions:
-                self._await(self._executor.run_async(message, self._publish, time.monotonic()))
-            else:
-                self._executor.run(message, self._publish)
+            with standins.serving(self):
+                self._run_action(action, message)
         finally:
             sent = self._replies.pop(reply_to)
+        return self._reply_of(action, sent)
+
+    def _run_action(self, action: str, message: protocol.Request) -> None:
+        if action in self._executor.async_actions:
+            self._await(self._executor.run_async(message, self._publish, time.monotonic()))
+        else:
+            self._executor.run(message, self._publish)
+
+    def _reply_of(self, action: str, sent: list[dict]) -> Reply:
         finals = [r for r in sent if r.get("final", True)]
         if len(finals) != 1:
             raise AssertionError(f"action {action!r} sent {len(finals)} final replies, expected 1")
@@ -117,13 +147,14 @@ class TestClient:
 
     def publish(self, channel: str, payload: dict) -> int:
         """Deliver a broadcast to the app's listeners on ``channel``."""
-        payload = json.loads(protocol.dumps(payload))
+        payload = protocol.loads(protocol.dumps(payload))
         handlers = self.app.listeners.get(channel, [])
-        for handler in handlers:
-            if is_async(handler):
-                self._await(self._executor.listen_async(handler, channel, payload))
-            else:
-                self._executor.listen(handler, channel, payload)
+        with standins.serving(self):
+            for handler in handlers:
+                if is_async(handler):
+                    self._await(self._executor.listen_async(handler, channel, payload))
+                else:
+                    self._executor.listen(handler, channel, payload)
         return len(handlers)
 
     def run_task(self, name: str) -> None:
@@ -135,12 +166,13 @@ class TestClient:
             self._call(hook)
 
     def _call(self, fn) -> None:
-        if is_async(fn):
-            from daebus.service.aio import call_in_app
-            self._await(call_in_app(self.app, fn))
-        else:
-            with app_context(self.app):
-                fn()
+        with standins.serving(self):
+            if is_async(fn):
+                from daebus.service.aio import call_in_app
+                self._await(call_in_app(self.app, fn))
+            else:
+                with app_context(self.app):
+                    fn()
 
     def _await(self, coro):
         # One loop per client, so objects an async on_start hook creates

@@ -214,9 +214,19 @@ def _register_ui(app: Flask, static_dir: Path | None) -> None:
     @app.get("/<page:filename>")
     def static_file(filename: str):
         # safe_join refuses "..", absolute paths and the like.
-        if static_dir is None or safe_join(str(static_dir), filename) is None:
+        if static_dir is None or not _inside(static_dir, filename):
             abort(404)
         return send_from_directory(static_dir, filename)
+
+
+def _inside(static_dir: Path, filename: str) -> bool:
+    # safe_join refuses "..", absolute paths and the like; a symlink inside
+    # the folder that points out of it is refused here, where it resolves.
+    joined = safe_join(str(static_dir), filename)
+    if joined is None:
+        return False
+    root = static_dir.resolve()
+    return Path(joined).resolve().is_relative_to(root)
 
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:

@@ -9,7 +9,8 @@ defaults assume a loopback listener and close everything else:
   origin is in ``cors_origins`` (and ``POST`` must be JSON anyway, which an
   HTML form cannot send);
 * with a ``token`` set, API requests must carry ``Authorization: Bearer``
-  (or ``?access_token=`` for ``EventSource``, which cannot set headers).
+  (or ``?access_token=`` on ``GET /api/events`` alone, for ``EventSource``,
+  which cannot set headers: a token in any other URL is ignored).
 
 Example::
 
@@ -34,6 +35,8 @@ __all__ = ["address_is_loopback", "bind_is_loopback", "host_allowed", "install",
 API_PREFIX = "/api/"
 # Open without a token: a monitor can watch the box without holding secrets.
 TOKEN_FREE_PATHS = frozenset({"/api/health"})
+# The one request that may carry its token as ?access_token= (see presented_token).
+URL_TOKEN_PATH = "/api/events"
 
 
 def host_allowed(header: str | None, allowed) -> bool:
@@ -42,7 +45,19 @@ def host_allowed(header: str | None, allowed) -> bool:
     if not header:
         return False
     host = split_host(header)
-    return any(fnmatch.fnmatchcase(host, split_host(pattern)) for pattern in allowed)
+    # "localhost." is another origin to a browser (its own cookies and
+    # storage): it matches only a pattern written with the dot.
+    return any(pattern.strip() == "*" or (fnmatch.fnmatchcase(host, split_host(pattern))
+                                          and _dotted(header) == _dotted(pattern))
+               for pattern in allowed)
+
+
+def _dotted(host: str) -> bool:
+    """Whether a host (with or without its port) ends in the root's dot."""
+    value = host.strip()
+    if value.startswith("["):
+        return False
+    return (value.rsplit(":", 1)[0] if value.count(":") == 1 else value).endswith(".")
 
 
 def origin_allowed(origin: str, host_header: str | None, cors_origins) -> bool:
@@ -65,7 +80,12 @@ def presented_token() -> str | None:
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.args.get("access_token")
+    # Only where a browser cannot send a header: EventSource opens the event
+    # stream with a bare GET. Elsewhere a token in the URL would only end up
+    # in access logs and browser history, so it is not looked at.
+    if request.method == "GET" and request.path == URL_TOKEN_PATH:
+        return request.args.get("access_token")
+    return None
 
 
 def guarded(path: str) -> bool:

@@ -44,6 +44,11 @@ ROOT = HERE.parent
 STATIC_DIR = HERE / "static"
 DEVICE_GATEWAY_CONFIG = HERE / "device" / "gateway.toml"
 WORKERS = ("sensors", "display", "system")
+# Stopped in this order, each stage once the one before has exited: callers
+# before the workers they call (system's diagnostics call sensors and
+# display), the gateway last, so the answers of what they drain still reach
+# the browsers.
+STOP_STAGES = (("system",), ("sensors", "display"), ("gateway",))
 DEFAULT_PORT = 8080
 
 
@@ -168,6 +173,14 @@ class Child:
 
     def close(self) -> None:
         self.notify.close()
+
+
+def stop_stages(children: list[Child]) -> list[list[Child]]:
+    """``children`` grouped by :data:`STOP_STAGES`; any other child stops with the first stage."""
+    named = {name for stage in STOP_STAGES for name in stage}
+    stages = [[child for child in children if child.name in stage] for stage in STOP_STAGES]
+    stages[0] += [child for child in children if child.name not in named]
+    return [stage for stage in stages if stage]
 
 
 def child_env(redis_url: str, config: Path | None = None) -> dict[str, str]:
@@ -306,15 +319,15 @@ def main(argv: list[str] | None = None) -> int:
         notifier.stopping()
         if children:
             say("stopping " + (f"({reason[0]})" if reason else ""))
-        # Workers all at once, so they drain together; the gateway last, so
-        # the answers of what they drain still reach the browsers.
-        workers = [child for child in children if child.name != "gateway"]
-        for child in workers:
-            child.terminate()
-        for child in workers + [child for child in children if child.name == "gateway"]:
-            code = child.stop()
-            if code not in (0, None):
-                say(f"{child.name} stopped with status {code}")
+        for stage in stop_stages(children):
+            # A stage drains together; the next waits, so what a draining
+            # handler calls is still there to answer it.
+            for child in stage:
+                child.terminate()
+            for child in stage:
+                code = child.stop()
+                if code not in (0, None):
+                    say(f"{child.name} stopped with status {code}")
         stop_redis()
         shutil.rmtree(workdir, ignore_errors=True)
     if status == 0:

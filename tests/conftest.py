@@ -2,7 +2,12 @@ import os
 
 import pytest
 
+from leftovers import Leftovers
 from support import RedisServer, SentinelCluster, Service
+
+# Before anything makes a folder or starts a process: see tests/leftovers.py.
+_leftovers = Leftovers()
+_leftovers.install()
 
 # Tests must not read the machine's /etc/daebus.
 os.environ["DAEBUS_CONFIG"] = "/nonexistent/daebus.toml"
@@ -10,6 +15,15 @@ os.environ.pop("DAEBUS_REDIS_URL", None)
 # Tests that read a service's stderr lines must get them on a machine that runs
 # journald too; tests of the journal bind a socket of their own and say so.
 os.environ["DAEBUS_JOURNAL_SOCKET"] = "/nonexistent/daebus-test/journal-socket"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    """After the run: no folder in the temp directory, no process of the run's."""
+    yield
+    problems = _leftovers.check()
+    if problems:
+        pytest.fail("the test run left things behind:\n  " + "\n  ".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="session")

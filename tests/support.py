@@ -39,7 +39,9 @@ class ManagedProcess:
                  journal: bool = False, new_session: bool = False):
         self.name = name
         self.notify = NotifySocket()
-        self.log_path = log_path or Path(tempfile.mkdtemp(prefix="daebus-proc-")) / "output.log"
+        # A folder of our own only when the caller gave none; removed by close().
+        self._own_dir = None if log_path else Path(tempfile.mkdtemp(prefix="daebus-proc-"))
+        self.log_path = log_path or self._own_dir / "output.log"
         self._log = open(self.log_path, "a")
         env = {**env, "NOTIFY_SOCKET": self.notify.path}
         env.pop("JOURNAL_STREAM", None)
@@ -94,6 +96,8 @@ class ManagedProcess:
         self.kill()
         self._log.close()
         self.notify.close()
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
 
 
 def child_env(redis_url: str, env: dict | None = None) -> dict:
@@ -234,7 +238,8 @@ class JournalSink:
     queue fills up as with a journald that has stalled."""
 
     def __init__(self, path: str | None = None, read: bool = True):
-        self.path = path or os.path.join(tempfile.mkdtemp(prefix="daebus-journal-"), "socket")
+        self._own_dir = None if path else tempfile.mkdtemp(prefix="daebus-journal-")
+        self.path = path or os.path.join(self._own_dir, "socket")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
         self.entries: list[dict] = []
@@ -279,6 +284,8 @@ class JournalSink:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
 
 
 # -- Redis Sentinel -------------------------------------------------------------------

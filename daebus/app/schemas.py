@@ -22,6 +22,8 @@ import threading
 import time
 from typing import Any
 
+from daebus.app.schemacost import cost_problem
+
 # A hostile payload can break a schema in thousands of places; the reply
 # names enough of them to fix the sender and says how many were left out.
 MAX_PROBLEMS = 20
@@ -109,6 +111,10 @@ def _validator(schema, what: str):
         # validating (the gateway reads schemas from Redis): only "#..." refs.
         raise SchemaDeclarationError(f"{what}: only local references (\"#/...\") are supported, "
                                      f"got {remote[1]!r} at {json_path(remote[0])}")
+    costly = cost_problem(schema)
+    if costly is not None:
+        raise SchemaDeclarationError(f"{what}: refused at {json_path(costly[0])}: {costly[1]} "
+                                     "(see the payload schema rules in the README)")
     jsonschema = _jsonschema()
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:

@@ -13,7 +13,9 @@ and answered on ``reply_to`` with::
 
     {"status": "success" | "error", "payload": ..., "request_id": "<uuid>", "final": true}
 
-Broadcasts are the bare JSON payload on their channel.
+Broadcasts are the bare JSON payload on their channel. What JSON the bus
+carries (UTF-8, finite numbers, no lone surrogates, at most 64 levels deep)
+is decided in :mod:`daebus.bus.wirejson`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import uuid
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
+from daebus.bus import wirejson
 from daebus.bus.keys import REGISTRY_PREFIX, REPLY_PREFIX  # noqa: F401 - part of the wire format
 from daebus.errors import ActionNotFound, BadRequest, RemoteError, ServiceBusy, ServiceStopped
 
@@ -110,27 +113,17 @@ def _default(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> str:
-    """Encode ``obj`` as compact, strict JSON, converting dates, decimals,
-    sets, bytes, UUIDs, enums and dataclasses; raises ``TypeError`` for
-    anything else and ``ValueError`` for NaN, infinities and nesting too deep."""
-    try:
-        return json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
-    except RecursionError:
-        raise ValueError("value nested too deeply to encode as JSON") from None
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+    """Encode ``obj`` as compact JSON the bus accepts (:mod:`daebus.bus.wirejson`),
+    converting dates, decimals, sets, bytes, UUIDs, enums and dataclasses;
+    raises ``TypeError`` for anything else and ``ValueError`` for what the
+    bus refuses (NaN, infinities, lone surrogates, nesting too deep)."""
+    return wirejson.dumps(obj, _default)
 
 
 def loads(data: str | bytes) -> Any:
-    """Decode strict JSON: ``NaN`` and ``Infinity`` are refused, and so is
-    nesting deeper than the interpreter's recursion limit (ValueError)."""
-    try:
-        return json.loads(data, parse_constant=_no_constant)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+    """Decode JSON under the bus's rules (:mod:`daebus.bus.wirejson`);
+    ``ValueError`` names what is refused."""
+    return wirejson.loads(data)
 
 
 _ID_FIELDS = {name: re.compile(rb'"%s"\s*:\s*"((?:[^"\\\x00-\x1f]|\\.){1,512})"' % name.encode())
@@ -168,7 +161,8 @@ def decode_object(data: str | bytes, max_bytes: int) -> dict:
         raise ProtocolError(f"not JSON: {exc}", salvage(data, "reply_to"),
                             salvage(data, "request_id")) from None
     if not isinstance(obj, dict):
-        raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}")
+        raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}",
+                            salvage(data, "reply_to"), salvage(data, "request_id"))
     return obj
 
 

@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from daebus.bus import auth, sentinel
+from daebus.errors import ConfigError
 
 log = logging.getLogger("daebus.transport")
 
@@ -66,10 +67,13 @@ def subscriber_client(url: str, socket_timeout: float = 5.0) -> redis.Redis:
 def _from_url(url: str, **kwargs) -> redis.Redis:
     kwargs.update(auth.credentials(url))
     # A sentinel URL gives a client that finds the master at each connection.
-    if sentinel.is_sentinel(url):
-        client = sentinel.master(url, **kwargs)
-    else:
-        client = redis.Redis.from_url(url, **kwargs)
+    try:
+        if sentinel.is_sentinel(url):
+            client = sentinel.master(url, **kwargs)
+        else:
+            client = redis.Redis.from_url(url, **kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
     pool = client.connection_pool
     pool.connection_class = auth.refusing(pool.connection_class)
     return client

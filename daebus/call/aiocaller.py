@@ -80,6 +80,9 @@ class AsyncCaller(Target):
         (a function or an ``async def``) gets each progress payload;
         ``trace_id`` as for :meth:`DaebusCaller.send_request`."""
         call = self.new_call(action, payload, timeout, trace_id)
+        standing_in, result = self.stand_in(call)
+        if standing_in:
+            return result
         loop = asyncio.get_running_loop()
         bus = self.bus()
         hub = bus.part(ReplyHub)

@@ -42,7 +42,9 @@ class DaebusCaller(Target):
         service answered with an error), :class:`ServiceUnavailable` (nobody
         serves it, raised at once; a group's requests wait in its stream for an
         instance instead, up to the timeout), :class:`RequestTimeout` (Redis took the
-        request but no reply came in time), :class:`ConnectionLost` (Redis
+        request but no reply came in time, or the timeout ran out before the reply
+        subscription was confirmed), :class:`BadRequest` (a payload the bus does not
+        carry, see :mod:`daebus.bus.wirejson`, refused before sending), :class:`ConnectionLost` (Redis
         refused, dropped or stalled the request or the reply subscription) or
         :class:`MalformedReply` (a reply that is not strict JSON).
 
@@ -51,6 +53,9 @@ class DaebusCaller(Target):
         made while handling a request carries that request's id on.
         """
         call = self.new_call(action, payload, timeout, trace_id)
+        standing_in, result = self.stand_in(call)
+        if standing_in:
+            return result
         bus = self.bus()
         hub = bus.part(ReplyHub)
         hub.prepare(call.deadline)

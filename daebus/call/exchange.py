@@ -18,13 +18,21 @@ Example (what both callers do around their own I/O)::
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import Any, NamedTuple
 
-from daebus.app.context import current_trace_id
-from daebus.bus import protocol
-from daebus.errors import RequestTimeout, remote_error
+from daebus.app.context import current_trace_id, get_daemon
+from daebus.bus import protocol, wirejson
+from daebus.errors import BadRequest, DaebusError, RequestTimeout, remote_error
+from daebus.ops import config
+
+# What a service reads by default (``[service] max_message_bytes``); a
+# request over a service's limit would be dropped there.
+MAX_MESSAGE_BYTES = config.SERVICE.keys["max_message_bytes"].default
+# The longest wait the interpreter's locks and queues take.
+MAX_TIMEOUT = threading.TIMEOUT_MAX
 
 
 class Outcome(NamedTuple):
@@ -44,12 +52,32 @@ def resolve_trace_id(trace_id: str | None) -> str | None:
     return trace_id
 
 
+def check_timeout(timeout: float) -> float:
+    """``timeout`` when it is a usable number of seconds, else ValueError."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, "
+                         f"got {timeout!r}")
+    return timeout
+
+
+def _max_message_bytes() -> int:
+    # Looked up only for a large request: the running service's setting, else
+    # this device's config (services on it read the same files), else the default.
+    app = get_daemon()
+    runtime = getattr(app, "_runtime", None) if app is not None else None
+    if runtime is not None:
+        return runtime.settings.max_message_bytes
+    try:
+        return config.load().max_message_bytes
+    except DaebusError:
+        return MAX_MESSAGE_BYTES
+
+
 class Call:
     """One request to ``service``'s ``action`` and the replies it gets."""
 
     def __init__(self, service: str, action: str, payload: Any, timeout: float, trace_id: str | None):
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+        check_timeout(timeout)
         self.service = service
         self.action = action
         self.payload = {} if payload is None else payload
@@ -64,10 +92,19 @@ class Call:
 
     def envelope(self, reply_to: str) -> str:
         """The request as sent, replies going to ``reply_to``; raises
-        :class:`RequestTimeout` when the deadline passed before it could go."""
-        message = protocol.dumps(protocol.request_envelope(
+        :class:`BadRequest` for one the service would refuse (not JSON the bus
+        carries, see :mod:`daebus.bus.wirejson`, or too large: a request over
+        Redis's pub/sub buffers is lost, not refused), :class:`RequestTimeout`
+        when the deadline passed before it could go."""
+        envelope = protocol.request_envelope(
             self.action, self.payload, reply_to, self.request_id, self.service, int(self.timeout * 1000),
-            time.time(), self.trace_id))
+            time.time(), self.trace_id)
+        try:
+            message = protocol.dumps(envelope)
+            if len(message) > MAX_MESSAGE_BYTES // 4:  # a str of fewer chars is surely within the default
+                wirejson.check_size(message, _max_message_bytes(), "the request")
+        except ValueError as exc:
+            raise BadRequest(f"{self.name}: cannot send the payload: {exc}") from None
         if time.monotonic() >= self.deadline:
             # This process was too busy to even send it: not Redis's fault.
             raise RequestTimeout(f"{self.name} could not be sent within {self.timeout:g} s "

@@ -20,17 +20,19 @@ import uuid
 import redis
 
 from daebus.bus import auth, protocol
+from daebus.bus.bus import Bus
 from daebus.errors import AccessDenied, ConnectionLost, MalformedReply, RequestTimeout
 from daebus.ops.logs import StateLog
-from daebus.bus.bus import Bus
+from daebus.ops.ratelog import RateLimitedLog, kind_of
 from daebus.bus.transport import REDIS_ERRORS, Liveness, redact, subscriber_client
 
 log = logging.getLogger("daebus.caller")
+# A rogue peer flooding this channel gets a line per interval.
+_rogue = RateLimitedLog(log)
 
 _TAKE_OVER = object()  # put in a waiting caller's queue: "the reading role is yours now"
 _MAX_REPLY_BYTES = 64 * 1024 * 1024
 _SOCKET_TIMEOUT = 5.0
-
 
 
 class ReplyHub:
@@ -178,7 +180,12 @@ class ReplyHub:
         # call, or after an outage), so a fresh client costs nothing.
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise ConnectionLost(f"Redis at {redact(self.url)} did not answer in time")
+            # Spent before Redis was even asked: the call's timeout, not Redis's fault.
+            raise RequestTimeout(f"the call's timeout ran out before the reply subscription to Redis at "
+                                 f"{redact(self.url)} was made")
+        # The call's own budget bounds the socket below the usual timeout:
+        # running out of it is the call's timeout, not a sign of a dead Redis.
+        short = remaining < _SOCKET_TIMEOUT
         pubsub = self._pubsub = subscriber_client(self.url, min(remaining, _SOCKET_TIMEOUT)).pubsub()
         try:
             pubsub.subscribe(self.channel)
@@ -191,6 +198,14 @@ class ReplyHub:
                     break
                 if message is not None:
                     self._dispatch(message)
+        except redis.TimeoutError as exc:
+            if not short:
+                self._broken(exc)
+                raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
+            self._pubsub = None
+            pubsub.close()
+            raise RequestTimeout(f"the reply subscription on Redis at {redact(self.url)} was not "
+                                 f"confirmed within the call's timeout") from None
         except REDIS_ERRORS as exc:
             self._broken(exc)
             raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
@@ -242,8 +257,8 @@ class ReplyHub:
         try:
             reply = protocol.decode_object(message["data"], _MAX_REPLY_BYTES)
         except protocol.ProtocolError as exc:
-            log.warning("dropped malformed reply on %s: %s", self.channel, exc)
-            inbox = self._waiting.get(exc.request_id) if exc.request_id else None
+            _rogue.warning(kind_of(str(exc)), "dropped malformed reply on %s: %s", self.channel, exc)
+            inbox = self._inbox_of_unreadable(exc.request_id)
             if inbox is not None:
                 # Its caller learns now, not at its timeout.
                 inbox.put(MalformedReply(f"the reply could not be read: {exc}"))
@@ -251,9 +266,28 @@ class ReplyHub:
         request_id = reply.get("request_id")
         inbox = self._waiting.get(request_id) if isinstance(request_id, str) else None
         if inbox is None:
+            inbox = self._inbox_of_unreadable(None) if not isinstance(request_id, str) else None
+            if inbox is not None:
+                problem = reply_shape_problem(reply) or "'request_id' is not a string"
+                inbox.put(MalformedReply(f"the reply could not be read: {problem}"))
+                return
             log.debug("reply for unknown or finished request %r", request_id)
             return
+        problem = reply_shape_problem(reply)
+        if problem is not None:
+            _rogue.warning(kind_of(problem), "dropped malformed reply on %s: %s", self.channel, problem)
+            inbox.put(MalformedReply(f"the reply could not be read: {problem}"))
+            return
         inbox.put(reply)
+
+    def _inbox_of_unreadable(self, request_id):
+        """Whose reply an unreadable one is: the request it names, else the
+        only request waiting (this channel carries this process's replies
+        alone, so it can be no other's)."""
+        if request_id is not None:
+            return self._waiting.get(request_id)
+        waiting = list(self._waiting.values())
+        return waiting[0] if len(waiting) == 1 else None
 
     def _broken(self, exc: Exception) -> None:
         pubsub, self._pubsub = self._pubsub, None
@@ -284,6 +318,21 @@ class ReplyHub:
                 if inbox is not exclude:
                     inbox.put(_TAKE_OVER)
                     return
+
+
+def reply_shape_problem(reply: dict) -> str | None:
+    """What makes a decoded reply envelope unusable, or None."""
+    status = reply.get("status")
+    if status not in (protocol.SUCCESS, protocol.ERROR):
+        return f"'status' must be {protocol.SUCCESS!r} or {protocol.ERROR!r}, got {status!r:.60}"
+    final = reply.get("final", True)
+    if not isinstance(final, bool):
+        return f"'final' must be true or false, got {final!r:.60}"
+    if not final and status == protocol.ERROR:
+        return "an error reply must be final"
+    if "request_id" not in reply:
+        return "no 'request_id'"
+    return None
 
 
 def _poll(inbox: queue.SimpleQueue):

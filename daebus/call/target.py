@@ -11,6 +11,7 @@ from daebus.app.context import get_daemon
 from daebus.bus.bus import Bus
 from daebus.bus import protocol
 from daebus.bus.transport import REDIS_ERRORS, redact
+from daebus.call import standins
 from daebus.call.exchange import Call
 from daebus.errors import ConnectionLost, DaebusError
 from daebus.ops import config
@@ -61,12 +62,24 @@ class Target:
         return Call(self.target_service, action, payload, self.timeout if timeout is None else timeout,
                     trace_id)
 
+    def stand_in(self, call: Call):
+        """Under :mod:`daebus.testing`, the stand-in's answer to ``call``
+        (never the real bus): ``(True, result)``; else ``(False, None)``."""
+        local = standins.active()
+        if local is None:
+            return False, None
+        return True, local._stand_ins.call(self.target_service, call.action, call.payload)
+
     def broadcast(self, channel: str, payload: dict) -> int:
         """Broadcast ``payload`` on ``channel``; returns the receiver count."""
         self._check_open()
+        text = protocol.dumps(payload)
+        local = standins.active()
+        if local is not None:  # under daebus.testing: never the real bus
+            return local._publish(channel, text)
         bus = self.bus()
         try:
-            return bus.keeper(channel, protocol.dumps(payload))
+            return bus.keeper(channel, text)
         except REDIS_ERRORS as exc:
             raise ConnectionLost(f"cannot reach Redis at {redact(bus.url)}: {exc}") from exc
 

@@ -17,9 +17,10 @@ import json
 import logging
 import sys
 
+from daebus.bus import wirejson
 from daebus.errors import RemoteError
-from daebus.cli.common import CommandError, Exit, add_redis_url, connect, dumps, parse_json, positive_float, \
-    positive_int, redis_url, unreachable
+from daebus.cli.common import CommandError, Exit, add_redis_url, connect, dumps, json_escaped, parse_json, positive_float, \
+    positive_int, printable, redis_url, unreachable
 
 
 def _quiet_library_logs() -> None:
@@ -65,7 +66,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     client = connect(url)
     try:
         # Kept like a service's broadcast when a gateway or the fleet bridge
-        # asked for the channel (see daebus.kept).
+        # asked for the channel (see daebus.bus.kept).
         receivers = KeepingPublisher(client, client.publish)(args.channel, protocol.dumps(payload))
     except REDIS_ERRORS as exc:
         raise unreachable(url, exc) from None
@@ -78,17 +79,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def event_line(channel: str, data: bytes, as_json: bool) -> str:
     """One printed line for a message; text that is not JSON is shown as text."""
     now = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
-    text = data.decode("utf-8", errors="replace")
     try:
-        payload, raw = json.loads(text), None
+        payload, raw = wirejson.loads(data), None
     except ValueError:
-        payload, raw = None, text
+        payload, raw = None, data if isinstance(data, str) else data.decode("utf-8", errors="replace")
     if as_json:
         event = {"time": now, "channel": channel}
         event.update({"data": payload} if raw is None else {"raw": raw})
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        return json_escaped(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
     shown = dumps(payload, pretty=False) if raw is None else f"(not JSON) {raw!r}"
-    return f"{now} {channel} {shown}"
+    return f"{now} {printable(channel)} {shown}"
 
 
 def cmd_listen(args: argparse.Namespace) -> int:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import sys
+import threading
 from typing import Any
 
 from daebus.ops import logs
-from daebus.errors import (AccessDenied, ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError,
-                           RequestTimeout, ServiceUnavailable)
+from daebus.errors import (AccessDenied, BadRequest, ConfigError, ConnectionLost, DaebusError, NameTaken, RemoteError,
+                      RequestTimeout, ServiceUnavailable)
 
 
 class Exit(enum.IntEnum):
@@ -45,9 +47,10 @@ MEANINGS = {
 }
 
 
-_EXIT_FOR_ERROR = ((ConfigError, Exit.USAGE), (AccessDenied, Exit.USAGE), (RemoteError, Exit.REMOTE_ERROR),
-                   (ServiceUnavailable, Exit.UNAVAILABLE), (RequestTimeout, Exit.TIMEOUT),
-                   (ConnectionLost, Exit.REDIS))
+# BadRequest here is a caller's refusal before sending (a service's bad_request is a RemoteError).
+_EXIT_FOR_ERROR = ((ConfigError, Exit.USAGE), (BadRequest, Exit.USAGE), (AccessDenied, Exit.USAGE),
+                   (RemoteError, Exit.REMOTE_ERROR), (ServiceUnavailable, Exit.UNAVAILABLE),
+                   (RequestTimeout, Exit.TIMEOUT), (ConnectionLost, Exit.REDIS))
 
 
 def exit_for(exc: DaebusError) -> Exit:
@@ -102,10 +105,11 @@ def unreachable(url: str, exc: Exception) -> CommandError:
 
 def parse_json(text: str, what: str = "payload") -> Any:
     """Parse a JSON argument; ``-`` reads it from stdin."""
-    if text == "-":
-        text = sys.stdin.read()
+    from daebus.bus import wirejson
+
+    data = sys.stdin.buffer.read() if text == "-" else text
     try:
-        return json.loads(text)
+        return wirejson.loads(data)
     except ValueError as exc:
         raise CommandError(f"invalid JSON {what}: {exc}", Exit.USAGE) from None
 
@@ -115,8 +119,29 @@ def dumps(value: Any, pretty: bool | None = None) -> str:
     if pretty is None:
         pretty = sys.stdout.isatty()
     if pretty:
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return json_escaped(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    return json_escaped(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides: printed raw
+# they move the cursor, retitle the terminal or reorder what is shown.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\x1b``-style escapes."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                         else f"\\u{ord(m.group()):04x}", text)
+
+
+# What json.dumps leaves raw in a string (it escapes C0 itself; outside
+# strings JSON text holds no other characters).
+_JSON_RAW = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_escaped(text: str) -> str:
+    """JSON text with the control characters JSON leaves as they are escaped."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def positive_float(text: str) -> float:
@@ -127,8 +152,9 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    if not 0 < value <= threading.TIMEOUT_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds, "
+                                         f"at most {threading.TIMEOUT_MAX:g}")
     return value
 
 

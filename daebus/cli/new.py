@@ -101,13 +101,31 @@ def cmd_new_worker(args: argparse.Namespace) -> int:
     print(f"created {folder}/ with {len(files)} files:")
     for relative in files:
         print(f"  {relative}")
+    python, missing = _test_runner()
     print(f"""
 next:
   cd {folder}
-  python3 -m pytest                   # its tests
+  {python + " -m pytest":<35} # its tests{missing}
   daebus run {module}.py              # serve it against the local Redis
   dpkg-buildpackage -us -uc -b        # ../{args.name}_{FIRST_VERSION}_all.deb for the appliance""")
     return Exit.OK
+
+
+def _test_runner() -> tuple[str, str]:
+    """The interpreter that has daebus (this one), and a note when it lacks pytest."""
+    import importlib.util
+    import shutil
+    import sys
+
+    python = sys.executable or "python3"
+    # The short name when it is the same interpreter the shell would find.
+    if shutil.which("python3") and os.path.realpath(shutil.which("python3")) == os.path.realpath(python):
+        python = "python3"
+    if importlib.util.find_spec("pytest") is not None:
+        return python, ""
+    hint = ("apt install python3-pytest" if python == "python3" or python.startswith("/usr/bin/")
+            else f"{python} -m pip install pytest")
+    return python, f"\n  {'':35} # (needs pytest: {hint})"
 
 
 def register(commands) -> None:

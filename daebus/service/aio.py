@@ -22,18 +22,16 @@ import threading
 from typing import Any, Callable
 
 from daebus.bus import protocol
+from daebus.service.blocking import BLOCKED_WARNING, timed  # noqa: F401 - BLOCKED_WARNING is documented here
 from daebus.app.context import app_context, handler_context
-from daebus.service.dispatch import (begin_action, fail_action, finish_action, handler_name, listener_accepts,
-                                     log as dispatch_log)
+from daebus.service.dispatch import begin_action, fail_action, finish_action, handler_name, listener_accepts, log as dispatch_log
 from daebus.errors import ServiceStopped
 from daebus.app.pubsub import Publish
 
 log = logging.getLogger("daebus.aio")
 
-# A handler holding the loop this long (time.sleep, blocking I/O) stalls every
-# other async handler: worth a warning that says how to fix it.
-BLOCKED_WARNING = 0.5
-_TICK = 0.1
+# A handler holding the loop past BLOCKED_WARNING (time.sleep, blocking I/O)
+# stalls every other async handler: worth a warning that says how to fix it.
 
 
 async def run_action_async(app, message: protocol.Request, publish: Publish) -> str | None:
@@ -85,8 +83,6 @@ class EventLoop:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._running: dict[asyncio.Task, str] = {}
-        self._monitor: asyncio.Task | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -121,9 +117,7 @@ class EventLoop:
         thread.join(grace + 1.0)
 
     async def _cancel_all(self, grace: float) -> None:
-        if self._monitor is not None:
-            self._monitor.cancel()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and t is not self._monitor]
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         if not tasks:
             return
         log.warning("cancelling %d async handler(s) still running at shutdown", len(tasks))
@@ -153,27 +147,10 @@ class EventLoop:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limit)
         async with self._slots:
-            task = asyncio.current_task()
-            self._running[task] = name
-            if self._monitor is None:
-                self._monitor = asyncio.get_running_loop().create_task(self._watch())
-            try:
-                return await fn(*args)
-            finally:
-                del self._running[task]
+            return await timed(fn(*args), name, _blocked)
 
-    async def _watch(self) -> None:
-        # Runs only while handlers do, so an idle service's loop sleeps.
-        loop = asyncio.get_running_loop()
-        try:
-            while self._running:
-                names = ", ".join(sorted(set(self._running.values())))
-                before = loop.time()
-                await asyncio.sleep(_TICK)
-                late = loop.time() - before - _TICK
-                if late > BLOCKED_WARNING:
-                    log.warning("the event loop was blocked for %.1f s while running %s: an async handler "
-                                "called blocking code (time.sleep, blocking I/O); await asyncio.sleep or "
-                                "use asyncio.to_thread", late, names)
-        finally:
-            self._monitor = None
+
+def _blocked(seconds: float, name: str) -> None:
+    log.warning("the event loop was blocked for %.1f s while running %s: an async handler "
+                "called blocking code (time.sleep, blocking I/O); await asyncio.sleep or "
+                "use asyncio.to_thread", seconds, name)

@@ -13,10 +13,13 @@ from daebus.bus import protocol
 from daebus.app.context import app_context, handler_context
 from daebus.errors import BadRequest, DaebusError
 from daebus.app.pubsub import Publish, PubSubRequest, PubSubResponse
+from daebus.ops.ratelog import RateLimitedLog
 from daebus.app.schemas import DropLog, describe
 
 log = logging.getLogger("daebus.runtime")
 _drops = DropLog(log)
+# A caller looping over a misspelt action must not fill the journal.
+_unknown = RateLimitedLog(log)
 
 
 def run_action(app, message: protocol.Request, publish: Publish) -> str | None:
@@ -28,7 +31,7 @@ def run_action(app, message: protocol.Request, publish: Publish) -> str | None:
     """
     handler, req, resp = begin_action(app, message, publish)
     if handler is None:
-        return
+        return resp.error_code  # refused before the handler: counted as an error
     with handler_context(app, req, resp):
         try:
             result = handler()
@@ -47,7 +50,7 @@ def begin_action(app, message: protocol.Request, publish: Publish):
     resp = PubSubResponse(req, publish, app.logger)
     handler = app.actions.get(message.action)
     if handler is None:
-        log.warning("no handler for action %r", message.action)
+        _unknown.warning(("action", message.action), "no handler for action %r", message.action)
         resp.error(f"service {app.service!r} has no action {message.action!r}", protocol.ACTION_NOT_FOUND)
         return None, req, resp
     contract = app.contracts.get(message.action)

@@ -24,17 +24,18 @@ import time
 import redis
 
 from daebus.bus import protocol
+from daebus.bus.keys import bridge_key, dead_key, stream_key, text
 from daebus.service.claims import GROUP_NAME, Claims
-from daebus.bus.keys import text
 from daebus.errors import AccessDenied
 from daebus.ops.logs import StateLog
 from daebus.service.membership import LIVENESS_PREFIX, group_channel
+from daebus.ops.ratelog import RateLimitedLog, kind_of
 from daebus.bus.transport import REDIS_ERRORS, Backoff, connect, redact
 from daebus.bus.turns import Turns, wait_for_reader
 
-from daebus.bus.keys import bridge_key, dead_key, stream_key
-
 log = logging.getLogger("daebus.group")
+# A sender flooding the stream with garbage gets a line per interval.
+_malformed = RateLimitedLog(log)
 
 
 
@@ -322,7 +323,8 @@ class GroupServer:
                 raise protocol.ProtocolError("stream entry without a 'request' field")
             message = protocol.parse_request(protocol.decode_object(data, self.max_bytes))
         except protocol.ProtocolError as exc:
-            log.warning("dropped malformed request %s on %s: %s", entry_id, self.stream, exc)
+            _malformed.warning((self.stream, kind_of(str(exc))), "dropped malformed request %s on %s: %s",
+                               entry_id, self.stream, exc)
             if exc.reply_to:
                 self.reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
             self._done(entry_id)

@@ -4,6 +4,8 @@ first and drained last, so that nothing is accepted that nothing can run."""
 
 from __future__ import annotations
 
+import time
+
 # Seconds async handlers still running past the shutdown bound get, once
 # cancelled, to send their error reply.
 ASYNC_CANCEL_GRACE = 1.0
@@ -46,11 +48,15 @@ class Handlers:
         self.pool.stop()
 
     def join(self, timeout: float) -> bool:
-        drained = self.pool.join(timeout)
-        self.name = f"{self.pool.unfinished} handler(s)"
+        deadline = time.monotonic() + timeout
+        # Async handlers still running are cancelled, so they answer
+        # themselves, early enough for that to end within the bound.
+        grace = min(ASYNC_CANCEL_GRACE, timeout / 2) if self.aio is not None else 0.0
+        drained = self.pool.join(max(0.0, timeout - grace))
         if self.aio is not None:
-            # Async handlers past the bound are cancelled, so they answer themselves.
-            self.aio.stop(grace=ASYNC_CANCEL_GRACE)
+            self.aio.stop(grace=grace)
+            drained = drained or self.pool.join(max(0.0, deadline - time.monotonic()))
+        self.name = f"{self.pool.unfinished} handler(s)"
         if not drained:
             self._abandon()
         return drained

@@ -15,9 +15,12 @@ import logging
 from daebus.app.blueprint import is_async
 from daebus.bus import protocol
 from daebus.ops import logs
+from daebus.ops.ratelog import RateLimitedLog, kind_of
 from daebus.service.expiry import TransitClock
 
 log = logging.getLogger("daebus.runtime")
+# One line per interval for a sender flooding garbage, requests or broadcasts.
+_malformed = RateLimitedLog(log)
 
 
 class OwnerIntake:
@@ -33,7 +36,8 @@ class OwnerIntake:
         try:
             message = protocol.parse_request(protocol.decode_object(data, host.settings.max_message_bytes))
         except protocol.ProtocolError as exc:
-            log.warning("dropped malformed request on %r: %s", host.service, exc)
+            _malformed.warning((host.service, kind_of(str(exc))), "dropped malformed request on %r: %s",
+                               host.service, exc)
             if exc.reply_to:
                 host.reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
             return
@@ -83,7 +87,7 @@ class Broadcasts:
         try:
             payload = protocol.decode_object(data, host.settings.max_message_bytes)
         except protocol.ProtocolError as exc:
-            log.warning("dropped malformed message on %r: %s", channel, exc)
+            _malformed.warning((channel, kind_of(str(exc))), "dropped malformed message on %r: %s", channel, exc)
             return
         executor, handlers = host.executor, host.handlers
         for handler in host.app.listeners.get(channel, ()):

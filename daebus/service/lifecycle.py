@@ -49,6 +49,8 @@ import threading
 import time
 from typing import Any
 
+from daebus.service.stopping import JOIN_GRACE, bounded
+
 log = logging.getLogger("daebus.lifecycle")
 
 
@@ -88,19 +90,34 @@ class Lifecycle:
                 return False
         return True
 
-    def stop(self, timeout: float) -> list[Any]:
+    def stop(self, timeout: float, deadline: float | None = None) -> list[Any]:
         """Stop every started component, then wait for them within
-        ``timeout`` seconds; those still busy."""
-        deadline = time.monotonic() + timeout
+        ``timeout`` seconds (or until ``deadline``, a ``time.monotonic()``
+        value); those still busy. No call outlasts the deadline, even one
+        blocked on a frozen Redis (see :mod:`daebus.service.stopping`)."""
+        deadline = time.monotonic() + timeout if deadline is None else deadline
         with self._lock:
             started, self._started = self._started[::-1], []
-        for component in started:
-            self._call(component, "stop")
+        bound = deadline + JOIN_GRACE
         busy = []
         for component in started:
-            if self._call(component, "join", max(0.0, deadline - time.monotonic())) is False:
+            if not self._bounded(component, "stop", bound):
+                busy.append(component)
+        for component in started:
+            if component in busy:
+                continue
+            if self._bounded(component, "join", bound, max(0.0, deadline - time.monotonic())) is not True:
                 busy.append(component)
         return busy
+
+    def _bounded(self, component: Any, method: str, deadline: float, *args):
+        if getattr(component, method, None) is None:
+            return True
+        finished, result = bounded(f"{method} of {name_of(component)}", self._call, deadline,
+                                   component, method, *args)
+        if not finished:
+            return False
+        return result is not False
 
     def health(self) -> list[str]:
         """What is wrong, one line per unhealthy component (started or starting)."""

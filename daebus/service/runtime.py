@@ -30,13 +30,13 @@ from daebus.ops.metrics import NullMetrics, ServiceMetrics
 from daebus.service.pool import WorkerPool
 from daebus.app.pubsub import Broadcaster
 from daebus.service.scheduler import TaskScheduler
+from daebus.service.stopping import StopClock, bounded
 from daebus.service.supervision import BusReader, Heartbeat
 from daebus.ops.systemd import Notifier
 from daebus.service.threads import AppThreads, ManagedThread
 from daebus.bus.transport import REDIS_ERRORS, Publisher, connect, redact
 
 log = logging.getLogger("daebus.runtime")
-
 _SETTING_NAMES = {f for f in config.Settings.__dataclass_fields__ if f != "origins"}
 
 
@@ -87,6 +87,7 @@ class Runtime:
         self.started_at = time.time()
         self._binding = contextlib.ExitStack()
         self._signals = _SignalWatcher(self.stop)
+        self.stop_clock: StopClock | None = None  # set when a stop begins
 
     @property
     def subscriber(self):
@@ -161,11 +162,17 @@ class Runtime:
         self.notifier.stopping("stopping")
         log.info("stopping service %r", self.service)
         self.stopping.set()
-        busy = self.lifecycle.stop(self.settings.shutdown_timeout)
+        clock = self.stop_clock = StopClock(self.settings.shutdown_timeout)
+        busy = self.lifecycle.stop(self.settings.shutdown_timeout, clock.deadline)
         if busy:
             log.warning("still running after %.0f s, exiting without them: %s",
                         self.settings.shutdown_timeout, ", ".join(name_of(component) for component in busy))
         self._binding.close()
+        bounded("leaving the registry", self._leave, clock.cleanup_deadline)
+        self.notifier.close()
+        log.info("service %r stopped", self.service)
+
+    def _leave(self) -> None:
         if self.group is not None:
             self.group.leave()
         if self.client is not None:
@@ -174,8 +181,6 @@ class Runtime:
             except (*REDIS_ERRORS, AccessDenied):
                 pass
             self.client.close()
-        self.notifier.close()
-        log.info("service %r stopped", self.service)
 
     def thread(self, name: str) -> ManagedThread:
         return self.threads.get(name)
@@ -193,8 +198,11 @@ class Runtime:
 
     def reply_error(self, reply_to: str, request_id, message: str, code: str) -> None:
         envelope = protocol.reply_envelope(request_id, protocol.ERROR, protocol.error_payload(message, code))
+        # While stopping, no reply may hold the exit past its deadline (the
+        # replies to abandoned requests go out in the cleanup's share).
+        clock = self.stop_clock
         try:
-            self.publish(reply_to, protocol.dumps(envelope))
+            self.publish(reply_to, protocol.dumps(envelope), clock.cleanup_deadline if clock is not None else None)
         except REDIS_ERRORS as exc:
             log.error("could not send %s reply to %s: %s", code, reply_to, exc)
 

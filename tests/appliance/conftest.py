@@ -78,6 +78,8 @@ def pytest_runtest_setup(item):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.failed and report.when == "call":
+        _keep_journals(item, report)
     if report.failed:
         # A step whose action went through but whose checks failed.
         for step in _steps:
@@ -85,6 +87,18 @@ def pytest_runtest_makereport(item, call):
                 step["ok"] = False
         if item.get_closest_marker("independent") is None:
             item.session.stash.setdefault(_FAILED, {}).setdefault(item.path, item.name)
+
+
+def _keep_journals(item, report) -> None:
+    # The container's journal says what the step's output does not (which
+    # unit failed, what it logged); the container is gone by the next run.
+    from appliance.nspawn import Container
+
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, Container):
+            path = value.save_journal(item.name)
+            if path is not None:
+                report.sections.append(("container journal", f"kept in {path}"))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,8 @@ HOST_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container
 # static emulators they name).
 EMULATION_TOOLS = {"update-binfmts": "binfmt-support", "qemu-aarch64-static": "qemu-user-static"}
 QEMU_NAMES = {"arm64": "aarch64", "armhf": "arm"}
+# What a failed step leaves to look at (DAEBUS_ARTIFACTS to put it elsewhere).
+ARTIFACTS = Path(os.environ.get("DAEBUS_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_RULES = Path("/usr/lib/binfmt.d")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -322,14 +325,37 @@ class Container:
     def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run("sh", "-ec", script, **kwargs)
 
+    def save_journal(self, name: str) -> Path | None:
+        """This boot's journal, as text, kept as ``artifacts/<name>.journal.txt``."""
+        if self.leader is None:
+            return None
+        try:
+            result = self.run("journalctl", "-b", "--no-pager", "-o", "short-monotonic", check=False, timeout=60)
+        except (subprocess.TimeoutExpired, OSError, ContainerError):
+            return None
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / (re.sub(r"[^A-Za-z0-9._-]+", "_", name) + ".journal.txt")
+        path.write_text(result.stdout + result.stderr)
+        return path
+
     def stop(self, timeout: float = 60) -> None:
         if self.process is None:
             return
         if self.process.poll() is None:
-            # SIGTERM to nspawn halts the container cleanly (as poweroff).
-            self.process.send_signal(signal.SIGTERM)
+            # Asked from inside first: nspawn turns SIGTERM into SIGRTMIN+3 for
+            # the container's systemd, which a foreign architecture's systemd
+            # under qemu-user never receives, so it would wait out the timeout.
+            if self.leader is not None:
+                try:
+                    self.run("systemctl", "poweroff", "--no-block", check=False, timeout=30)
+                except (subprocess.TimeoutExpired, OSError, ContainerError):
+                    pass
             try:
                 self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
             except subprocess.TimeoutExpired:
                 if self.leader is not None:
                     # Killing PID 1 of the container ends its whole PID namespace.

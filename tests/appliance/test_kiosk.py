@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance.nspawn import Container, add_dependencies, build_image, unpack, wait_until
+from appliance.nspawn import ARTIFACTS, Container, add_dependencies, build_image, unpack, wait_until
 from appliance.packages import ROOT, make_debs, version_of
 
 VERSION = version_of(ROOT)
 UNIT = "daebus-kiosk.service"
-ARTIFACTS = Path(os.environ.get("DAEBUS_ARTIFACTS") or ROOT / "artifacts")
 # The demo page's background and its cards' (kiosk_demo/static/style.css
 # --bg, --card).
 PAGE_RGB = (0x0E, 0x13, 0x18)

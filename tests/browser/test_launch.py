@@ -171,6 +171,9 @@ def test_ctrl_c_lets_a_handler_in_flight_answer_and_workers_exit_cleanly():
         call.join(40)
         assert answer and answer[0].status_code == 200, answer and answer[0].text
         assert answer[0].json()["result"]["total"] >= 1
+        # The workers the diagnostics call were still there to answer them.
+        checks = {check["name"]: check for check in answer[0].json()["result"]["checks"]}
+        assert checks["Sensors worker"]["ok"] and checks["Display worker"]["ok"], checks
         assert process.wait(60) == 0
         output.thread.join(10)
         assert "stopped with status" not in output.text, output.text

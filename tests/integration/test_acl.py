@@ -30,7 +30,9 @@ def test_a_worker_serves_and_calls_under_its_own_identity(acl_bus, monkeypatch):
         record = admin.hgetall("daebus:service:basic")
         assert record["status"] == "running"
     finally:
-        assert basic.stop() == 0
+        stopped = basic.stop()
+        basic.close()
+    assert stopped == 0
 
 
 @pytest.mark.parametrize("user", ["admin", "gateway", "worker:basic"])
@@ -168,7 +170,10 @@ def test_a_group_serves_under_its_workers_identity_and_keeps_requests(acl_bus, m
             assert outcome and outcome[0]["pid"] == second.process.pid
             assert "NOPERM" not in second.log and "access_denied" not in second.log
         finally:
-            assert second.stop() == 0
+            stopped = second.stop()
+            second.close()
+            member.close()
+        assert stopped == 0
 
 
 def test_a_command_refused_in_a_pipeline_leaves_no_reply_behind_for_the_next_one(fresh_redis):

@@ -169,6 +169,19 @@ def test_a_handler_blocking_the_loop_is_reported_and_sync_handlers_go_on(service
         assert time.monotonic() < deadline, svc.log
         time.sleep(0.05)
     assert "asyncio.to_thread" in svc.log
+    # The handler that blocked is named, not the one awaiting beside it.
+    blocked = [line for line in svc.log.splitlines() if "the event loop was blocked" in line]
+    assert blocked and all("while running hog:" in line for line in blocked), blocked
+
+
+def test_a_lone_async_handler_that_blocks_the_loop_is_named(service, redis_url):
+    svc = service("async_service.py")
+    with DaebusCaller("aio", redis_url=redis_url, timeout=10) as caller:
+        caller.send_request("hog", {"seconds": 0.8})
+        # The warning is logged before the reply is sent, on the same loop.
+        caller.send_request("echo", {})
+    blocked = [line for line in svc.log.splitlines() if "the event loop was blocked" in line]
+    assert len(blocked) == 1 and "while running hog:" in blocked[0], svc.log[-2000:]
 
 
 def test_an_async_handler_that_raises_answers_handler_error(service, redis_url):

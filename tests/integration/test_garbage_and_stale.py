@@ -63,6 +63,16 @@ def fake_service(client, channel, answer):
 @pytest.mark.parametrize("reply", [
     lambda r: b'{"status":"success","payload":' + NESTED + b',"request_id":"' + r["request_id"].encode() + b'"}',
     lambda r: b'{"status":"success","payload":NaN,"request_id":"' + r["request_id"].encode() + b'"}',
+    # A lone surrogate is valid JSON text that no UTF-8 writer can pass on.
+    lambda r: b'{"status":"success","payload":"\\ud800","request_id":"' + r["request_id"].encode() + b'"}',
+    lambda r: b'{"status":"success","payload":1e400,"request_id":"' + r["request_id"].encode() + b'"}',
+    # Not an object, or not JSON at all, naming no request: the only call waiting owns it.
+    lambda r: b'["' + r["request_id"].encode() + b'"]',
+    lambda r: b"this is not json",
+    # An envelope no caller can act on.
+    lambda r: json.dumps({"status": "maybe", "payload": 1, "request_id": r["request_id"]}),
+    lambda r: json.dumps({"status": "error", "payload": {}, "final": False, "request_id": r["request_id"]}),
+    lambda r: json.dumps({"status": "success", "payload": {}, "final": "no", "request_id": r["request_id"]}),
 ])
 def test_a_malformed_reply_is_a_clean_daebus_error_at_once(redis_server, caplog, reply):
     client = redis_server.client()

@@ -10,6 +10,8 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 from http_harness import serve  # noqa: F401 - a fixture
 from stall_harness import Slowloris, p99
 from support import ROOT, free_port
@@ -189,3 +191,16 @@ def test_running_out_of_file_descriptors_pauses_accept_instead_of_spinning(tmp_p
             sock.close()
         proc.kill()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("body, hint", [(b'{"x": "\\ud800"}', "surrogate"), (b'{"x": 1e400}', "too large"),
+                                        (b'{"x": "\\udc00\\ud800"}', "surrogate")])
+def test_json_the_bus_cannot_carry_is_a_400_naming_the_problem(serve, caplog, body, hint):
+    s = serve(make_app())
+    with caplog.at_level(logging.DEBUG, logger="daebus"):
+        status, _, data = s.request("POST", "/echo", body, {"Content-Type": "application/json"})
+    assert status == 400, data[:300]
+    error = json.loads(data)
+    assert error["code"] == "bad_request" and hint in error["error"], error
+    assert not any(r.exc_info for r in caplog.records)
+    assert s.json("POST", "/echo", {"x": "\U0001F600"}) == (200, {"json": {"x": "\U0001F600"}})

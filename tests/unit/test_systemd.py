@@ -1,4 +1,5 @@
 import os
+import shutil
 import socket
 import tempfile
 import uuid
@@ -10,12 +11,14 @@ from daebus.ops.systemd import Notifier
 
 @pytest.fixture
 def receiver():
-    path = os.path.join(tempfile.mkdtemp(), "notify")
+    folder = tempfile.mkdtemp(prefix="daebus-notify-test-")
+    path = os.path.join(folder, "notify")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.settimeout(5)
     yield path, sock
     sock.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_sends_lines_as_one_datagram(receiver):

@@ -36,6 +36,7 @@ def test_call_reads_the_payload_from_stdin_and_defaults_to_an_empty_object(daebu
     out = daebus("call", "cli-basic", "echo", "-", input='[1, "two"]\n')
     assert json.loads(out.stdout)["echo"] == [1, "two"]
     out = daebus("call", "cli-basic", "echo")
+    assert out.returncode == Exit.OK, out.stderr
     assert json.loads(out.stdout)["echo"] == {}
 
 
@@ -263,3 +264,67 @@ def test_a_service_that_dies_during_a_call_is_a_timeout(background, service, red
     assert proc.wait(20) == Exit.TIMEOUT
     assert time.monotonic() - started < 20
     assert proc.stderr.read() == "daebus: cli-dying.slow did not answer within 3 s\n"
+
+
+# -- odd input: one line on stderr and a status, never a traceback ---------------
+
+@pytest.mark.parametrize("payload, hint", [
+    ('{"v": NaN}', "NaN"), ('{"v": 1e400}', "too large"), ('{"v": "\\ud800"}', "surrogate"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+])
+def test_call_refuses_json_the_bus_does_not_carry(daebus, basic, payload, hint):
+    out = daebus("call", "cli-basic", "echo", "-", input=payload)
+    assert out.returncode == Exit.USAGE, out.stderr
+    assert out.stderr.startswith("daebus: invalid JSON payload") and hint in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_call_refuses_stdin_that_is_not_utf8_and_oversized_payloads(redis_url, basic):
+    import subprocess
+    import sys
+
+    from support import child_env
+
+    for data, hint, status in ((b'{"v": "\xff"}', "not UTF-8", Exit.USAGE),
+                               (b'{"blob": "' + b"x" * (2 * 1024 * 1024) + b'"}', "byte limit", Exit.USAGE)):
+        out = subprocess.run([sys.executable, "-m", "daebus.cli", "call", "cli-basic", "echo", "-"], input=data, capture_output=True,
+                             timeout=30, env=child_env(redis_url))
+        err = out.stderr.decode()
+        assert out.returncode == status, err
+        assert err.startswith("daebus: ") and hint in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("args, hint", [
+    (("--timeout", "1e308"), "--timeout"),
+    (("--redis-url", "bogus://x"), "invalid Redis URL"),
+])
+def test_call_reports_impossible_options_in_one_line(daebus, args, hint):
+    out = daebus("call", "cli-basic", "echo", *args)
+    assert out.returncode == Exit.USAGE, out.stderr
+    assert hint in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_call_with_a_timeout_shorter_than_a_round_trip_is_a_timeout(daebus, basic):
+    out = daebus("call", "cli-basic", "echo", "--timeout", "0.003")
+    assert out.returncode == Exit.TIMEOUT, out.stderr
+    assert "cannot reach Redis" not in out.stderr
+
+
+def test_listen_survives_odd_messages_and_escapes_control_characters(background, redis_server, wait_until):
+    client = redis_server.client()
+    before = numpat(client)
+    proc = background("listen", "cli.odd*", "--count", "4")
+    wait_until(lambda: numpat(client) > before, what="the listener's subscription")
+    client.publish("cli.odd.deep", "[" * 100_000 + "]" * 100_000)
+    client.publish("cli.odd.surrogate", '{"x": "\\ud800"}')
+    client.publish("cli.odd\x1b]0;owned\x07", '{"ok": 1}')
+    client.publish("cli.odd.c1", '{"x": "\u009b2J"}')
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == Exit.OK and "Traceback" not in err, err
+    lines = [line.split(" ", 1)[1] for line in out.splitlines()]
+    assert len(lines) == 4, out[:500]
+    assert lines[0].startswith("cli.odd.deep (not JSON) '[[[")
+    assert lines[1] == "cli.odd.surrogate (not JSON) '{\"x\": \"\\\\ud800\"}'"
+    assert lines[2] == 'cli.odd\\x1b]0;owned\\x07 {"ok":1}'
+    assert lines[3] == 'cli.odd.c1 {"x":"\\u009b2J"}'
+    assert "\x1b" not in out and "\x9b" not in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +39,7 @@ class Device:
     def close(self) -> None:
         if self.gateway is not None:
             self.gateway.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture

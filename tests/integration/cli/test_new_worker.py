@@ -35,6 +35,18 @@ def test_the_generated_tests_pass_as_generated(project):
     assert "5 passed" in out.stdout
 
 
+def test_the_test_step_it_prints_is_one_that_runs(tmp_path, daebus):
+    out = daebus("new", "worker", "acme-step", "--dir", str(tmp_path / "acme-step"))
+    step = next(line for line in out.stdout.splitlines() if line.rstrip().endswith("# its tests"))
+    argv = step.split("#")[0].split()
+    assert argv[-2:] == ["-m", "pytest"], step
+    # Run as printed, as a user would: the interpreter the shell finds, no PYTHONPATH help.
+    env = {k: v for k, v in child_env("redis://127.0.0.1:1/0").items() if k != "PYTHONPATH"}
+    run = subprocess.run([*argv, "-q", "-p", "no:cacheprovider"], cwd=tmp_path / "acme-step",
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, step + "\n" + run.stdout[-2000:] + run.stderr[-2000:]
+
+
 def test_the_generated_tests_can_fail(project):
     # They test the module: break it and they say so.
     module = project / "acme_probe.py"

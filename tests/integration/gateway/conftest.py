@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -75,6 +76,10 @@ class GatewayProcess(ManagedProcess):
 
     def terminate(self, timeout: float = 15) -> int:
         return self.stop(timeout)
+
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class SseClient:

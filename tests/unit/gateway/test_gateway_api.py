@@ -190,3 +190,43 @@ def test_api_responses_are_not_cached(client, calls):
     response = client.post("/api/services/echo/x", json={})
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_token_in_the_url_counts_only_on_the_event_stream(make_app):
+    app, _ = make_app(token="t" * 20)
+    client = app.test_client()
+    remote = {"REMOTE_ADDR": "192.0.2.7"}
+    query = "?access_token=" + "t" * 20
+    assert client.post("/api/services/echo/x" + query, json={}, environ_base=remote).status_code == 401
+    assert client.get("/api/services" + query, environ_base=remote).status_code == 401
+    assert client.get("/metrics" + query, environ_base=remote).status_code == 401
+    assert client.post("/api/services/echo/x", json={}, environ_base=remote,
+                       headers={"Authorization": "Bearer " + "t" * 20}).status_code != 401
+
+
+def test_the_host_with_a_trailing_dot_is_another_host(client, make_app):
+    assert client.get("/api/health", headers={"Host": "localhost."}).status_code == 400
+    assert client.get("/api/health", headers={"Host": "localhost.:8080"}).status_code == 400
+    assert client.get("/api/health", headers={"Host": "localhost:8080"}).status_code == 200
+    app, _ = make_app(allowed_hosts=["kiosk.lan."])
+    assert app.test_client().get("/api/health", headers={"Host": "kiosk.lan."}).status_code == 200
+    assert app.test_client().get("/api/health", headers={"Host": "kiosk.lan"}).status_code == 400
+
+
+def test_a_symlink_out_of_the_static_folder_is_not_served(make_app, tmp_path):
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "index.html").write_text("<p>kiosk</p>")
+    (static / "app.js").write_text("ok()")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password=hunter2")
+    (static / "leak.txt").symlink_to(secret)
+    (static / "etc").symlink_to(tmp_path)
+    (static / "inside.js").symlink_to(static / "app.js")  # within the folder: fine
+    app, _ = make_app(static_dir=str(static))
+    client = app.test_client()
+    assert client.get("/app.js").data == b"ok()"
+    assert client.get("/inside.js").data == b"ok()"
+    for path in ("/leak.txt", "/etc/secret.txt"):
+        response = client.get(path)
+        assert response.status_code == 404 and b"hunter2" not in response.data, path
