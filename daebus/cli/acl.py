@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from daebus.ops import paths
 from daebus.security.bususers import BusUsers
 from daebus.bus.transport import REDIS_ERRORS, redact
 from daebus.cli.common import Exit, add_redis_url, redis_url, say_error
@@ -53,9 +54,9 @@ def register(commands) -> None:
                         help="with --load: load only if the file's text changed (loading closes the "
                              "connections of every Redis user, which reconnect)")
     parser.add_argument("--secrets-dir", metavar="DIR",
-                        help="default: $DAEBUS_SECRETS_DIR or /etc/daebus/secrets")
+                        help=f"default: ${paths.SECRETS_DIR_ENV} or {paths.SECRETS_DIR}")
     parser.add_argument("--acl-file", metavar="PATH",
-                        help="default: $DAEBUS_ACL_FILE or /etc/redis/redis-daebus.acl")
+                        help=f"default: ${paths.ACL_FILE_ENV} or {paths.ACL_FILE}")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     add_redis_url(parser)
     parser.set_defaults(handler=cmd_write)

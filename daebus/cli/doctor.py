@@ -23,11 +23,11 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from daebus.ops import paths
 from daebus.errors import ConfigError
 from daebus.cli.common import Exit, add_redis_url, connect
 
-# Where the appliance package installs its parts (the gateway...).
-APPLIANCE_DIR = "/usr/share/daebus"
+APPLIANCE_DIR = paths.SHARE_DIR
 # The entry point group under which parts register their own checks.
 CHECKS_GROUP = "daebus.doctor"
 MARKS = {True: "✔", False: "✘", None: "–"}

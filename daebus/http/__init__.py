@@ -5,7 +5,7 @@ Example::
     from daebus import Daebus, DaebusHttp, response
 
     app = Daebus(__name__)
-    app.attach(DaebusHttp(port=8080))
+    app.attach(DaebusHttp(port=8081))
 
     @app.route("/status")
     def status(req):

@@ -15,6 +15,10 @@ from daebus.http.routing import Router
 log = logging.getLogger("daebus.http")
 
 
+# Not 8080: that is where the appliance's gateway listens (its ``bind``), and
+# a service's own endpoints run beside it on the same box.
+DEFAULT_PORT = 8081
+
 class DaebusHttp:
     """Serve the app's routes over HTTP/1.1 from inside the service.
 
@@ -25,7 +29,7 @@ class DaebusHttp:
     Example::
 
         app = Daebus(__name__)
-        http = DaebusHttp(port=8080)
+        http = DaebusHttp(port=8081)
         app.attach(http)
 
         @app.route("/status")
@@ -40,7 +44,7 @@ class DaebusHttp:
     connections new ones wait in that queue.
     """
 
-    def __init__(self, port: int = 8080, host: str = "127.0.0.1", cors_config: dict | None = None, *,
+    def __init__(self, port: int = DEFAULT_PORT, host: str = "127.0.0.1", cors_config: dict | None = None, *,
                  max_body_size: int = 1024 * 1024, threads: int = 16, timeout: float = 10.0,
                  keepalive_timeout: float = 15.0, backlog: int = 1024, max_connections: int = 512):
         if threads < 1 or max_connections < 1 or backlog < 1 or max_body_size < 0:

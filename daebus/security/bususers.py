@@ -24,13 +24,13 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from daebus.ops import paths
 from daebus.security import acl
 from daebus.bus import auth
 from daebus.service import workers
 from daebus.errors import ConfigError
 
-DEFAULT_SECRETS_DIR = "/etc/daebus/secrets"
-DEFAULT_ACL_FILE = "/etc/redis/redis-daebus.acl"
+DEFAULT_SECRETS_DIR, DEFAULT_ACL_FILE = paths.SECRETS_DIR, paths.ACL_FILE
 # Redis (user redis, whatever group its unit runs it with) must read the
 # ACL file; nobody else needs to.
 ACL_OWNER = "redis"
@@ -61,8 +61,8 @@ def exposed_channels() -> list[str]:
 
 class BusUsers:
     def __init__(self, secrets_dir: Path | str | None = None, acl_file: Path | str | None = None):
-        self.dir = Path(secrets_dir or os.environ.get("DAEBUS_SECRETS_DIR") or DEFAULT_SECRETS_DIR)
-        self.acl_file = Path(acl_file or os.environ.get("DAEBUS_ACL_FILE") or DEFAULT_ACL_FILE)
+        self.dir = Path(secrets_dir) if secrets_dir else paths.secrets_dir()
+        self.acl_file = Path(acl_file) if acl_file else paths.acl_file()
 
     def secret_path(self, user: str) -> Path:
         if user.startswith(acl.WORKER_PREFIX):

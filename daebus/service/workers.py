@@ -27,11 +27,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from daebus.ops import paths
 from daebus.ops import configspec
 from daebus.ops.configspec import TEXT, Key, Section, Table, TextList
 from daebus.errors import ConfigError
 
-DEFAULT_WORKERS_DIR = "/etc/daebus/workers"
+DEFAULT_WORKERS_DIR = paths.WORKERS_DIR
 
 # systemd instance names may hold more, but a worker name is also a file name
 # and a service name: keep it to what is safe and readable in both.
@@ -67,7 +68,7 @@ class WorkerConfig:
 
 
 def workers_dir() -> Path:
-    return Path(os.environ.get("DAEBUS_WORKERS_DIR") or DEFAULT_WORKERS_DIR)
+    return paths.workers_dir()
 
 
 def check_name(name: str) -> str:

@@ -24,7 +24,7 @@ http = DaebusHttp(port=PORT, cors_config=cors_config)
 app.attach(http)
 
 # Alternatively, configure CORS after initialization
-# http = DaebusHttp(port=8080)
+# http = DaebusHttp(port=8081)
 # http.configure_cors({
 #     'allowed_origins': '*',  # Allow all origins
 #     'allowed_methods': ['GET', 'POST'],
