@@ -23,6 +23,8 @@ SECRETS_DIR_ENV = "DAEBUS_SECRETS_DIR"
 # The bus's ACL file, rendered from the worker files (read by daebus-redis.service).
 ACL_FILE = "/etc/redis/redis-daebus.acl"
 ACL_FILE_ENV = "DAEBUS_ACL_FILE"
+# The bus's own Redis configuration (the package installs it; daebus-redis.service reads it).
+BUS_CONFIG = "/etc/redis/redis-daebus.conf"
 # The bus's socket (the appliance's Redis listens nowhere else).
 BUS_SOCKET = "/run/redis-daebus/redis-server.sock"
 BUS_URL = f"unix://{BUS_SOCKET}"
