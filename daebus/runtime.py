@@ -26,6 +26,7 @@ from .metrics import NullMetrics, ServiceMetrics
 from .pool import WorkerPool
 from .pubsub import Broadcaster
 from .scheduler import TaskScheduler
+from .signals import STOP_SIGNALS, unblock
 from .supervision import BusReader, Heartbeat
 from .systemd import Notifier
 from .threads import AppThreads, ManagedThread
@@ -447,8 +448,9 @@ class _SignalWatcher:
         if threading.current_thread() is not threading.main_thread():
             return
         self._pipe = os.pipe()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
+        unblock(STOP_SIGNALS)  # after the handlers: one already pending reaches them
         threading.Thread(target=self._watch, name="daebus-signals", daemon=True).start()
 
     def _handle(self, signum, frame) -> None:

@@ -15,6 +15,7 @@ import sys
 
 from .. import __version__
 from ..errors import DaebusError
+from ..signals import STOP_SIGNALS, unblock
 from . import acl, bus, config, doctor, new, serve, services, top
 from .common import MEANINGS, CommandError, Exit, exit_for, say_error
 
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Ctrl-C and kill stop every command, even one started with them
+    # blocked (its handlers, if any, are the runtime's, installed later).
+    unblock(STOP_SIGNALS)
     try:
         return int(args.handler(args))
     except CommandError as exc:
