@@ -49,7 +49,7 @@ def make_versioned_debs(source: Path, dest: Path, version: str, note: str) -> di
     old = version_of(copy)
     init.write_text(init.read_text().replace(f'__version__ = "{old}"', f'__version__ = "{version}"'))
     changelog = copy / "debian/changelog"
-    changelog.write_text(f"daebus ({version}) unstable; urgency=medium\n\n  * {note}\n\n -- Daebus Maintainers "
+    changelog.write_text(f"daebus ({version}) bookworm; urgency=medium\n\n  * {note}\n\n -- Daebus Maintainers "
                          f"<maintainers@daebus.example.org>  Tue, 01 Dec 2026 12:00:00 +0000\n\n"
                          + changelog.read_text())
     for shipped in ("debian/examples/daebus.toml", "kiosk_demo/device/gateway.toml"):
