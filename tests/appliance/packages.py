@@ -44,7 +44,7 @@ def make_versioned_debs(source: Path, dest: Path, version: str, note: str) -> di
     and whose shipped example configurations changed, as a new release's do."""
     copy = dest / "daebus"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "__pycache__", "*.egg-info", "tests", "bench"))
+        ".git", ".venv", "build", "dist", "__pycache__", "*.egg-info"))
     init = copy / "daebus/__init__.py"
     old = version_of(copy)
     init.write_text(init.read_text().replace(f'__version__ = "{old}"', f'__version__ = "{version}"'))
