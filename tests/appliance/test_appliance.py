@@ -562,8 +562,13 @@ def test_tcp_opt_in_needs_a_password(box, steps):
             box.run("systemctl", "restart", BUS)
             listening = wait_until(lambda: [l for l in tcp_listeners(box) if l["port"] == 6379], 30,
                                    "the bus to listen on 6379")
-            served = box.run("daebus", "services", "--json", check=False, timeout=60,
-                             env={"DAEBUS_CONFIG": "/srv/remote/daebus.toml"})
+            # The restarted bus starts empty: the worker is listed once it has
+            # reconnected and registered again.
+            def listed():
+                out = box.run("daebus", "services", "--json", check=False, timeout=60,
+                              env={"DAEBUS_CONFIG": "/srv/remote/daebus.toml"})
+                return out if out.returncode != 0 or '"example"' in out.stdout else None
+            served = wait_until(listed, 30, "the example worker listed over TCP")
             refused = box.run("daebus", "services", "--json", check=False, timeout=60,
                               env={"DAEBUS_CONFIG": "/srv/remote/anonymous.toml"})
             ping = box.run("redis-cli", "-p", "6379", "PING", check=False)
