@@ -23,7 +23,7 @@ import sys
 
 from gunicorn import glogging
 
-from daebus.ops import logs
+from daebus.ops import logs, signals
 from daebus.errors import ConfigError
 from daebus.ops.journal import JournalHandler
 from daebus.ops.systemd import Notifier
@@ -91,6 +91,10 @@ def open_listeners(addresses) -> list:
 
 def on_starting(server):
     global _notifier
+    # gunicorn installs its handlers right after this hook; a mask inherited
+    # from whoever started us would keep them from ever running (and
+    # SIGCHLD blocked would leave dead workers unnoticed).
+    signals.unblock((*server.SIGNALS, signal.SIGCHLD))
     _notifier = Notifier.from_env()
     # gunicorn sends its own READY=1 as soon as it listens; ours comes from
     # the worker once the app is loaded (it inherits _notifier, not the

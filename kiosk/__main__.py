@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from daebus.ops import signals
 from daebus.errors import ConfigError
 from daebus.ops import logs
 from daebus.ops.systemd import Notifier
@@ -81,6 +82,7 @@ def main() -> int:
         return 1
     command = browser.cage_command(settings, profile, f"http://127.0.0.1:{settings.port}/")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signals.unblock()
     supervise(command, heartbeat, settings.heartbeat_timeout, Notifier.from_env(), profile)
     return 0
 

@@ -35,6 +35,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+from daebus.ops import signals
 from daebus.bus.localredis import RedisServer, free_port, redis_server_binary
 from daebus.ops.systemd import Notifier, NotifySocket
 from gateway.settings import render
@@ -263,8 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         reason.append(signal.Signals(signum).name)
         stop_requested.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in stops:
         signal.signal(sig, on_signal)
+    signals.unblock(stops)  # the children inherit the unblocked mask too
 
     port = args.port
     if port == 0:

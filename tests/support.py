@@ -26,6 +26,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = Path(__file__).resolve().parent / "services"
 
 
+def default_signals() -> None:
+    """``preexec_fn`` for a child a test signals: SIGINT and SIGTERM at their
+    default dispositions and unblocked, as systemd starts a unit, whatever
+    mask or ignored signals this test run inherited from its runner."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def inherited_signals() -> None:
+    """``preexec_fn`` of the hostile case: SIGINT and SIGTERM blocked, as a
+    CI runner or supervisor that handles them itself passes them on."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 class ManagedProcess:
     """A subprocess that reports ``READY=1`` on a NOTIFY_SOCKET of its own,
     as under systemd, with its output kept in a log file for failure messages.
@@ -33,10 +48,12 @@ class ManagedProcess:
     ``journal=True`` sets ``JOURNAL_STREAM`` to the log file, as systemd does
     for a unit whose output goes to the journal; ``new_session=True`` gives it
     a process group of its own, so ``kill()`` also reaches its children.
+    The child starts with SIGINT and SIGTERM as systemd leaves them
+    (``preexec_fn``: :func:`inherited_signals` for the hostile case).
     """
 
     def __init__(self, argv: list[str], env: dict, *, name: str = "process", log_path: Path | None = None,
-                 journal: bool = False, new_session: bool = False):
+                 journal: bool = False, new_session: bool = False, preexec_fn=default_signals):
         self.name = name
         self.notify = NotifySocket()
         # A folder of our own only when the caller gave none; removed by close().
@@ -50,7 +67,8 @@ class ManagedProcess:
             env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
         self._group = new_session
         self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=new_session)
+                                        stderr=subprocess.STDOUT, start_new_session=new_session,
+                                        preexec_fn=preexec_fn)
 
     @property
     def log(self) -> str:
@@ -111,9 +129,9 @@ class Service(ManagedProcess):
     """A service script from tests/services run in a subprocess."""
 
     def __init__(self, script: str, redis_url: str, *args: str, env: dict | None = None,
-                 wait: bool = True, journal: bool = False):
+                 wait: bool = True, journal: bool = False, preexec_fn=default_signals):
         super().__init__([sys.executable, str(SERVICES / script), *args], child_env(redis_url, env),
-                         name=f"service {script}", journal=journal)
+                         name=f"service {script}", journal=journal, preexec_fn=preexec_fn)
         if wait:
             self.wait_ready()
 

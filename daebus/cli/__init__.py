@@ -15,6 +15,7 @@ import sys
 
 from daebus import __version__
 from daebus.errors import DaebusError
+from daebus.ops.signals import STOP_SIGNALS, unblock
 from daebus.cli import acl, bridge, bus, config, doctor, fleet, new, serve, services, top
 from daebus.cli.common import MEANINGS, CommandError, Exit, exit_for, say_error
 
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Ctrl-C and kill stop every command, even one started with them
+    # blocked (its handlers, if any, are the runtime's, installed later).
+    unblock(STOP_SIGNALS)
     try:
         return int(args.handler(args))
     except CommandError as exc:

@@ -23,11 +23,16 @@ from daebus.cli.common import Exit, add_redis_url, redis_url, say_error
 def cmd_write(args: argparse.Namespace) -> int:
     users = BusUsers(args.secrets_dir, args.acl_file)
     outcome = users.write(args.worker)
-    for problem in outcome.problems.values():
-        say_error(f"left out of the ACL: {problem}")
     if not args.quiet:
+        # A worker named with --worker says what is wrong with its file
+        # itself, when it starts; --quiet (the units, the package) leaves
+        # the others to `daebus doctor` instead of repeating them at every start.
+        for name, problem in outcome.problems.items():
+            if name not in args.worker:
+                say_error(f"left out of the ACL: {problem}")
         made = f"; new secrets for {', '.join(outcome.created)}" if outcome.created else ""
-        print(f"{users.acl_file}: {len(outcome.users)} user(s){made}")
+        gone = f"; secrets removed for {', '.join(outcome.retired)}" if outcome.retired else ""
+        print(f"{users.acl_file}: {len(outcome.users)} user(s){made}{gone}")
     if args.load and (outcome.changed or not args.if_changed):
         url = redis_url(args)
         try:
@@ -36,8 +41,6 @@ def cmd_write(args: argparse.Namespace) -> int:
             # Redis reads the file when it starts: nothing is lost.
             if not args.quiet:
                 print(f"Redis at {redact(url)} not reachable ({exc}); it reads the file when it starts")
-    if any(name in outcome.problems for name in args.worker):
-        return Exit.USAGE   # the worker asked for has no user: its start must fail
     return Exit.OK
 
 
@@ -47,8 +50,8 @@ def register(commands) -> None:
         description="Make the missing secrets (admin, gateway, bridge, one per worker) and write the "
                     "Redis ACL file from them and the worker files; see docs/security.md.")
     parser.add_argument("--worker", action="append", default=[], metavar="NAME",
-                        help="a worker instance whose user must be there (repeatable); exit 2 if "
-                             "its worker file is wrong")
+                        help="a worker instance whose user must be there (repeatable); if its "
+                             "worker file is wrong, only its secret is made (the worker says why)")
     parser.add_argument("--load", action="store_true", help="then run ACL LOAD as the admin user")
     parser.add_argument("--if-changed", action="store_true",
                         help="with --load: load only if the file's text changed (loading closes the "

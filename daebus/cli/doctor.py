@@ -24,6 +24,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from daebus.ops import paths
+from daebus.service import loadretry
 from daebus.errors import ConfigError
 from daebus.cli.common import Exit, add_redis_url, connect
 
@@ -191,13 +192,21 @@ class Doctor:
         listed = _systemctl("list-units", "--all", "--plain", "--no-legend", "--no-pager", "daebus-worker@*")
         workers = [line.split()[0] for line in listed.splitlines() if line.strip()]
         units = [BUS_UNIT, "daebus-gateway.service", "daebus.target", *workers]
-        shown = _systemctl("show", "--property=Id,LoadState,ActiveState,SubState", *units)
+        shown = _systemctl("show", "--property=Id,LoadState,ActiveState,SubState,StatusText", *units)
         active, bad = [], 0
         for block in shown.strip().split("\n\n"):
             props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
             unit = props.get("Id", "?")
             if props.get("LoadState") != "loaded":
                 continue  # not installed here (Redis on another machine, no gateway)
+            status = props.get("StatusText", "")
+            if status.startswith(loadretry.STATUS_PREFIX):
+                # Up, but waiting to load its code again (daebus/loadretry.py).
+                bad += 1
+                self.add(f"unit {unit}", False, status,
+                         f"journalctl -u {unit} -b -n 50, fix the worker's code, then: "
+                         f"sudo systemctl restart {unit}")
+                continue
             if props.get("ActiveState") == "active":
                 active.append(unit)
                 continue

@@ -24,17 +24,23 @@ from daebus.cli.common import Exit, add_redis_url
 log = logging.getLogger("daebus.cli")
 
 
-def _serve(spec: str, service: str | None, *, redis_url: str | None = None, debug: bool = False) -> int:
+def _serve(spec: str, service: str | None, *, redis_url: str | None = None, debug: bool = False,
+           retry: bool = False) -> int:
+    from daebus.service import loadretry
     from daebus.service.workers import load_app
 
     try:
         app = load_app(spec)
     except ConfigError:
         raise
-    except Exception:  # noqa: BLE001 - the vendor's module failed to import
+    except Exception as exc:  # noqa: BLE001 - the vendor's module failed to import
         logs.setup(debug=debug)
-        log.error("loading %s failed", spec, exc_info=True)
+        # A worker under systemd waits and tries again (never returns);
+        # anything else says why and exits.
+        if not (retry and loadretry.retry_later(spec, exc)):
+            log.error("loading %s failed", spec, exc_info=True)
         return Exit.FAILURE
+    loadretry.loaded()
     try:
         app.run(service=service, debug=debug, redis_url=redis_url)
     except ConfigError:
@@ -64,7 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for folder in reversed(config.python_path):
         if folder not in sys.path:
             sys.path.insert(0, folder)
-    return _serve(config.app, args.service or config.service, debug=args.debug)
+    return _serve(config.app, args.service or config.service, debug=args.debug, retry=True)
 
 
 def register(commands) -> None:

@@ -55,10 +55,12 @@ def _show(services: list[dict], args, refresh: bool) -> None:
 
 def cmd_services(args: argparse.Namespace) -> int:
     url = redis_url(args)
-    _show(fetch(url), args, refresh=args.watch)
     if not args.watch:
+        _show(fetch(url), args, refresh=False)
         return Exit.OK
     try:
+        # Ctrl-C is the ordinary end of a watch, also during the first refresh.
+        _show(fetch(url), args, refresh=True)
         while True:
             time.sleep(args.interval)
             try:

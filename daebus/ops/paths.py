@@ -25,8 +25,9 @@ ACL_FILE = "/etc/redis/redis-daebus.acl"
 ACL_FILE_ENV = "DAEBUS_ACL_FILE"
 # The bus's own Redis configuration (the package installs it; daebus-redis.service reads it).
 BUS_CONFIG = "/etc/redis/redis-daebus.conf"
-# The bus's socket (the appliance's Redis listens nowhere else).
-BUS_SOCKET = "/run/redis-daebus/redis-server.sock"
+# The bus's runtime folder, and its socket there (the appliance's Redis listens nowhere else).
+BUS_RUNTIME_DIR = "/run/redis-daebus"
+BUS_SOCKET = f"{BUS_RUNTIME_DIR}/redis-server.sock"
 BUS_URL = f"unix://{BUS_SOCKET}"
 # Where the appliance package installs its parts (the gateway, the kiosk, the demo).
 SHARE_DIR = "/usr/share/daebus"

@@ -45,6 +45,7 @@ class Outcome:
     created: list[str]
     problems: dict[str, str]
     changed: bool = True   # the file's text is new (not rewritten otherwise)
+    retired: list[str] = dataclasses.field(default_factory=list)   # secrets removed with their worker file
 
 
 def exposed_channels() -> list[str]:
@@ -113,9 +114,16 @@ class BusUsers:
         created: list[str] = []
         users = [acl.ADMIN, acl.GATEWAY, acl.FLEET_BRIDGE, *(acl.worker_user(w.name) for w in found)]
         text = acl.render({user: self.secret(user, created) for user in users}, found, exposed_channels())
+        # A worker asked for by name whose file is wrong still gets its
+        # secret (systemd hands it over before the worker starts), so that
+        # the worker itself says what is wrong, in its own journal.
+        for name in extra_workers:
+            if name in problems:
+                self.secret(acl.worker_user(name), created)
+        retired = self._retire(extra_workers)
         try:
             if self.acl_file.read_text() == text:
-                return Outcome(users, created, problems, changed=False)
+                return Outcome(users, created, problems, changed=False, retired=retired)
         except (OSError, UnicodeDecodeError):
             pass   # missing or unreadable: written below
         self.acl_file.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +142,19 @@ class BusUsers:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return Outcome(users, created, problems)
+        return Outcome(users, created, problems, retired=retired)
+
+    def _retire(self, extra: list[str]) -> list[str]:
+        """Remove the secrets of workers whose file is gone (a worker file
+        that is there but wrong keeps its secret)."""
+        folder = workers.workers_dir()
+        files = {p.stem for p in folder.glob("*.toml")} if folder.is_dir() else set()
+        retired = []
+        for path in sorted((self.dir / "workers").glob("*")):
+            if path.is_file() and not path.name.startswith(".") and path.name not in files | set(extra):
+                path.unlink(missing_ok=True)
+                retired.append(acl.worker_user(path.name))
+        return retired
 
     def load(self, url: str) -> None:
         """``ACL LOAD`` as the admin user: the users in the file take effect

@@ -18,11 +18,12 @@ from daebus.ops import config, logs
 from daebus.app import schemas
 from daebus.app.blueprint import is_async, uses_async
 from daebus.app.context import app_context, set_running_app
-from daebus.errors import AccessDenied, NameTaken
 from daebus.service.executor import Executor
-from daebus.service.group import GroupServer
 from daebus.service.handlers import Handlers
 from daebus.service.intake import Broadcasts, OwnerIntake
+from daebus.service.stopping import StopClock, bounded
+from daebus.errors import AccessDenied, NameTaken
+from daebus.service.group import GroupServer
 from daebus.bus.kept import KeepingPublisher
 from daebus.service.lifecycle import Lifecycle, name_of
 from daebus.service.membership import Membership
@@ -30,7 +31,7 @@ from daebus.ops.metrics import NullMetrics, ServiceMetrics
 from daebus.service.pool import WorkerPool
 from daebus.app.pubsub import Broadcaster
 from daebus.service.scheduler import TaskScheduler
-from daebus.service.stopping import StopClock, bounded
+from daebus.ops.signals import STOP_SIGNALS, unblock
 from daebus.service.supervision import BusReader, Heartbeat
 from daebus.ops.systemd import Notifier
 from daebus.service.threads import AppThreads, ManagedThread
@@ -310,8 +311,9 @@ class _SignalWatcher:
         if threading.current_thread() is not threading.main_thread():
             return
         self._pipe = os.pipe()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
+        unblock(STOP_SIGNALS)  # after the handlers: one already pending reaches them
         threading.Thread(target=self._watch, name="daebus-signals", daemon=True).start()
 
     def _handle(self, signum, frame) -> None:

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from support import default_signals
+
 SUITE = "bookworm"
 MIRROR = os.environ.get("DAEBUS_TEST_MIRROR", "http://deb.debian.org/debian")
 CACHE = Path(os.environ.get("DAEBUS_TEST_CACHE", "/var/cache/daebus-test"))
@@ -267,7 +269,7 @@ class Container:
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
                                         stderr=subprocess.STDOUT,
                                         env={"PATH": PATH, "LC_ALL": "C.UTF-8"},
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=default_signals)
         deadline = time.monotonic() + timeout
         # The container's PID 1 is nspawn's child; it is ready to be entered
         # once it has exec'd systemd (its namespaces and root are then final).
@@ -316,7 +318,7 @@ class Container:
                 *(f"{k}={v}" for k, v in variables.items()), *cmd]
         result = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input,
                                 stdin=None if input is not None else subprocess.DEVNULL,
-                                env={"PATH": PATH})
+                                env={"PATH": PATH}, preexec_fn=default_signals)
         if check and result.returncode != 0:
             raise ContainerError(f"in the container: {' '.join(cmd)} failed ({result.returncode}):\n"
                                  f"{result.stdout[-4000:]}{result.stderr[-4000:]}")

@@ -44,12 +44,12 @@ def make_versioned_debs(source: Path, dest: Path, version: str, note: str) -> di
     and whose shipped example configurations changed, as a new release's do."""
     copy = dest / "daebus"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "__pycache__", "*.egg-info", "tests", "bench"))
+        ".git", ".venv", "build", "dist", "__pycache__", "*.egg-info"))
     init = copy / "daebus/__init__.py"
     old = version_of(copy)
     init.write_text(init.read_text().replace(f'__version__ = "{old}"', f'__version__ = "{version}"'))
     changelog = copy / "debian/changelog"
-    changelog.write_text(f"daebus ({version}) unstable; urgency=medium\n\n  * {note}\n\n -- Daebus Maintainers "
+    changelog.write_text(f"daebus ({version}) bookworm; urgency=medium\n\n  * {note}\n\n -- Daebus Maintainers "
                          f"<maintainers@daebus.example.org>  Tue, 01 Dec 2026 12:00:00 +0000\n\n"
                          + changelog.read_text())
     for shipped in ("debian/examples/daebus.toml", "kiosk_demo/device/gateway.toml"):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from support import ROOT, NotifySocket
+from support import ROOT, NotifySocket, default_signals, inherited_signals
 
 
 def children_of(pid: int) -> set[int]:
@@ -82,7 +82,8 @@ def start_demo(args: list[str]):
     notify = NotifySocket()
     env = {**os.environ, "NOTIFY_SOCKET": notify.path, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "kiosk_demo", "--port", "0", *args], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=default_signals)
     return notify, process, Output(process.stdout)
 
 
@@ -131,6 +132,8 @@ def test_the_demo_starts_serves_and_stops_on_ctrl_c(redis):
 
 
 def test_a_taken_port_falls_back_to_a_free_one():
+    # Started with SIGINT and SIGTERM blocked, as a CI runner may leave them:
+    # Ctrl-C still stops the launcher and everything it started.
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -138,7 +141,8 @@ def test_a_taken_port_falls_back_to_a_free_one():
         notify = NotifySocket()
         process = subprocess.Popen([sys.executable, "-m", "kiosk_demo", "--port", str(port)], cwd=ROOT,
                                    env={**os.environ, "NOTIFY_SOCKET": notify.path},
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   preexec_fn=inherited_signals)
         try:
             assert notify.wait_for("READY=1", 90)
             process.send_signal(signal.SIGINT)

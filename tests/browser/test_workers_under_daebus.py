@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import ROOT, NotifySocket
+from support import ROOT, NotifySocket, default_signals
 
 from daebus import DaebusCaller, RemoteError
 
@@ -20,7 +20,8 @@ DEMO = ROOT / "kiosk_demo"
 def start(argv: list[str], env: dict) -> tuple[subprocess.Popen, NotifySocket]:
     notify = NotifySocket()
     process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env, "NOTIFY_SOCKET": notify.path},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=default_signals)
     return process, notify
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from daebus import DaebusCaller
-from support import start_slow_call
+from support import inherited_signals, start_slow_call
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -24,6 +24,15 @@ def test_signal_lets_the_running_handler_reply_then_exits_zero(service, redis_se
     assert client.get("loop_stopped") == "yes"  # the thread's running() went False
     assert svc.notify.messages.index("STOPPING=1") > svc.notify.messages.index("READY=1")
     assert client.exists("daebus:service:basic") == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_service_started_with_its_stop_signals_blocked_still_stops_on_them(service, redis_url, sig):
+    # A runner that blocks SIGINT/SIGTERM for itself passes the mask on.
+    svc = service("basic.py", "basic", preexec_fn=inherited_signals)
+    svc.signal(sig)
+    assert svc.wait(15) == 0
+    assert svc.notify.messages.index("STOPPING=1") > svc.notify.messages.index("READY=1")
 
 
 def test_handler_that_ignores_shutdown_does_not_hold_exit(service, redis_server, redis_url):

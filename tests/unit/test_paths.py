@@ -15,7 +15,7 @@ FILES = sorted([*ROOT.glob("systemd/*.service"), *ROOT.glob("debian/*.postinst")
                 *ROOT.glob("debian/*.preinst"), *ROOT.glob("debian/*.prerm"), ROOT / "debian/redis/redis-daebus.conf"])
 # A path under one of the appliance's folders: which folder it is under must be one paths.py names.
 UNDER = re.compile(r"(/etc/daebus|/etc/redis/redis-daebus|/run/redis-daebus|/usr/share/daebus)[\w./%*@-]*")
-KNOWN = (paths.WORKERS_DIR, paths.SECRETS_DIR, paths.ACL_FILE, paths.BUS_CONFIG, paths.BUS_SOCKET, paths.SHARE_DIR,
+KNOWN = (paths.WORKERS_DIR, paths.SECRETS_DIR, paths.ACL_FILE, paths.BUS_CONFIG, paths.BUS_RUNTIME_DIR, paths.SHARE_DIR,
          f"{paths.CONFIG_DIR}/conf.d", f"{paths.CONFIG_DIR}/daebus.toml", paths.CONFIG_DIR)
 
 

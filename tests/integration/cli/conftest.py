@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from support import child_env
+from support import child_env, default_signals
 
 
 def cli_argv(*args: str) -> list[str]:
@@ -36,7 +36,7 @@ def daebus_tty(redis_url):
     def run(*args: str, timeout: float = 30) -> tuple[int, str]:
         leader, follower = pty.openpty()
         proc = subprocess.Popen(cli_argv(*args), stdout=follower, stderr=subprocess.PIPE,
-                                env=child_env(redis_url))
+                                env=child_env(redis_url), preexec_fn=default_signals)
         os.close(follower)
         chunks = []
         while True:
@@ -56,12 +56,14 @@ def daebus_tty(redis_url):
 
 @pytest.fixture
 def background(redis_url):
-    """Start a long-running command (listen, services --watch); killed at the end."""
+    """Start a long-running command (listen, services --watch); killed at the end.
+
+    ``preexec_fn`` sets the signals it starts with (see support.default_signals)."""
     started = []
 
-    def start(*args: str, url: str | None = None) -> subprocess.Popen:
+    def start(*args: str, url: str | None = None, preexec_fn=default_signals) -> subprocess.Popen:
         proc = subprocess.Popen(cli_argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=child_env(url or redis_url))
+                                text=True, env=child_env(url or redis_url), preexec_fn=preexec_fn)
         started.append(proc)
         return proc
 

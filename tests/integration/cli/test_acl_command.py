@@ -56,8 +56,29 @@ def test_a_broken_worker_file_is_left_out_and_named(daebus, device):
     assert "left out of the ACL" in done.stderr and "bad.toml" in done.stderr
     acl = (folder / "redis" / "users.acl").read_text()
     assert "user worker:good on" in acl and "worker:bad" not in acl
-    # Asked for by name (as the worker's unit does), it fails the start.
-    assert daebus("acl", "--worker", "bad", env=env).returncode == 2
+    # Asked for by name (as the worker's unit does): its secret only, and
+    # silence, so that the worker's own start says what is wrong, once, in
+    # its own journal; --quiet (every unit's pass) names no other file.
+    named = daebus("acl", "--worker", "bad", env=env)
+    assert named.returncode == 0 and "bad.toml" not in named.stderr, named.stderr
+    assert (folder / "secrets" / "workers" / "bad").is_file()
+    assert "worker:bad" not in (folder / "redis" / "users.acl").read_text()
+    quiet = daebus("acl", "--quiet", "--worker", "good", env=env)
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == "", quiet
+
+
+def test_the_secret_of_a_removed_worker_file_goes_at_the_next_pass(daebus, device):
+    folder, env = device
+    worker_file(folder, "kept")
+    worker_file(folder, "gone")
+    assert daebus("acl", env=env).returncode == 0
+    secrets = folder / "secrets" / "workers"
+    assert sorted(p.name for p in secrets.iterdir()) == ["gone", "kept"]
+    (folder / "workers" / "gone.toml").unlink()
+    done = daebus("acl", env=env)
+    assert done.returncode == 0 and "secrets removed for worker:gone" in done.stdout, done.stdout
+    assert sorted(p.name for p in secrets.iterdir()) == ["kept"]
+    assert "worker:gone" not in (folder / "redis" / "users.acl").read_text()
 
 
 def test_a_new_worker_gets_its_user_in_a_running_redis(daebus, device):

@@ -75,7 +75,9 @@ def test_an_app_that_cannot_load_fails_the_start(tmp_path, redis_url):
 
 
 def test_python_m_gateway_serves(redis_url, tmp_path):
-    """``python3 -m gateway``, what the unit runs: READY=1 once serving."""
+    """``python3 -m gateway``, what the unit runs: READY=1 once serving, and
+    SIGTERM stops it with 0 even when it was started with SIGINT and
+    SIGTERM blocked (as a CI runner may leave them)."""
     import os
     import subprocess
     import sys
@@ -83,7 +85,7 @@ def test_python_m_gateway_serves(redis_url, tmp_path):
     import requests
 
     from gateway.settings import render
-    from support import ROOT, NotifySocket, free_port
+    from support import ROOT, NotifySocket, free_port, inherited_signals
 
     port = free_port()
     config = tmp_path / "daebus.toml"
@@ -92,13 +94,16 @@ def test_python_m_gateway_serves(redis_url, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "gateway"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL,
                                env={**os.environ, "DAEBUS_CONFIG": str(config), "NOTIFY_SOCKET": notify.path,
-                                    "PYTHONPATH": str(ROOT)})
+                                    "PYTHONPATH": str(ROOT)}, preexec_fn=inherited_signals)
     try:
         assert notify.wait_for("READY=1", 30)
         assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code == 200
-    finally:
         process.terminate()
-        process.wait(15)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(15)
         notify.close()
 
 

@@ -49,7 +49,8 @@ class FakeArbiter:
 def test_on_starting_takes_notify_socket_from_gunicorn(monkeypatch):
     monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
     monkeypatch.setattr(gunicorn_conf, "_notifier", None)
-    gunicorn_conf.on_starting(None)
+    from gunicorn.arbiter import Arbiter
+    gunicorn_conf.on_starting(Arbiter)  # what on_starting reads of the arbiter: its SIGNALS
     assert "NOTIFY_SOCKET" not in os.environ  # gunicorn's own READY=1 is a no-op now
     assert gunicorn_conf._notifier.address == "/run/systemd/notify"
 

