@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from daebus.ops import ports
 from daebus.ops import config as daebus_config
 from daebus.ops import configspec
 from daebus.ops.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
@@ -38,11 +39,14 @@ def auto_max_streams(threads: int) -> int:
     return max(0, threads - max(2, min(8, threads // 4)))
 
 
+# Where the gateway listens unless [gateway] bind says otherwise.
+DEFAULT_BIND = f"127.0.0.1:{ports.GATEWAY_PORT}"
+
 # Defaults live here, in code, so the shipped config file can stay fully
 # commented and upgrades never hit a conffile prompt. docs/gateway.md's table
 # is checked against these rows (tests/unit/gateway/test_gateway_settings.py).
 GATEWAY = configspec.register(Section("gateway", "the HTTP gateway between browsers and the bus", [
-    Key("bind", LIST, ("127.0.0.1:8080",), "addresses gunicorn listens on (a string or a list; "
+    Key("bind", LIST, (DEFAULT_BIND,), "addresses gunicorn listens on (a string or a list; "
         "`unix:/path` works). Anything beyond loopback needs a token."),
     Key("allowed_hosts", LIST, ("localhost", "127.0.0.1", "::1"), "`Host` header values accepted "
         "(globs; `\"*\"` accepts any). Add the device's name or address when browsers on the network use it."),

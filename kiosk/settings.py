@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from daebus.ops import config as daebus_config
-from daebus.ops import configspec
+from daebus.ops import configspec, ports
 from daebus.ops.configspec import BOOL, FLOAT, INT, LIST, STR, Key, Section, at_least, more_than
 
 
@@ -17,7 +17,7 @@ def _clock(value):
 
 
 KIOSK = configspec.register(Section("kiosk", "the kiosk browser on the device's screen", [
-    Key("url", STR, "http://127.0.0.1:8080/", "the page shown (the gateway's, normally)."),
+    Key("url", STR, f"http://127.0.0.1:{ports.GATEWAY_PORT}/", "the page shown (the gateway's, normally)."),
     Key("rotation", INT, 0, "screen rotation in degrees, clockwise: 0, 90, 180 or 270.",
         check=lambda v: None if v in (0, 90, 180, 270) else f"must be 0, 90, 180 or 270, got {v!r}"),
     Key("hide_cursor", BOOL, True, "hide the mouse pointer over the page (touch screens)."),

@@ -38,6 +38,7 @@ from pathlib import Path
 from daebus.ops import signals
 from daebus.bus.localredis import RedisServer, free_port, redis_server_binary
 from daebus.ops.systemd import Notifier, NotifySocket
+from daebus.ops import ports
 from gateway.settings import render
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +51,7 @@ WORKERS = ("sensors", "display", "system")
 # display), the gateway last, so the answers of what they drain still reach
 # the browsers.
 STOP_STAGES = (("system",), ("sensors", "display"), ("gateway",))
-DEFAULT_PORT = 8080
+DEFAULT_PORT = ports.GATEWAY_PORT
 
 
 def port_in_use(port: int) -> bool:

@@ -6,6 +6,7 @@ import errno
 import logging
 import socket
 
+from daebus.ops import ports
 from daebus.http.connection import Limits
 from daebus.http.cors import CorsPolicy
 from daebus.http.handling import Dispatcher
@@ -15,9 +16,8 @@ from daebus.http.routing import Router
 log = logging.getLogger("daebus.http")
 
 
-# Not 8080: that is where the appliance's gateway listens (its ``bind``), and
-# a service's own endpoints run beside it on the same box.
-DEFAULT_PORT = 8081
+# Not the gateway's: a service's own endpoints run beside it on the same box.
+DEFAULT_PORT = ports.HTTP_PORT
 
 class DaebusHttp:
     """Serve the app's routes over HTTP/1.1 from inside the service.
