@@ -1,7 +1,6 @@
 """The one codec of the bus: what it accepts, what it refuses, and why it says so."""
 
 import json
-import time
 
 import pytest
 
