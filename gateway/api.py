@@ -19,7 +19,7 @@ import socket
 from flask import Blueprint, Response, current_app, request
 
 from daebus import __version__ as daebus_version
-from daebus.bus import protocol
+from daebus.bus import protocol, registry
 from daebus.errors import ConnectionLost, DaebusError
 
 from . import openapi
@@ -162,7 +162,7 @@ def services():
         listed.append({
             "name": name, "status": info.get("status"), "version": info.get("version"),
             "started_at": info.get("started_at"), "uptime": info.get("uptime"),
-            "mode": info.get("mode"), "instances": [
+            "mode": info.get(registry.MODE), "instances": [
                 {k: i.get(k) for k in ("host", "started_at", "uptime", "status")}
                 for i in info.get("instances", [])],
             "actions": actions, "channels": channels,

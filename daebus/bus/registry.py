@@ -24,6 +24,9 @@ from daebus.bus.keys import LIVENESS_PREFIX, MEMBER_PREFIX, member_key  # noqa: 
 from daebus.bus.keys import registry_key as key
 from daebus.ops import metrics
 
+# A record's fields that other modules read by name (the rest: see record()).
+MODE = "mode"                             # OWNER or GROUP: how callers reach the service
+STREAM_MAX_LENGTH = "stream_max_length"   # a group's stream length bound, for XADD's MAXLEN
 OWNER = "owner"
 GROUP = "group"
 
@@ -69,7 +72,7 @@ def parse(raw: dict) -> dict:
             info[field] = cast(info[field])
         except (KeyError, ValueError):
             info[field] = None
-    info["mode"] = info.get("mode") or OWNER
+    info[MODE] = info.get(MODE) or OWNER
     snapshot = info.pop("metrics", None)
     info["metrics"] = None
     if snapshot:
@@ -122,9 +125,9 @@ def list_services(client) -> list[dict]:
             continue
         info = parse(raw)
         info.setdefault("name", name[len(protocol.REGISTRY_PREFIX):])
-        if info["mode"] == OWNER and not _live(client, [info]):
+        if info[MODE] == OWNER and not _live(client, [info]):
             continue
-        if info["mode"] == GROUP:
+        if info[MODE] == GROUP:
             group = members(client, info["name"])
             info["instances"] = [_instance(m, now) for m in group]
             info["metrics"] = metrics.merge([m["metrics"] for m in group if m.get("metrics")])

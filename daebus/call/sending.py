@@ -47,8 +47,8 @@ class Sender:
         running, or a group with no live instance)."""
         known = self._modes.get(service)
         if known is None or refresh:
-            mode, max_length = self.publish.command(deadline, "HMGET", registry.key(service), "mode",
-                                                    "stream_max_length")
+            mode, max_length = self.publish.command(deadline, "HMGET", registry.key(service), registry.MODE,
+                                                    registry.STREAM_MAX_LENGTH)
             known = self._modes[service] = (text(mode), int(max_length or _DEFAULT_MAX_LENGTH))
         return known
 
@@ -77,7 +77,7 @@ class Sender:
         entry, mode = self.publish.commands(
             ("XADD", stream, *(() if create else ("NOMKSTREAM",)), "MAXLEN", "~", max_length, "*",
              "request", message),
-            ("HGET", registry.key(service), "mode"), deadline=deadline)
+            ("HGET", registry.key(service), registry.MODE), deadline=deadline)
         for reply in (entry, mode):
             if isinstance(reply, Exception):
                 raise refusal(reply) or reply

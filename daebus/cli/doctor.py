@@ -163,14 +163,14 @@ class Doctor:
                                 f"{len(self.services)} service{'s' if len(self.services) != 1 else ''} registered")
 
     def instances(self) -> None:
-        from daebus.bus.registry import GROUP
+        from daebus.bus.registry import GROUP, MODE
 
         if self.services is None:
             self.add("instances", None, "not checked: Redis unreachable")
             return
         duplicated = 0
         for info in self.services:
-            if info.get("mode") == GROUP:
+            if info.get(MODE) == GROUP:
                 continue  # members of a group share the name by design
             [(_, count)] = self.client.pubsub_numsub(info["name"])
             if count > 1:

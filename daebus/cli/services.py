@@ -22,11 +22,11 @@ COLUMNS = ("SERVICE", "PID", "HOST", "UP", "STATUS", "ACTIONS", "CHANNELS")
 def render(services: list[dict]) -> str:
     if not services:
         return "no services running"
-    from daebus.bus.registry import GROUP
+    from daebus.bus.registry import GROUP, MODE
 
     rows = [COLUMNS]
     for info in services:
-        name = f"{info['name']} (group)" if info.get("mode") == GROUP else info["name"]
+        name = f"{info['name']} (group)" if info.get(MODE) == GROUP else info["name"]
         # A group has a row per live member; an owner's one instance is the record itself.
         for instance in info.get("instances") or [info]:
             rows.append((name, str(instance.get("pid") or "-"), instance.get("host") or "-",

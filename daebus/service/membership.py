@@ -31,7 +31,7 @@ import uuid
 
 from daebus.errors import NameTaken
 from daebus.bus.keys import group_channel
-from daebus.bus.registry import GROUP, LIVENESS_PREFIX, OWNER, encode, key, member_key, parse
+from daebus.bus.registry import GROUP, LIVENESS_PREFIX, MODE, OWNER, encode, key, member_key, parse
 
 
 # KEYS[1] the service record. ARGV: token, mode, ttl ms, liveness prefix,
@@ -105,7 +105,7 @@ class Membership:
 
         ``info`` is this instance's record (:func:`registry.record`).
         """
-        shared = {**info, "mode": self.mode}
+        shared = {**info, MODE: self.mode}
         if self.mode == OWNER:
             shared["token"] = self.token
         else:
@@ -118,7 +118,7 @@ class Membership:
         if holder:
             raise self._taken(parse(_pairs(holder)))
         if self.mode == GROUP:
-            member = {**encode({**info, "mode": GROUP}), "token": self.token}
+            member = {**encode({**info, MODE: GROUP}), "token": self.token}
             pipe = self.client.pipeline(transaction=False)
             pipe.hset(member_key(self.service, self.token), mapping=member)
             pipe.pexpire(member_key(self.service, self.token), self.ttl_ms)
@@ -132,7 +132,7 @@ class Membership:
             self._release(keys=[key(self.service)], args=[self.token])
 
     def _taken(self, holder: dict) -> NameTaken:
-        if holder.get("mode") == GROUP:
+        if holder.get(MODE) == GROUP:
             what = f"a group (mode=group, version {holder.get('version', '?')})"
         else:
             since = holder.get("started_at")

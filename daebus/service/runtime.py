@@ -222,7 +222,7 @@ class Runtime:
             metrics=self.metrics.snapshot(uptime=time.time() - self.started_at, queued=self.pool.queued,
                                           in_flight=self.pool.unfinished - self.pool.queued))
         if self.group is not None:
-            info.update(self.group.counters(), stream_max_length=self.settings.stream_max_length)
+            info.update(self.group.counters(), **{registry.STREAM_MAX_LENGTH: self.settings.stream_max_length})
         self.membership.claim(info)
 
     def register(self, status: str) -> None:
