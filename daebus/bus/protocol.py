@@ -44,10 +44,6 @@ SHUTTING_DOWN = ServiceStopped.code
 SUCCESS = "success"
 ERROR = "error"
 
-# Envelope keys; a message on the service channel without "payload" (the old
-# send_to_service) carries its data beside these.
-ENVELOPE_KEYS = frozenset({"action", "payload", "reply_to", "request_id", "service", "timeout_ms",
-                           "sent_at", "trace_id"})
 
 # What a trace id (the id one HTTP request keeps through the gateway, the bus
 # and the worker's journal fields) may look like: it reaches log fields and
@@ -84,6 +80,12 @@ class Request(NamedTuple):
     trace_id: str | None = None
     # Group mode: how many times the stream handed this request to an instance.
     delivery: int = 1
+
+
+# Envelope keys: a Request's fields but what the service adds (the whole
+# message, the delivery count). A message on the service channel without
+# "payload" (the old send_to_service) carries its data beside these.
+ENVELOPE_KEYS = frozenset(Request._fields) - {"raw", "delivery"}
 
 
 def _default(obj: Any) -> Any:
