@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RATIO = re.compile(r"^(?P<label>\S.*?)\s{2,}.*?(?P<ratio>\d+\.\d+)x\s*$")
+RATIO = re.compile(r"^(?P<label>\S.*?)\s{2,}.*?(?P<ratio>\d+\.\d+)x(\s+\(.*\))?\s*$")
 
 
 def ratios(output: str, section: str = "") -> dict[str, float]:
