@@ -191,6 +191,10 @@ class BridgeProcess(ManagedProcess):
         if wait:
             self.wait_ready()
 
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):

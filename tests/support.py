@@ -72,8 +72,9 @@ class ManagedProcess:
 
     @property
     def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text() if self.log_path.exists() else ""
 
     @property
     def running(self) -> bool:
@@ -85,8 +86,9 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while not self.notify.wait_for("READY=1", 0.25):
             if not self.running or time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(f"{self.name} did not become ready; log:\n{self.log}")
+                log = self.log
+                self.close()  # nobody holds it to close it: it failed in its constructor's wait, say
+                raise AssertionError(f"{self.name} did not become ready; log:\n{log}")
 
     def signal(self, sig=signal.SIGTERM) -> None:
         self.process.send_signal(sig)
