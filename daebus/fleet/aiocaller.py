@@ -18,7 +18,7 @@ import asyncio
 import time
 from typing import Any, AsyncIterator
 
-from daebus.fleet.caller import FleetCaller, Outcome, outcome_of, raise_for, timeout_outcome
+from daebus.fleet.caller import FleetCaller, Gathering, Outcome, raise_for
 from daebus.fleet.topics import check_device
 
 
@@ -60,23 +60,18 @@ class AsyncFleetCaller:
         sink = lambda device, body: loop.call_soon_threadsafe(inbox.put_nowait, (device, body))  # noqa: E731
         cleanup = await loop.run_in_executor(
             None, lambda: self._sync.start_call(devices, service, action, payload, timeout, sink))
-        waiting = set(devices)
+        gathering = Gathering(devices, timeout, on_progress)
         try:
-            while waiting:
+            while gathering.waiting:
                 try:
-                    device, body = await asyncio.wait_for(inbox.get(), max(0.0, deadline - time.monotonic()))
+                    arrived = await asyncio.wait_for(inbox.get(), max(0.0, deadline - time.monotonic()))
                 except asyncio.TimeoutError:
                     break
-                if device not in waiting:
-                    continue
-                if "progress" in body and "result" not in body and "error" not in body:
-                    if on_progress is not None:
-                        on_progress(device, body.get("progress"), body.get("pct"))
-                    continue
-                waiting.discard(device)
-                yield outcome_of(device, body)
-            for device in sorted(waiting):
-                yield timeout_outcome(device, timeout)
+                outcome = gathering.receive(*arrived)
+                if outcome is not None:
+                    yield outcome
+            for outcome in gathering.timed_out():
+                yield outcome
         finally:
             cleanup()
 

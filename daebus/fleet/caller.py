@@ -117,26 +117,19 @@ class FleetCaller:
             return
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         cleanup = self.start_call(devices, service, action, payload, timeout, lambda d, b: inbox.put((d, b)))
-        waiting = set(devices)
+        gathering = Gathering(devices, timeout, on_progress)
         try:
-            while waiting:
+            while gathering.waiting:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 try:
-                    device, body = inbox.get(timeout=left)
+                    outcome = gathering.receive(*inbox.get(timeout=left))
                 except queue.Empty:
                     break
-                if device not in waiting:
-                    continue
-                if "progress" in body and "result" not in body and "error" not in body:
-                    if on_progress is not None:
-                        on_progress(device, body.get("progress"), body.get("pct"))
-                    continue
-                waiting.discard(device)
-                yield outcome_of(device, body)
-            for device in sorted(waiting):
-                yield timeout_outcome(device, timeout)
+                if outcome is not None:
+                    yield outcome
+            yield from gathering.timed_out()
         finally:
             cleanup()
 
@@ -171,6 +164,31 @@ class FleetCaller:
 
     def full_filter(self, pattern: str) -> str:
         return pattern if pattern.startswith("daebus/") else f"{self.link.topics.prefix}/{pattern}"
+
+
+class Gathering:
+    """The replies of one fleet call, without I/O: what both fleet callers
+    make of each ``(device, body)`` that arrives, and of the deadline."""
+
+    def __init__(self, devices: list[str], timeout: float, on_progress=None):
+        self.waiting = set(devices)
+        self.timeout = timeout
+        self.on_progress = on_progress
+
+    def receive(self, device: str, body: dict) -> Outcome | None:
+        """The device's outcome, once; None for progress or a device done already."""
+        if device not in self.waiting:
+            return None
+        if "progress" in body and "result" not in body and "error" not in body:
+            if self.on_progress is not None:
+                self.on_progress(device, body.get("progress"), body.get("pct"))
+            return None
+        self.waiting.discard(device)
+        return outcome_of(device, body)
+
+    def timed_out(self) -> list[Outcome]:
+        """The ``timeout`` outcomes of the devices that never answered."""
+        return [timeout_outcome(device, self.timeout) for device in sorted(self.waiting)]
 
 
 def outcome_of(device: str, body: dict) -> Outcome:
