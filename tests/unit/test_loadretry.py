@@ -1,7 +1,7 @@
 """The spacing of a worker's tries to load code that fails to import."""
 
-from daebus import loadretry
-from daebus.systemd import Notifier
+from daebus.service import loadretry
+from daebus.ops.systemd import Notifier
 
 
 def test_the_wait_doubles_from_5_s_up_to_5_min():
