@@ -76,6 +76,11 @@ def _from_url(url: str, **kwargs) -> redis.Redis:
         raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
     pool = client.connection_pool
     pool.connection_class = auth.refusing(pool.connection_class)
+    if sentinel.is_sentinel(url):
+        # Imported here: it builds on this module's pacing.
+        from daebus.bus import failover
+
+        pool.connection_class = failover.following(pool.connection_class, failover.watch_for(sentinel.parse(url)))
     return client
 
 
