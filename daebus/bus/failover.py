@@ -25,7 +25,7 @@ import time
 
 import redis
 
-from daebus.bus.transport import Backoff, Liveness
+from daebus.bus.pacing import Backoff, Liveness
 
 log = logging.getLogger("daebus.transport")
 
