@@ -34,7 +34,7 @@ export interface StreamDetail {
   /** "redis": the gateway lost Redis; "unreachable": nothing answers;
    *  "refused": the gateway refuses the stream (code, message, status say why);
    *  "interrupted": the stream ended and is being reopened. */
-  reason: "redis" | "unreachable" | "refused" | "interrupted";
+  reason: "redis" | "unreachable" | "refused" | "interrupted" | "busy";
   code?: string;
   message?: string;
   status?: number;
@@ -82,4 +82,6 @@ export declare const subscribe: Client["subscribe"];
 
 export declare function errorFromAnswer(status: number, body: unknown): DaebusError;
 export declare function backoffDelay(attempt: number, options?: BackoffOptions): number;
+/** The wait the gateway asked for (ms), stretched by up to `jitter` (0.2). */
+export declare function hintedDelay(ms: number, options?: { jitter?: number; random?: () => number }): number;
 export declare function sseParser(): (text: string) => Array<{ event: string; data: string; id: string | null }>;
