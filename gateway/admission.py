@@ -36,7 +36,8 @@ import threading
 import time
 
 EVENTS_PATH = b"/api/events"
-# Added to each slot: returns spread a little, and none comes before its token.
+# At most this is added to each slot, so that returns spread a little (and
+# never more than a burst's worth of tokens covers: none is refused twice).
 SLOT_JITTER = 0.25
 _HEADER = re.compile(rb"\r\nlast-event-id[ \t]*:[ \t]*[^\r\n \t]", re.I)
 _PARAM = re.compile(rb"[?&]last_event_id=[^& ]")
@@ -45,6 +46,7 @@ _PARAM = re.compile(rb"[?&]last_event_id=[^& ]")
 def resumes_stream(head: bytes) -> bool:
     """``head`` (a request's raw head) asks for an event stream that resumes
     after a ``Last-Event-ID`` (the header, or the ``last_event_id`` parameter)."""
+    head = head.lstrip(b"\r\n")   # stray CRLFs between requests (RFC 9112 2.2)
     line_end = head.find(b"\r\n")
     line = head[:line_end] if line_end >= 0 else head
     parts = line.split(b" ")
@@ -82,7 +84,7 @@ class Admission:
             # The line of those told to wait: each comes back one token's time after the last.
             self._next_slot = max(self._next_slot, now) + 1 / self.rate
             self.deferred += 1
-            return self._next_slot - now + random.uniform(0, SLOT_JITTER)
+            return self._next_slot - now + random.uniform(0, min(SLOT_JITTER, (self.burst - 1) / self.rate))
 
 
 def busy_answer(wait: float) -> bytes:

@@ -33,11 +33,13 @@ export type StreamState = "connecting" | "live" | "reconnecting" | "offline";
 export interface StreamDetail {
   /** "redis": the gateway lost Redis; "unreachable": nothing answers;
    *  "refused": the gateway refuses the stream (code, message, status say why);
-   *  "interrupted": the stream ended and is being reopened. */
+   *  "interrupted": the stream ended and is being reopened;
+   *  "busy": a reconnect storm, the gateway asked to come back after retry_ms. */
   reason: "redis" | "unreachable" | "refused" | "interrupted" | "busy";
   code?: string;
   message?: string;
   status?: number;
+  retry_ms?: number;
 }
 
 export interface SubscribeOptions {
