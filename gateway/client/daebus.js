@@ -203,10 +203,10 @@ export function createClient({ baseUrl = new URL("./", import.meta.url).href, to
       }
     }
 
-    function streamUrl() {
+    function streamUrl({ resume = true } = {}) {
       const params = names.map((name) => ["channel", name]);
       if (config.token) params.push(["access_token", config.token]);
-      if (sub.lastEventId) params.push(["last_event_id", sub.lastEventId]);
+      if (resume && sub.lastEventId) params.push(["last_event_id", sub.lastEventId]);
       return url("api/events", params);
     }
 
@@ -283,7 +283,9 @@ export function createClient({ baseUrl = new URL("./", import.meta.url).href, to
       const controller = new AbortController();
       const guard = setTimeout(() => controller.abort(), 3000);
       try {
-        const response = await fetch(streamUrl(), { signal: controller.signal, cache: "no-store" });
+        // Without the last id: the probe asks whether the stream is refused, not for a replay
+        // (which, in a reconnect storm, would take a resuming page's turn).
+        const response = await fetch(streamUrl({ resume: false }), { signal: controller.signal, cache: "no-store" });
         if (response.ok) return { reason: "interrupted" };
         const body = await response.json().catch(() => null);
         const error = errorFromAnswer(response.status, body);
