@@ -24,6 +24,8 @@ import threading
 import time
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from daebus.bus.pacing import Backoff, Liveness
 
@@ -82,13 +84,21 @@ class MasterWatch:
             time.sleep(backoff.next() if turn % len(sentinels) == 0 else 0)
 
     def _follow(self, host: str, port: int, backoff: Backoff) -> None:
+        # No retries of redis-py's own (newer releases retry with backoff by default):
+        # a sentinel that fails makes way for the next one at once.
         client = redis.Redis(host=host, port=port, password=self.target.sentinel_password,
-                             socket_timeout=WATCH_HEALTH_INTERVAL, socket_connect_timeout=1.0)
+                             socket_timeout=WATCH_HEALTH_INTERVAL, socket_connect_timeout=1.0,
+                             retry=Retry(NoBackoff(), 0))
         pubsub = client.pubsub()
         try:
             pubsub.subscribe(SWITCH_CHANNEL)
             # A switch while no sentinel was heard from: asked once subscribed, so none is missed.
-            address = client.sentinel_get_master_addr_by_name(self.target.master)
+            try:
+                address = client.sentinel_get_master_addr_by_name(self.target.master)
+            except redis.ResponseError as exc:
+                # Not a sentinel, or one that does not monitor this master: announcements may still come.
+                log.debug("sentinel %s:%d cannot name master %s: %s", host, port, self.target.master, exc)
+                address = None
             if address:
                 self._set(*address)
             backoff.reset()
@@ -108,8 +118,10 @@ class MasterWatch:
     def _switched(self, data: str) -> None:
         # "<master name> <old ip> <old port> <new ip> <new port>"
         fields = data.split()
-        if len(fields) == 5 and fields[0] == self.target.master:
+        if len(fields) == 5 and fields[0] == self.target.master and fields[4].isdigit():
             self._set(fields[3], fields[4])
+        else:
+            log.debug("sentinel: ignored a %s of %r", SWITCH_CHANNEL, data[:200])
 
 
 def watch_for(target) -> MasterWatch:
@@ -154,4 +166,4 @@ def following(connection_class: type, watch: MasterWatch) -> type:
 
 
 def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
