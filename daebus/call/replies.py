@@ -206,9 +206,12 @@ class ReplyHub:
                 if message is not None:
                     self._dispatch(message)
         except redis.TimeoutError as exc:
-            if not short:
+            if not short or self._lost_at is not None:
+                # Redis already stopped answering (the liveness check or an error said so):
+                # an unconfirmed subscription is more of the same outage, not the call's timeout.
                 self._broken(exc)
-                raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
+                raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: the reply subscription "
+                                     f"was not confirmed in time ({exc})") from exc
             self._pubsub = None
             pubsub.close()
             raise RequestTimeout(f"the reply subscription on Redis at {redact(self.url)} was not "
