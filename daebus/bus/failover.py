@@ -78,7 +78,7 @@ class MasterWatch:
             host, port = sentinels[turn % len(sentinels)]
             try:
                 self._follow(host, port, backoff)
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever a sentinel sends, the watch goes on
                 log.debug("sentinel %s:%d: %s", host, port, exc)
             turn += 1
             time.sleep(backoff.next() if turn % len(sentinels) == 0 else 0)
