@@ -7,6 +7,7 @@ selector in the test process, each behaving as an EventSource does: it
 comes back after the ``retry`` it was given, with the same id."""
 
 import errno
+import json
 import selectors
 import socket
 import statistics
@@ -23,6 +24,7 @@ from gateway.settings import GATEWAY
 PAGES = 1000
 KEPT = 100
 CHANNEL = "news.storm"
+LIVE = "news.live"
 RATE = GATEWAY.keys["replay_rate"].default
 # docs/gateway.md: a storm of N pages has had its replays within about N / replay_rate seconds.
 SETTLED_WITHIN = PAGES / RATE * 1.25 + 5
@@ -161,6 +163,22 @@ def test_a_reconnect_storm_gets_every_replay_and_costs_calls_nothing(start_gatew
         warm.close()
         assert gw.post("/api/services/echo/echo", {"x": 1}).status_code == 200
     baseline = worker_rss_kb(gw)
+    # A page already live on another channel: its events must keep flowing through the storm.
+    live = gw.events(LIVE)
+    live.wait_status("up")
+    heard: dict[int, float] = {}
+
+    def listen():
+        try:
+            while (event := live.next_event(30)) is not None:
+                if event["event"] == "message":
+                    heard[json.loads(event["data"])["data"]["n"]] = time.monotonic()
+        except (OSError, ValueError, AttributeError):
+            pass   # closed by the test once it heard the last event
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    sent: dict[int, float] = {}
 
     storm = Storm(gw.port, last_id, newest)
     latencies: list[float] = []
@@ -176,9 +194,24 @@ def test_a_reconnect_storm_gets_every_replay_and_costs_calls_nothing(start_gatew
             except requests.RequestException as exc:
                 failures.append(exc)
             latencies.append(time.monotonic() - began)
+            if len(latencies) % 5 == 0:
+                sent[len(sent)] = time.monotonic()
+                publish(LIVE, {"n": len(sent) - 1})
             time.sleep(0.02)   # another page's pace of calls, not a synchronisation
     storm.thread.join()
     peak = worker_rss_kb(gw)
+
+    publish(LIVE, {"n": -1})   # the last: once it is heard, everything before it was
+    deadline = time.monotonic() + 15
+    while -1 not in heard and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # shutdown() wakes the listener's read at once; close() alone would wait for it.
+    live.conn.sock.shutdown(socket.SHUT_RDWR)
+    listener.join(5)
+    live.close()
+    lost = sorted(set(sent) - set(heard))
+    assert not lost, f"{len(lost)} of {len(sent)} live events never reached the live page"
+    live_delays = [heard[n] - at for n, at in sent.items()]
 
     pages = storm.pages
     left = [p.n for p in pages if p.outcome is None]
@@ -190,7 +223,9 @@ def test_a_reconnect_storm_gets_every_replay_and_costs_calls_nothing(start_gatew
           f"{sum(p.busy for p in pages)}, connection errors {storm.errors}; attempts per page max "
           f"{max(p.attempts for p in pages)}; {len(latencies)} calls meanwhile: p50 "
           f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max "
-          f"{max(latencies) * 1000:.1f} ms; worker RSS {baseline / 1024:.1f} -> {peak / 1024:.1f} MB")
+          f"{max(latencies) * 1000:.1f} ms; {len(sent)} live events, delay p50 "
+          f"{statistics.median(live_delays) * 1000:.1f} ms, max {max(live_delays) * 1000:.1f} ms; "
+          f"worker RSS {baseline / 1024:.1f} -> {peak / 1024:.1f} MB")
     assert outcomes["full"] == PAGES, outcomes   # nothing was trimmed: every replay is whole
     assert settled <= SETTLED_WITHIN, f"settled after {settled:.1f} s"
     assert not failures, failures[:5]
