@@ -1,8 +1,8 @@
 """A reconnect storm: 1,000 pages resume at once with an old Last-Event-ID.
 
 Every page gets its whole replay (or a gap event) within the time
-docs/gateway.md gives, another client's calls stay fast meanwhile, and the
-gateway's memory comes back afterwards. The pages are raw sockets on one
+docs/gateway.md gives, another client's calls stay fast and a live page's
+events keep coming meanwhile, and the gateway's memory comes back afterwards. The pages are raw sockets on one
 selector in the test process, each behaving as an EventSource does: it
 comes back after the ``retry`` it was given, with the same id."""
 
