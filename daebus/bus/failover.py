@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 
 import redis
 from redis.backoff import NoBackoff
@@ -47,6 +48,7 @@ class MasterWatch:
         self.target = target
         self.address: tuple[str, int] | None = None
         self._changed = threading.Condition()
+        self._listeners: list[weakref.WeakMethod] = []
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"daebus-sentinel-{target.master}")
         self._thread.start()
 
@@ -54,6 +56,12 @@ class MasterWatch:
         """The sentinels now name a master other than ``address``."""
         current = self.address
         return current is not None and address is not None and tuple(address) != current
+
+    def on_move(self, method) -> None:
+        """Call the bound ``method`` (held weakly) each time the master moves:
+        for a reader blocked in a command, which no poll would wake."""
+        with self._changed:
+            self._listeners.append(weakref.WeakMethod(method))
 
     def wait_for_change(self, old, timeout: float) -> bool:
         """For tests and tools: block until the master is other than ``old``."""
@@ -66,9 +74,19 @@ class MasterWatch:
             if self.address is not None:
                 log.warning("sentinel: master %s moved from %s:%d to %s:%d", self.target.master,
                             *self.address, *address)
+            moved = self.address is not None
             with self._changed:
                 self.address = address
                 self._changed.notify_all()
+                self._listeners = [ref for ref in self._listeners if ref() is not None]
+                listeners = [ref() for ref in self._listeners] if moved else []
+            for method in listeners:
+                if method is None:
+                    continue
+                try:
+                    method()
+                except Exception as exc:  # noqa: BLE001 - one listener's failure must not stop the watch
+                    log.warning("sentinel: %r failed on a master move: %s", method, exc)
 
     def _run(self) -> None:
         backoff = Backoff(cap=2.0)

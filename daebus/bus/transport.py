@@ -82,6 +82,13 @@ def _from_url(url: str, **kwargs) -> redis.Redis:
     return client
 
 
+def on_master_move(url: str, method) -> None:
+    """With a sentinel URL, call the bound ``method`` whenever Sentinel
+    promotes another master (see :mod:`daebus.bus.failover`); else nothing."""
+    if sentinel.is_sentinel(url):
+        failover.watch_for(sentinel.parse(url)).on_move(method)
+
+
 class Publisher:
     """PUBLISH on a connection owned by the calling thread.
 

@@ -73,3 +73,29 @@ def test_a_connection_to_a_replaced_master_reconnects_before_sending_and_fails_a
     current = cls("127.0.0.1", 6380)
     current.send_packed_command(b"PING")
     assert current.can_read(0) is False and current.disconnects == 0
+
+
+def test_listeners_hear_of_a_move_and_are_held_weakly(watch):
+    watch, client = watch
+
+    class Reader:
+        def __init__(self):
+            self.moves = 0
+
+        def moved(self):
+            self.moves += 1
+
+        def broken(self):
+            raise RuntimeError("a listener that fails")
+
+    reader, gone = Reader(), Reader()
+    watch.on_move(reader.broken)
+    watch.on_move(reader.moved)
+    watch.on_move(gone.moved)
+    del gone
+    client.publish(failover.SWITCH_CHANNEL, "bus 127.0.0.1 6379 127.0.0.1 6380")   # first heard: no move
+    assert watch.wait_for_change(None, 5)
+    client.publish(failover.SWITCH_CHANNEL, "bus 127.0.0.1 6380 127.0.0.1 6381")
+    assert watch.wait_for_change(("127.0.0.1", 6380), 5)
+    assert _wait(lambda: reader.moves == 1)
+    assert len(watch._listeners) == 2 and watch._thread.is_alive()

@@ -90,10 +90,12 @@ def _debug_sleep(cluster):
     return 30.0, lambda: thread.join(10)
 
 
-@pytest.mark.parametrize("freeze", [_sigstop, _debug_sleep], ids=["sigstop-60s", "debug-sleep-30s"])
-def test_calls_survive_a_master_that_freezes(sentinel_cluster, service, start_gateway, tmp_path, freeze):
+@pytest.mark.parametrize("freeze, mode", [(_sigstop, "owner"), (_debug_sleep, "owner"), (_debug_sleep, "group")],
+                         ids=["sigstop-60s", "debug-sleep-30s", "debug-sleep-30s-group"])
+def test_calls_survive_a_master_that_freezes(sentinel_cluster, service, start_gateway, tmp_path, freeze, mode):
     handled = tmp_path / "handled"
-    svc = service("member.py", "frozen", url=sentinel_cluster.url, env={"MEMBER_LOG": str(handled)})
+    svc = service("member.py", "frozen", url=sentinel_cluster.url,
+                  env={"MEMBER_LOG": str(handled), "DAEBUS_SERVICE_MODE": mode})
     gw = start_gateway({"expose_actions": ["frozen/*"], "default_timeout": 2.0}, url=sentinel_cluster.url)
     loops = Loops(sentinel_cluster.url, gw)
     try:
