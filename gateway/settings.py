@@ -86,6 +86,10 @@ GATEWAY = configspec.register(Section("gateway", "the HTTP gateway between brows
         "reconnect (see [Missed events](#missed-events)). `0`: nothing is kept.", check=at_least(0)),
     Key("keep_seconds", FLOAT, 300.0, "how long a kept broadcast stays replayable; also how long "
         "publishers go on keeping while no gateway runs.", check=more_than(0)),
+    Key("replay_rate", FLOAT, 50.0, "event streams resuming after a `Last-Event-ID` admitted per second; "
+        "the rest are told when to come back (see [Reconnect storms](#reconnect-storms)).", check=more_than(0)),
+    Key("replay_burst", INT, 20, "resuming streams admitted at once before `replay_rate` applies.",
+        check=at_least(1)),
     Key("static_dir", STR, "", "folder served at `/` (its `index.html`) and below. Empty: a small "
         "built-in page that says how to install a kiosk page (the `daebus-kiosk-demo` package sets this "
         "to its own page)."),

@@ -33,6 +33,8 @@ from functools import partial
 
 from gunicorn.workers.gthread import ThreadWorker
 
+from . import admission
+
 
 log = logging.getLogger("gateway")
 
@@ -79,9 +81,12 @@ class GatewayWorker(ThreadWorker):
         from .app import get_gateway
 
         gateway = get_gateway(self.wsgi)
+        self._admission = None
         if gateway is not None:
             self.head_timeout = gateway.settings.head_timeout
             self.max_body = gateway.settings.max_body_bytes
+            # Resumed streams past the rate are told when to come back, here, without a thread.
+            self._admission = admission.Admission(gateway.settings.replay_rate, gateway.settings.replay_burst)
         # Connections whose request is still arriving, with their bytes and
         # deadline; insertion order is deadline order (one timeout for all).
         self._arriving: dict = {}
@@ -137,6 +142,13 @@ class GatewayWorker(ThreadWorker):
                 self.poller.unregister(conn.sock)
 
     def _hand_over(self, conn, data) -> None:
+        gate = getattr(self, "_admission", None)
+        if gate is not None:
+            head = self._held(conn) + bytes(data)
+            if admission.resumes_stream(head):
+                wait = gate.admit()
+                if wait is not None:
+                    return self._refuse(conn, admission.busy_answer(wait))
         conn.init()  # blocking socket and parser; idempotent in every version
         if data:
             unreader = conn.parser.unreader

@@ -343,7 +343,8 @@ class SentinelCluster:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="daebus-sentinel-")
-        self.master = RedisServer().start()
+        # DEBUG SLEEP freezes it as a wedged host would (Redis 7 refuses DEBUG unless enabled).
+        self.master = RedisServer(args=("--enable-debug-command", "local")).start()
         self.processes: list[subprocess.Popen] = []
         self.replica_port = free_port()
         replica = self._spawn([redis_server_binary() or "redis-server", "--port", str(self.replica_port), "--bind", "127.0.0.1",
@@ -385,6 +386,11 @@ class SentinelCluster:
                 return
             time.sleep(0.2)
         raise AssertionError("the sentinels never found each other")
+
+    def master_port(self) -> int:
+        """The port the sentinels name as the master's now."""
+        return int(redis.Redis(port=self.sentinel_ports[0], decode_responses=True)
+                   .sentinel_get_master_addr_by_name(SENTINEL_MASTER)[1])
 
     @property
     def url(self) -> str:

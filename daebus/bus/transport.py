@@ -17,7 +17,8 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
-from daebus.bus import auth, sentinel
+from daebus.bus import auth, failover, sentinel
+from daebus.bus.pacing import Backoff, Liveness  # noqa: F401 - re-exported: where every reader takes them
 from daebus.errors import ConfigError
 
 log = logging.getLogger("daebus.transport")
@@ -76,7 +77,16 @@ def _from_url(url: str, **kwargs) -> redis.Redis:
         raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
     pool = client.connection_pool
     pool.connection_class = auth.refusing(pool.connection_class)
+    if sentinel.is_sentinel(url):
+        pool.connection_class = failover.following(pool.connection_class, failover.watch_for(sentinel.parse(url)))
     return client
+
+
+def on_master_move(url: str, method) -> None:
+    """With a sentinel URL, call the bound ``method`` whenever Sentinel
+    promotes another master (see :mod:`daebus.bus.failover`); else nothing."""
+    if sentinel.is_sentinel(url):
+        failover.watch_for(sentinel.parse(url)).on_move(method)
 
 
 class Publisher:
@@ -217,50 +227,3 @@ def _set_sock_timeout(conn, timeout: float | None) -> None:
             sock.settimeout(timeout)
         except OSError:
             pass
-
-
-class Backoff:
-    """Capped exponential delays: 0.1, 0.2, 0.4 ... ``cap`` seconds."""
-
-    def __init__(self, first: float = 0.1, cap: float = 5.0):
-        self.first, self.cap, self.delay = first, cap, first
-
-    def next(self) -> float:
-        delay, self.delay = self.delay, min(self.delay * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.first
-
-
-class Liveness:
-    """Notices a subscription that went silent: after ``interval`` without a
-    message it sends a PING, and if that gets no answer within another
-    ``interval`` the connection is declared dead, even though no socket
-    error ever came (a half-open connection).
-
-    Example::
-
-        liveness = Liveness(5.0)
-        message = pubsub.get_message(timeout=1.0)
-        if message is None:
-            liveness.idle(pubsub)        # may ping, or raise redis.TimeoutError
-        else:
-            liveness.heard()
-    """
-
-    def __init__(self, interval: float):
-        self.interval = interval
-        self.last_rx = time.monotonic()
-        self.ping_sent: float | None = None
-
-    def heard(self) -> None:
-        self.last_rx, self.ping_sent = time.monotonic(), None
-
-    def idle(self, pubsub) -> None:
-        now = time.monotonic()
-        if self.ping_sent is not None and now - self.ping_sent > self.interval:
-            raise redis.TimeoutError(f"no answer from Redis for {now - self.last_rx:.0f} s")
-        if self.ping_sent is None and now - self.last_rx >= self.interval:
-            pubsub.ping()
-            self.ping_sent = now

@@ -57,6 +57,9 @@ class ReplyHub:
         self.channel = f"{protocol.REPLY_PREFIX}{user + ':' if user else ''}{uuid.uuid4()}"
         self.health_interval = health_interval
         self._pubsub = None               # only touched by the thread holding _reader
+        # Per subscription, not per call: calls shorter than the health
+        # interval must still add up to noticing a connection that hangs.
+        self._liveness: Liveness | None = None
         self._reader = threading.Lock()   # the reading role
         self._subscribed = threading.Event()
         # Notified when a subscribe attempt ends or the reading role is
@@ -171,7 +174,11 @@ class ReplyHub:
                 # Drains what arrived meanwhile; a socket closed by a Redis
                 # restart shows up here, before the request goes out.
                 while (message := self._pubsub.get_message(timeout=0)) is not None:
+                    self._liveness.heard()
                     self._dispatch(message)
+                # A PING unanswered for an interval (a frozen Redis) fails here,
+                # so the request is not sent to wait on a subscription that hangs.
+                self._liveness.idle(self._pubsub)
                 return
             except REDIS_ERRORS as exc:
                 self._broken(exc)  # it died while idle: subscribe afresh below
@@ -199,9 +206,12 @@ class ReplyHub:
                 if message is not None:
                     self._dispatch(message)
         except redis.TimeoutError as exc:
-            if not short:
+            if not short or self._lost_at is not None:
+                # Redis already stopped answering (the liveness check or an error said so):
+                # an unconfirmed subscription is more of the same outage, not the call's timeout.
                 self._broken(exc)
-                raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
+                raise ConnectionLost(f"cannot reach Redis at {redact(self.url)}: the reply subscription "
+                                     f"was not confirmed in time ({exc})") from exc
             self._pubsub = None
             pubsub.close()
             raise RequestTimeout(f"the reply subscription on Redis at {redact(self.url)} was not "
@@ -220,6 +230,7 @@ class ReplyHub:
         if sock is not None:
             connection.socket_timeout = _SOCKET_TIMEOUT
             sock.settimeout(_SOCKET_TIMEOUT)
+        self._liveness = Liveness(self.health_interval)
         self._subscribed.set()
         with self._changed:
             self._changed.notify_all()
@@ -232,7 +243,7 @@ class ReplyHub:
         pubsub = self._pubsub
         if pubsub is None:
             return ConnectionLost(f"lost connection to Redis at {redact(self.url)}")
-        liveness = Liveness(self.health_interval)
+        liveness = self._liveness
         while True:
             item = _poll(inbox)
             if item is not None and item is not _TAKE_OVER:

@@ -30,7 +30,7 @@ from daebus.errors import AccessDenied
 from daebus.ops.logs import StateLog
 from daebus.service.membership import LIVENESS_PREFIX, group_channel
 from daebus.ops.ratelog import RateLimitedLog, kind_of
-from daebus.bus.transport import REDIS_ERRORS, Backoff, connect, redact
+from daebus.bus.transport import REDIS_ERRORS, Backoff, connect, on_master_move, redact
 from daebus.bus.turns import Turns, wait_for_reader
 
 log = logging.getLogger("daebus.group")
@@ -122,6 +122,8 @@ class GroupServer:
         self._bridge_ttl_ms = max(1000, int(settings.registry_ttl * 1000))
         self._reader_client = connect(url, socket_timeout=settings.socket_timeout + settings.health_check_interval,
                                       decode=False)
+        # A read blocked on a master that froze would wait out its socket timeout.
+        on_master_move(url, self._end_blocked_read)
         self.slots = _Slots(host.app.max_workers)
         self._submit, self._run = pool.submit, host.executor.run
         self._publish, self._on_bridge = host.publish, host.bridge
@@ -169,14 +171,17 @@ class GroupServer:
         self._stop.set()
         self._turns.close()
         self.slots.close()   # a reader waiting for a busy worker reads no more
+        self._end_blocked_read()
+        deadline = time.monotonic() + 5
+        for thread in self._threads:
+            wait_for_reader(thread, self._turns.lending, deadline)
+
+    def _end_blocked_read(self) -> None:
         # Closing the socket ends a blocked XREADGROUP at once.
         try:
             self._reader_client.connection_pool.disconnect()
         except Exception:  # noqa: BLE001 - the reader may be closing the same socket (redis-py 4.3)
             pass
-        deadline = time.monotonic() + 5
-        for thread in self._threads:
-            wait_for_reader(thread, self._turns.lending, deadline)
 
     def leave(self) -> None:
         """After the last handler: drop this consumer if it holds nothing,

@@ -33,11 +33,13 @@ export type StreamState = "connecting" | "live" | "reconnecting" | "offline";
 export interface StreamDetail {
   /** "redis": the gateway lost Redis; "unreachable": nothing answers;
    *  "refused": the gateway refuses the stream (code, message, status say why);
-   *  "interrupted": the stream ended and is being reopened. */
-  reason: "redis" | "unreachable" | "refused" | "interrupted";
+   *  "interrupted": the stream ended and is being reopened;
+   *  "busy": a reconnect storm, the gateway asked to come back after retry_ms. */
+  reason: "redis" | "unreachable" | "refused" | "interrupted" | "busy";
   code?: string;
   message?: string;
   status?: number;
+  retry_ms?: number;
 }
 
 export interface SubscribeOptions {
@@ -82,4 +84,6 @@ export declare const subscribe: Client["subscribe"];
 
 export declare function errorFromAnswer(status: number, body: unknown): DaebusError;
 export declare function backoffDelay(attempt: number, options?: BackoffOptions): number;
+/** The wait the gateway asked for (ms), stretched by up to `jitter` (0.2). */
+export declare function hintedDelay(ms: number, options?: { jitter?: number; random?: () => number }): number;
 export declare function sseParser(): (text: string) => Array<{ event: string; data: string; id: string | null }>;

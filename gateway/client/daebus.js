@@ -55,6 +55,13 @@ export function backoffDelay(attempt, { base = 250, max = 5000, jitter = 0.3, ra
   return Math.round(plain * (1 - jitter + 2 * jitter * random()));
 }
 
+// Milliseconds to wait when the gateway said when to come back (`event: busy`
+// during a reconnect storm, or a 503's Retry-After): that time, stretched by up
+// to `jitter` so that pages told the same time still come back apart.
+export function hintedDelay(ms, { jitter = 0.2, random = Math.random } = {}) {
+  return Math.round(Math.max(0, ms) * (1 + jitter * random()));
+}
+
 // Server-Sent Events parsed from text chunks: feed(text) returns the
 // complete events so far as {event, data, id}.
 export function sseParser() {
@@ -185,6 +192,7 @@ export function createClient({ baseUrl = new URL("./", import.meta.url).href, to
     let timer = null;
     let failingSince = null;
     let closed = false;
+    let hint = null;   // milliseconds the gateway asked this stream to wait before coming back
 
     function setState(state, detail = null) {
       const changed = state !== sub.state || JSON.stringify(detail) !== JSON.stringify(sub.detail);
@@ -195,10 +203,10 @@ export function createClient({ baseUrl = new URL("./", import.meta.url).href, to
       }
     }
 
-    function streamUrl() {
+    function streamUrl({ resume = true } = {}) {
       const params = names.map((name) => ["channel", name]);
       if (config.token) params.push(["access_token", config.token]);
-      if (sub.lastEventId) params.push(["last_event_id", sub.lastEventId]);
+      if (resume && sub.lastEventId) params.push(["last_event_id", sub.lastEventId]);
       return url("api/events", params);
     }
 
@@ -220,6 +228,13 @@ export function createClient({ baseUrl = new URL("./", import.meta.url).href, to
         if (status.redis === "down") setState("offline", { reason: "redis" });
         else setState("live");
       });
+      // A reconnect storm: the gateway admits resuming streams at a bounded
+      // rate and tells the others when to come back; the stream then ends.
+      source.addEventListener("busy", (e) => {
+        let busy = {};
+        try { busy = JSON.parse(e.data); } catch (err) { /* the backoff applies */ }
+        if (Number.isFinite(busy.retry_ms)) hint = busy.retry_ms;
+      });
       source.addEventListener("gap", (e) => {
         let gap = {};
         try { gap = JSON.parse(e.data); } catch (err) { /* an empty gap still counts */ }
@@ -235,6 +250,14 @@ export function createClient({ baseUrl = new URL("./", import.meta.url).href, to
       source.onerror = () => {
         source.close();
         source = null;
+        if (hint !== null) {
+          // Told when to come back: no probe (it would add to the storm), and the time is the gateway's.
+          const wait = hintedDelay(hint);
+          hint = null;
+          setState("reconnecting", { reason: "busy", retry_ms: wait });
+          timer = setTimeout(open, wait);
+          return;
+        }
         retry();
       };
     }
@@ -250,7 +273,8 @@ export function createClient({ baseUrl = new URL("./", import.meta.url).href, to
       const refused = detail.reason === "refused" && detail.status < 500;
       const offline = refused || Date.now() - failingSince >= offlineAfter;
       setState(offline ? "offline" : "reconnecting", detail);
-      timer = setTimeout(open, backoffDelay(sub.attempts, backoff));
+      const wait = detail.retryAfter ? hintedDelay(detail.retryAfter * 1000) : backoffDelay(sub.attempts, backoff);
+      timer = setTimeout(open, wait);
     }
 
     // Why the stream failed: the gateway's refusal (not exposed, too many
@@ -259,11 +283,14 @@ export function createClient({ baseUrl = new URL("./", import.meta.url).href, to
       const controller = new AbortController();
       const guard = setTimeout(() => controller.abort(), 3000);
       try {
-        const response = await fetch(streamUrl(), { signal: controller.signal, cache: "no-store" });
+        // Without the last id: the probe asks whether the stream is refused, not for a replay
+        // (which, in a reconnect storm, would take a resuming page's turn).
+        const response = await fetch(streamUrl({ resume: false }), { signal: controller.signal, cache: "no-store" });
         if (response.ok) return { reason: "interrupted" };
         const body = await response.json().catch(() => null);
         const error = errorFromAnswer(response.status, body);
-        return { reason: "refused", code: error.code, message: error.message, status: response.status };
+        const retryAfter = Number(response.headers.get("Retry-After")) || null;
+        return { reason: "refused", code: error.code, message: error.message, status: response.status, retryAfter };
       } catch (err) {
         return { reason: "unreachable" };
       } finally {

@@ -37,6 +37,8 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        if self.process is not None:
+            self.process.close()   # the one stopped before a restart: its notify socket goes too
         self.process = ManagedProcess([sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf",
                                        "gateway.wsgi:app"], self.env, name="gateway",
                                       log_path=self.workdir / f"gateway-{self.port}.log")
@@ -156,6 +158,46 @@ def test_a_gateway_restart_loses_and_repeats_nothing(bus, gateway, tab):
     assert states[restart] == "reconnecting" and states[-1] == "live", states
 
 
+def test_a_stream_told_to_come_back_later_waits_that_long_and_loses_nothing(bus, gateway, tab):
+    # One resuming stream admitted per 10 s: of two that come back together, one is told to wait.
+    gw = gateway(replay_burst=1, replay_rate=0.1, keep_events=1000)
+    tab.open(gw)
+    ticker = start_ticker(bus)
+    try:
+        tab.evaluate("""() => {
+            window.subs = [0, 1].map(() => {
+                const s = {seqs: [], states: [], gaps: []};
+                s.sub = daebus.subscribe(["ticks.seq"], (channel, data) => s.seqs.push(data.seq), {
+                    onStatus: (state, detail) => s.states.push([state, detail, Date.now()]),
+                    onGap: (channels) => s.gaps.push(channels),
+                });
+                return s;
+            });
+        }""")
+        live = "window.subs.every((s) => s.states.length && s.states.at(-1)[0] === 'live' && s.seqs.length > 5)"
+        tab.wait_for_function(live, timeout=30_000)
+        assert gw.stop() == 0
+        tab.wait_for_function("window.subs.every((s) => s.states.at(-1)[0] !== 'live')", timeout=10_000)
+        gw.start()
+        tab.wait_for_function(live, timeout=40_000)
+    finally:
+        ticker.close()
+    subs = tab.evaluate("window.subs.map((s) => ({seqs: s.seqs, states: s.states, gaps: s.gaps}))")
+    busy = [(n, i) for n, s in enumerate(subs) for i, (state, detail, _) in enumerate(s["states"])
+            if detail and detail.get("reason") == "busy"]
+    assert busy, [s["states"] for s in subs]
+    n, i = busy[-1]
+    states = subs[n]["states"]
+    waited = states[i][1]["retry_ms"]
+    assert 1000 < waited <= 10_000 * 1.2
+    # It came back no sooner than it was told to, and then resumed where it was.
+    came_back = next(at for state, _, at in states[i + 1:] if state == "live")
+    assert came_back - states[i][2] >= waited
+    for s in subs:
+        assert s["gaps"] == []
+        assert s["seqs"] == list(range(s["seqs"][0], s["seqs"][0] + len(s["seqs"]))), "a gap or a duplicate"
+
+
 def test_a_gateway_away_longer_than_the_kept_window_sends_a_gap(bus, gateway, tab):
     gw = gateway(keep_seconds=1.0)
     tab.open(gw)
@@ -217,7 +259,7 @@ def test_calls_reject_with_the_gateways_code_and_status(gateway, tab):
 def test_error_mapping_backoff_and_parsing_units(gateway, tab):
     tab.open(gateway())
     got = tab.evaluate("""() => {
-        const {errorFromAnswer, backoffDelay, sseParser} = daebus;
+        const {errorFromAnswer, backoffDelay, hintedDelay, sseParser} = daebus;
         const e1 = errorFromAnswer(503, {error: {code: "busy", message: "queue full"}});
         const e2 = errorFromAnswer(502, "<html>bad gateway</html>");
         const e3 = errorFromAnswer(400, {error: {code: "invalid_payload", message: "m",
@@ -232,6 +274,8 @@ def test_error_mapping_backoff_and_parsing_units(gateway, tab):
             doubling: [1, 2, 3, 4, 5, 6, 7, 20].map((n) => backoffDelay(n, half)),
             low: backoffDelay(3, {random: () => 0}), high: backoffDelay(3, {random: () => 1}),
             custom: backoffDelay(4, {base: 100, max: 300, jitter: 0}),
+            hinted: [hintedDelay(2000, {random: () => 0}), hintedDelay(2000, {random: () => 1}),
+                     hintedDelay(-5, {random: () => 1})],
             parsed,
         };
     }""")
@@ -241,6 +285,7 @@ def test_error_mapping_backoff_and_parsing_units(gateway, tab):
     assert got["doubling"] == [250, 500, 1000, 2000, 4000, 5000, 5000, 5000]
     assert (got["low"], got["high"]) == (700, 1300)  # 1000 spread by 30 % either way
     assert got["custom"] == 300
+    assert got["hinted"] == [2000, 2400, 0]   # the gateway's time, stretched by up to 20 %, never shortened
     assert got["parsed"] == [{"event": "status", "data": '{"redis":"up"}', "id": "1-0"},
                              {"event": "message", "data": "a\nb", "id": None}]
 

@@ -98,3 +98,41 @@ def test_new_call_while_redis_is_down_fails_fast_and_works_once_back(fresh_redis
     fresh_redis.start()
     with pytest.raises(ServiceUnavailable):
         caller.send_request("x", {}, timeout=3600)
+
+
+def test_reply_subscription_that_hangs_is_noticed_across_short_calls(redis_server):
+    """Calls each shorter than the health interval still add up to noticing
+    a reply subscription that went silent: the check spans calls."""
+    import time
+
+    from daebus.bus.bus import Bus
+    from daebus.call.replies import ReplyHub
+    from daebus.errors import RequestTimeout
+    from support import TcpProxy
+
+    proxy = TcpProxy(redis_server.port)
+    interval = 0.5
+    hub = ReplyHub(Bus(proxy.url), health_interval=interval)
+    try:
+        hub.prepare(time.monotonic() + 5)
+        proxy.freeze()
+        frozen = time.monotonic()
+        outcomes = []
+        while time.monotonic() - frozen < 10 and not any(isinstance(o, ConnectionLost) for o in outcomes):
+            inbox = hub.expect("r")
+            try:
+                hub.prepare(time.monotonic() + 0.3)
+                hub.next_reply(inbox, time.monotonic() + 0.3)   # a short call that gets no reply
+            except (RequestTimeout, ConnectionLost) as exc:
+                outcomes.append(exc)
+            finally:
+                hub.forget("r", inbox)
+        noticed = time.monotonic() - frozen
+        assert any(isinstance(o, ConnectionLost) for o in outcomes), outcomes[-3:]
+        # Two intervals (a PING, then its missing answer) and one poll of the socket.
+        assert noticed <= 2 * interval + 1.5, f"noticed after {noticed:.1f} s"
+        proxy.thaw()
+        hub.prepare(time.monotonic() + 5)   # a fresh subscription, through the thawed proxy
+        assert hub.subscribed
+    finally:
+        proxy.close()
