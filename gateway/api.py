@@ -19,7 +19,7 @@ import socket
 from flask import Blueprint, Response, current_app, request
 
 from daebus import __version__ as daebus_version
-from daebus.bus import protocol, registry
+from daebus.bus import protocol, registry, wirejson
 from daebus.errors import ConnectionLost, DaebusError
 
 from . import openapi
@@ -58,6 +58,9 @@ def _read_payload(limit: int) -> dict:
         return {}
     try:
         payload = protocol.loads(body)
+    except wirejson.NotCarried as exc:
+        # JSON, but nothing the bus carries: the request is bad, as a service would say.
+        raise api_error("bad_request", f"the body cannot be sent on: {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise api_error("bad_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):

@@ -37,6 +37,12 @@ class WireJSONError(ValueError):
     """A document the bus does not accept; the message says why."""
 
 
+class NotCarried(WireJSONError):
+    """Valid JSON that the bus still does not carry: a number too large for a
+    float, nesting past :data:`MAX_DEPTH`, a lone surrogate. A request
+    carrying one is a bad request (``bad_request``), not bad JSON."""
+
+
 def _constant(name: str):
     raise WireJSONError(f"{name} is not valid JSON")
 
@@ -44,7 +50,7 @@ def _constant(name: str):
 def _finite(text: str) -> float:
     value = float(text)
     if math.isinf(value):
-        raise WireJSONError(f"the number {text[:40]} is too large for a 64-bit float")
+        raise NotCarried(f"the number {text[:40]} is too large for a 64-bit float")
     return value
 
 
@@ -65,7 +71,7 @@ def _check_depth(raw: bytes) -> None:
     # Counting brackets runs at C speed; only a document with more openers
     # than the limit needs its real depth measured.
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:
-        raise WireJSONError(f"nested too deeply (more than {MAX_DEPTH} levels)")
+        raise NotCarried(f"nested too deeply (more than {MAX_DEPTH} levels)")
 
 
 def _strings(value: Any):
@@ -84,7 +90,7 @@ def _strings(value: Any):
 def _check_surrogates(value: Any) -> None:
     for text in _strings(value):
         if not text.isascii() and _LONE_SURROGATE.search(text):
-            raise WireJSONError("a string holds a lone UTF-16 surrogate, which UTF-8 cannot carry")
+            raise NotCarried("a string holds a lone UTF-16 surrogate, which UTF-8 cannot carry")
 
 
 def loads(data: str | bytes | bytearray) -> Any:
@@ -102,7 +108,7 @@ def loads(data: str | bytes | bytearray) -> Any:
     try:
         value = json.loads(text, parse_constant=_constant, parse_float=_finite)
     except RecursionError:  # pragma: no cover - the depth check comes first
-        raise WireJSONError(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
+        raise NotCarried(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
     except WireJSONError:
         raise
     except ValueError as exc:
@@ -120,13 +126,13 @@ def dumps(obj: Any, default: Callable[[Any], Any] | None = None) -> str:
         text = json.dumps(obj, default=default, separators=(",", ":"), ensure_ascii=False,
                           allow_nan=False)
     except RecursionError:
-        raise WireJSONError(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
+        raise NotCarried(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
     except ValueError as exc:
         if "Out of range float" in str(exc):
             raise WireJSONError("NaN and infinities are not valid JSON") from None
         raise
     if not text.isascii() and _LONE_SURROGATE.search(text):
-        raise WireJSONError("a string holds a lone UTF-16 surrogate, which UTF-8 cannot carry")
+        raise NotCarried("a string holds a lone UTF-16 surrogate, which UTF-8 cannot carry")
     if text.count("[") + text.count("{") > MAX_DEPTH:
         _check_depth(text.encode("utf-8"))
     return text
