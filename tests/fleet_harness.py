@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from support import ROOT, ManagedProcess, free_port
+from support import ROOT, ManagedProcess, default_signals, free_port
 
 from daebus.fleet import mqtt
 
@@ -74,8 +74,9 @@ class Mosquitto:
         return path
 
     def start(self, timeout: float = 10) -> Mosquitto:
+        # With systemd's dispositions: stop() signals it, whatever mask the test run inherited.
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+                                        stderr=subprocess.STDOUT, text=True, preexec_fn=default_signals)
         deadline = time.monotonic() + timeout
         for line in self.process.stdout:
             self.lines.append(line)

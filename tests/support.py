@@ -37,7 +37,11 @@ def default_signals() -> None:
 
 def inherited_signals() -> None:
     """``preexec_fn`` of the hostile case: SIGINT and SIGTERM blocked, as a
-    CI runner or supervisor that handles them itself passes them on."""
+    CI runner or supervisor that handles them itself passes them on. Their
+    dispositions are the defaults (an ignored SIGINT, as a shell leaves it for
+    a background job, is a choice a process rightly keeps: not this case)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 

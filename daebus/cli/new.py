@@ -118,8 +118,13 @@ def _test_runner() -> tuple[str, str]:
     import sys
 
     python = sys.executable or "python3"
-    # The short name when it is the same interpreter the shell would find.
-    if shutil.which("python3") and os.path.realpath(shutil.which("python3")) == os.path.realpath(python):
+    # The short name when it is the interpreter the shell would find. A venv's
+    # python resolves to its base's binary, so the same binary is not enough:
+    # the one found must be in the same environment (sys.prefix).
+    found = shutil.which("python3")
+    same_environment = found and (sys.prefix == sys.base_prefix
+                                  or os.path.dirname(os.path.abspath(found)) == os.path.join(sys.prefix, "bin"))
+    if same_environment and os.path.realpath(found) == os.path.realpath(python):
         python = "python3"
     if importlib.util.find_spec("pytest") is not None:
         return python, ""

@@ -12,7 +12,7 @@ import pytest
 
 from daebus.fleet import FleetCaller
 from fleet_harness import BridgeProcess, Listener, wait_online
-from support import ROOT, RedisServer, Service
+from support import ROOT, RedisServer, Service, default_signals
 
 BOXES, SIMULATED = 20, 300
 KEEPALIVE = 5
@@ -30,7 +30,7 @@ def fleet_of_320(broker):
                                         call_actions=["basic/echo"], keepalive=KEEPALIVE, groups=["boxes"]),
                 range(BOXES)))
         devices = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fleet_devices.py"), broker.url, "test",
-                                    str(SIMULATED)], stdout=subprocess.PIPE, text=True)
+                                    str(SIMULATED)], stdout=subprocess.PIPE, text=True, preexec_fn=default_signals)
         assert devices.stdout.readline().strip() == "READY"
         for i in range(BOXES):
             wait_online(broker, "test", f"box-{i:02d}")

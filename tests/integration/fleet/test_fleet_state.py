@@ -13,7 +13,7 @@ import redis
 from daebus import DaebusCaller
 from daebus.fleet import FleetCaller
 from fleet_harness import Listener, bridge_config
-from support import ROOT, Service, child_env
+from support import ROOT, Service, child_env, default_signals
 
 
 def fleet_cli(broker, *args, timeout=30):
@@ -125,7 +125,7 @@ def test_fleet_listen_prints_topic_and_payload_of_what_matches(box_redis, broker
     bridge(send_channels=["tick"])
     listen = subprocess.Popen([sys.executable, "-m", "daebus.cli", "fleet", "listen", "+/events/#", "--broker",
                                broker.url, "--fleet", "test"], env=child_env("redis://127.0.0.1:1/0"), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     try:
         # Events are sent until one comes out of the command (its subscription
         # is up by then); the watcher paces them one per delivery.
