@@ -57,8 +57,7 @@ class Target:
         return known[2]
 
     def new_call(self, action: str, payload: Any, timeout: float | None, trace_id: str | None) -> Call:
-        if self._closed:
-            raise DaebusError(f"{type(self).__name__}({self.target_service!r}) is closed")
+        self._check_open()
         return Call(self.target_service, action, payload, self.timeout if timeout is None else timeout,
                     trace_id)
 
