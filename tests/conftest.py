@@ -26,6 +26,12 @@ def nothing_left_behind():
         pytest.fail("the test run left things behind:\n  " + "\n  ".join(problems), pytrace=False)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    # Before the teardown: the last test's ends the session, and its check.
+    _leftovers.after(item.nodeid)
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     server = RedisServer().start()

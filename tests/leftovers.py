@@ -24,6 +24,8 @@ class Leftovers:
         self.original_tmp = tempfile.gettempdir()
         self.tmp = tempfile.mkdtemp(prefix="daebus-test-run-", dir=self.original_tmp)
         self.pid = os.getpid()
+        self._seen: set[str] = set()
+        self.made_by: dict[str, str] = {}
 
     def install(self) -> None:
         # pytest's own tmp_path folders stay where they always are (and are kept as pytest keeps them).
@@ -34,6 +36,14 @@ class Leftovers:
 
     def folders(self) -> list[str]:
         return sorted(os.listdir(self.tmp))
+
+    def after(self, test: str) -> None:
+        """Note which test the folders that appeared since the last call came
+        from, so that what is left at the end names its test."""
+        now = set(self.folders())
+        for name in now - self._seen:
+            self.made_by.setdefault(name, test)
+        self._seen = now
 
     def processes(self) -> list[str]:
         """``pid command`` of each live process of this run but this one."""
@@ -61,7 +71,9 @@ class Leftovers:
         while (processes := self.processes()) and time.monotonic() < deadline:
             time.sleep(0.1)
         problems = [f"process still running: {p}" for p in processes]
-        problems += [f"left in the temp directory: {name}" for name in self.folders()]
+        problems += [f"left in the temp directory: {name}" + (f" (made during {self.made_by[name]})"
+                                                              if name in self.made_by else "")
+                     for name in self.folders()]
         for line in processes:
             try:
                 os.kill(int(line.split()[0]), signal.SIGKILL)

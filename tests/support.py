@@ -70,9 +70,13 @@ class ManagedProcess:
             st = os.fstat(self._log.fileno())
             env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
         self._group = new_session
-        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=new_session,
-                                        preexec_fn=preexec_fn)
+        try:
+            self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
+                                            stderr=subprocess.STDOUT, start_new_session=new_session,
+                                            preexec_fn=preexec_fn)
+        except BaseException:
+            self._release()  # nobody holds an object whose constructor failed
+            raise
 
     @property
     def log(self) -> str:
@@ -118,6 +122,9 @@ class ManagedProcess:
 
     def close(self) -> None:
         self.kill()
+        self._release()
+
+    def _release(self) -> None:
         self._log.close()
         self.notify.close()
         if self._own_dir is not None:

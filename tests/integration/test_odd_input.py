@@ -66,10 +66,12 @@ def test_a_caller_refuses_what_the_service_would_drop_before_sending_it(service,
     assert caller.send_request("echo", {"after": True})["echo"] == {"after": True}
 
 
-def test_a_timeout_too_short_for_the_first_subscription_is_a_request_timeout(redis_server):
-    # A fresh process: its reply subscription is not confirmed yet.
+def test_a_timeout_too_short_for_the_first_subscription_is_a_request_timeout(service, redis_server):
+    # A fresh process: its reply subscription may not be confirmed within
+    # 3 ms; the handler takes a second, so no fast machine answers in time.
+    service("basic.py", "basic")
     code = ("import sys\nfrom daebus import DaebusCaller, RequestTimeout, ConnectionLost\n"
-            "try:\n    DaebusCaller('basic', timeout=0.003).send_request('echo', {})\n"
+            "try:\n    DaebusCaller('basic', timeout=0.003).send_request('slow', {'seconds': 1})\n"
             "except RequestTimeout as e:\n    print('RequestTimeout', e)\n"
             "except ConnectionLost as e:\n    print('ConnectionLost', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,

@@ -268,10 +268,12 @@ def test_a_service_that_dies_during_a_call_is_a_timeout(background, service, red
 
 # -- odd input: one line on stderr and a status, never a traceback ---------------
 
+# Named ids: pytest puts a test's id in each child's environment
+# (PYTEST_CURRENT_TEST), and one longer than 128 KiB fails the exec.
 @pytest.mark.parametrize("payload, hint", [
     ('{"v": NaN}', "NaN"), ('{"v": 1e400}', "too large"), ('{"v": "\\ud800"}', "surrogate"),
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-])
+], ids=["nan", "huge-number", "surrogate", "deep-nesting"])
 def test_call_refuses_json_the_bus_does_not_carry(daebus, basic, payload, hint):
     out = daebus("call", "cli-basic", "echo", "-", input=payload)
     assert out.returncode == Exit.USAGE, out.stderr
@@ -305,7 +307,9 @@ def test_call_reports_impossible_options_in_one_line(daebus, args, hint):
 
 
 def test_call_with_a_timeout_shorter_than_a_round_trip_is_a_timeout(daebus, basic):
-    out = daebus("call", "cli-basic", "echo", "--timeout", "0.003")
+    # 3 ms may pass before the reply subscription is even confirmed; the
+    # handler takes a second, so no fast machine can answer within it.
+    out = daebus("call", "cli-basic", "slow", '{"seconds": 1}', "--timeout", "0.003")
     assert out.returncode == Exit.TIMEOUT, out.stderr
     assert "cannot reach Redis" not in out.stderr
 
