@@ -22,7 +22,7 @@ from daebus import __version__ as daebus_version
 from daebus.bus import protocol, registry, wirejson
 from daebus.errors import ConnectionLost, DaebusError
 
-from . import openapi
+from . import busdoc, openapi
 from . import metrics, observe
 from .errors import api_error, from_daebus, json_response
 from .events import TooManyStreams, sse_body
@@ -187,10 +187,18 @@ def _only(schemas, names: list[str]) -> dict:
 
 @bp.get("/api/openapi.json")
 def openapi_document():
-    """The OpenAPI 3.1 document of the exposed actions of live services."""
+    """The OpenAPI 3.1 document of the exposed actions of live services
+    (their messages on the bus: ``/api/asyncapi.json``)."""
     gateway = _gateway()
     return json_response(openapi.document(_live_services(gateway), gateway.exposure,
                                           token=bool(gateway.settings.token)))
+
+
+@bp.get("/api/asyncapi.json")
+def asyncapi_document():
+    """The AsyncAPI 3.0 document of the bus, as far as this gateway exposes it."""
+    gateway = _gateway()
+    return json_response(busdoc.exposed(_live_services(gateway), gateway.exposure))
 
 
 def _live_services(gateway) -> list[dict]:

@@ -16,13 +16,13 @@ import sys
 from daebus import __version__
 from daebus.errors import DaebusError
 from daebus.ops.signals import STOP_SIGNALS, unblock
-from daebus.cli import acl, bridge, bus, config, doctor, fleet, new, serve, services, top
+from daebus.cli import acl, asyncapi, bridge, bus, config, doctor, fleet, new, serve, services, top
 from daebus.cli.common import MEANINGS, CommandError, Exit, exit_for, say_error
 
 __all__ = ["Exit", "CommandError", "build_parser", "main"]
 
 # In the order `daebus --help` lists them.
-COMMAND_GROUPS = (serve, bus, services, top, new, doctor, config, acl, bridge, fleet)
+COMMAND_GROUPS = (serve, bus, services, top, asyncapi, new, doctor, config, acl, bridge, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:

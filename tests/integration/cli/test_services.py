@@ -81,6 +81,8 @@ def test_completion_offers_running_services_and_their_actions(service, redis_url
     assert complete("daebus", "call", "cli-comp") == ["cli-complete"]
     assert complete("daebus", "call", "cli-complete", "ec") == ["echo"]
     assert complete("daebus", "call", "--timeout", "3", "cli-complete", "pro") == ["progress"]
+    assert complete("daebus", "asyncapi", "--service", "cli-comp") == ["cli-complete"]
+    assert complete("daebus", "run", "--service", "cli-comp") == []  # a name to give, not one to find
 
 
 def test_watch_survives_a_redis_restart(background, fresh_redis):

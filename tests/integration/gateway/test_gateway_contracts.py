@@ -1,5 +1,6 @@
 """Schemas at the gateway: invalid payloads are answered 400 with the paths
-and never published; the service list and the OpenAPI document show them."""
+and never published; the service list and the OpenAPI and AsyncAPI
+documents show them."""
 
 import json
 
@@ -64,6 +65,23 @@ def test_openapi_document_validates_and_lists_only_exposed_actions(gateway):
     assert list(doc["paths"]) == ["/api/services/contracts/set_alarm"]
     body = doc["paths"]["/api/services/contracts/set_alarm"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["properties"]["hour"]["maximum"] == 23
+
+
+def test_asyncapi_document_validates_and_lists_only_exposed_names(gateway):
+    from asyncapi_check import payload_validator, problems
+
+    response = gateway.get("/api/asyncapi.json")
+    assert response.status_code == 200
+    doc = response.json()
+    assert problems(doc) == []
+    # The gateway's test services may be running too; none of them is exposed here.
+    assert sorted(doc["operations"]) == ["contracts.on.alarms", "contracts.set_alarm"]
+    assert sorted(doc["channels"]) == ["alarms", "contracts", "contracts.replies"]
+    assert "secret" not in response.text
+    check = payload_validator(doc, "/channels/contracts/messages/set_alarm/payload")
+    assert check.is_valid({"action": "set_alarm", "payload": {"hour": 7}, "reply_to": "caller:gw:1",
+                           "request_id": "1"})
+    assert not check.is_valid({"action": "set_alarm", "payload": {"hour": 24}})
 
 
 def test_an_event_stream_request_gets_the_same_400(gateway):
