@@ -74,24 +74,13 @@ class Contracts:
         if cached is not None and now - cached[0] < self.refresh:
             return cached[1]
         try:
-            raw = self._client().hget(registry.key(service), "schemas")
+            raw = self._client().hget(registry.key(service), registry.SCHEMAS)
         except REDIS_ERRORS as exc:
             raise ConnectionLost(f"cannot reach Redis: {exc}") from exc
-        actions = _parse(raw).get("actions", {})
-        if not isinstance(actions, dict):
-            actions = {}
+        actions = registry.ServiceRecord.parse({registry.SCHEMAS: raw}).action_schemas
         with self._lock:
             if len(self._services) >= MAX_CACHED:
                 self._services.clear()  # bounded, whatever names "*" lets through
             self._services[service] = (now, actions)
         return actions
 
-
-def _parse(raw) -> dict:
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -111,34 +112,37 @@ def refusal(exc: BaseException, username: str | None = None) -> AccessDenied | N
                         "password_file, and the bus ACL)")
 
 
-_classes: dict[type, type] = {}
+# Memoised class factories, not caches of clients: every pool built from one
+# connection class shares one subclass (and one exception class), so types
+# compare equal across clients; nothing here holds a connection or a socket,
+# and a forked child may use the same classes.
+@functools.cache
+def _refused() -> type:
+    """AccessDenied as redis-py's connection code sees it: a RedisError, but
+    no ConnectionError, so that nothing retries."""
+    import redis
+
+    return type("AccessDenied", (AccessDenied, redis.RedisError), {})
 
 
+@functools.cache
 def refusing(connection_class: type) -> type:
     """A subclass of a redis-py connection class whose replies raise
     AccessDenied instead of an authentication or permission error."""
     import redis
 
-    cls = _classes.get(connection_class)
-    if cls is None:
-        # AccessDenied as redis-py's connection code sees it: a RedisError,
-        # but no ConnectionError, so that nothing retries.
-        refused = _classes.get(AccessDenied)
-        if refused is None:
-            refused = _classes[AccessDenied] = type("AccessDenied", (AccessDenied, redis.RedisError), {})
+    refused = _refused()
 
-        def read_response(self, *args, **kwargs):
-            try:
-                return connection_class.read_response(self, *args, **kwargs)
-            except redis.RedisError as exc:
-                denied = refusal(exc, getattr(self, "username", None))
-                if denied is None:
-                    raise
-                # The replies of a pipeline's later commands may follow: the
-                # next command on this connection would read them as its own.
-                self.disconnect()
-                raise refused(str(denied)) from exc
+    def read_response(self, *args, **kwargs):
+        try:
+            return connection_class.read_response(self, *args, **kwargs)
+        except redis.RedisError as exc:
+            denied = refusal(exc, getattr(self, "username", None))
+            if denied is None:
+                raise
+            # The replies of a pipeline's later commands may follow: the
+            # next command on this connection would read them as its own.
+            self.disconnect()
+            raise refused(str(denied)) from exc
 
-        cls = _classes[connection_class] = type(connection_class.__name__, (connection_class,),
-                                                {"read_response": read_response})
-    return cls
+    return type(connection_class.__name__, (connection_class,), {"read_response": read_response})

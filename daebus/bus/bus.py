@@ -3,9 +3,13 @@ and gateway request in the process shares.
 
 A :class:`Bus` holds the command client and the thread-owned publisher for
 its URL, the broadcast publisher that keeps what pages replay
-(:mod:`daebus.bus.kept`), and the parts other layers attach to it once
-each (the reply subscription and the request sender of :mod:`daebus.call`)
-through :meth:`Bus.part`, so that this layer knows nothing of them.
+(:mod:`daebus.bus.kept`), for a ``redis+sentinel://`` URL the sentinels'
+client and the watch of their promotions (:mod:`daebus.bus.sentinel`), and
+the parts other layers attach to it once each (the reply subscription and
+the request sender of :mod:`daebus.call`) through :meth:`Bus.part`, so that
+this layer knows nothing of them. Every client daebus makes for the URL is
+made here (:meth:`Bus.connect`, :meth:`Bus.subscriber_client`), so that they
+all share what the bus holds.
 
 Example::
 
@@ -13,20 +17,26 @@ Example::
     bus.publisher("sensors", '{"t": 21.5}')
     bus.keeper("door.events", '{"open": true}')
     hub = bus.part(ReplyHub)      # ReplyHub(bus), made once per bus
+    reader = bus.subscriber_client(socket_timeout=2.0)
 
 ``Bus.of`` gives a forked child buses of its own: a connection, a
-subscription or a lock shared with the parent across fork would mix the two
-processes' traffic.
+subscription, a lock or a watch thread (threads do not survive fork) shared
+with the parent across fork would mix the two processes' traffic or stop.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
+from daebus.bus import clients
 from daebus.bus.kept import KeepingPublisher
-from daebus.bus.transport import Publisher, connect
+from daebus.bus.publisher import Publisher
+from daebus.bus.sentinel import Sentinels, is_sentinel
+
+if TYPE_CHECKING:
+    import redis
 
 T = TypeVar("T")
 
@@ -43,6 +53,7 @@ class Bus:
         self._lock = threading.RLock()
         self._publisher: Publisher | None = None
         self._keeper: KeepingPublisher | None = None
+        self._sentinels: Sentinels | None = None
         self._parts: dict[Callable, object] = {}
 
     @classmethod
@@ -67,7 +78,7 @@ class Bus:
         if publisher is None:
             with self._lock:
                 if self._publisher is None:
-                    self._publisher = Publisher(connect(self.url))
+                    self._publisher = Publisher(self.connect())
                 publisher = self._publisher
         return publisher
 
@@ -87,6 +98,35 @@ class Bus:
                     self._keeper = KeepingPublisher(publisher.client, publisher)
                 keeper = self._keeper
         return keeper
+
+    @property
+    def sentinels(self) -> Sentinels | None:
+        """What a sentinel URL's clients share; None for any other URL.
+        ``ValueError`` for a malformed sentinel URL."""
+        if not is_sentinel(self.url):
+            return None
+        sentinels = self._sentinels
+        if sentinels is None:
+            with self._lock:
+                if self._sentinels is None:
+                    self._sentinels = Sentinels(self.url)
+                sentinels = self._sentinels
+        return sentinels
+
+    def connect(self, *, socket_timeout: float = 5.0, decode: bool = True) -> redis.Redis:
+        """A new client for commands (see :func:`daebus.bus.clients.for_commands`)."""
+        return clients.for_commands(self, socket_timeout=socket_timeout, decode=decode)
+
+    def subscriber_client(self, socket_timeout: float = 5.0) -> redis.Redis:
+        """A new client for a subscription (see :func:`daebus.bus.clients.for_subscriptions`)."""
+        return clients.for_subscriptions(self, socket_timeout)
+
+    def on_master_move(self, method) -> None:
+        """With a sentinel URL, call the bound ``method`` (held weakly)
+        whenever Sentinel promotes another master; else nothing."""
+        sentinels = self.sentinels
+        if sentinels is not None:
+            sentinels.watch.on_move(method)
 
     def part(self, factory: Callable[[Bus], T]) -> T:
         """The one ``factory(self)`` of this bus, made on first use."""

@@ -3,23 +3,23 @@
 A connection to a master that froze (SIGSTOP, ``DEBUG SLEEP``, a wedged
 host) gets no socket error: it just hangs until someone's timeout. The
 sentinels, though, announce a promotion on their ``+switch-master`` channel.
-One thread per process and sentinel set listens there (to one sentinel at a
+One thread per process and sentinel URL listens there (to one sentinel at a
 time, moving to the next when it fails), and every connection made from a
 sentinel URL remembers which master it reached: once the sentinels name
 another, the connection refuses to be used (a ``ConnectionError`` at its next
 command or poll), so its owner reconnects to the new master within about a
-second of the promotion instead of at its next timeout.
+second of the promotion instead of at its next timeout. The watch is held by
+the URL's :class:`~daebus.bus.sentinel.Sentinels`, part of its bus.
 
 Example (what :func:`daebus.bus.transport.connect` does for a sentinel URL)::
 
-    watch = watch_for(sentinel.parse(url))
+    watch = Bus.of(url).sentinels.watch
     pool.connection_class = following(pool.connection_class, watch)
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -36,10 +36,6 @@ SWITCH_CHANNEL = "+switch-master"
 # How often the watch's own connection to a sentinel is checked for silence.
 WATCH_HEALTH_INTERVAL = 2.0
 
-_lock = threading.Lock()
-_watches: dict[tuple, "MasterWatch"] = {}
-_classes: dict[type, type] = {}
-
 
 class MasterWatch:
     """Where the sentinels say the master is; ``address`` is None until known."""
@@ -49,6 +45,8 @@ class MasterWatch:
         self.address: tuple[str, int] | None = None
         self._changed = threading.Condition()
         self._listeners: list[weakref.WeakMethod] = []
+        # following()'s subclasses, one per connection class: they test this watch.
+        self._classes: dict[type, type] = {}
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"daebus-sentinel-{target.master}")
         self._thread.start()
 
@@ -142,24 +140,18 @@ class MasterWatch:
             log.debug("sentinel: ignored a %s of %r", SWITCH_CHANNEL, data[:200])
 
 
-def watch_for(target) -> MasterWatch:
-    """The process's watch of ``target``'s master (one per sentinel set and master)."""
-    key = (target.sentinels, target.master, target.sentinel_password, os.getpid())
-    with _lock:
-        watch = _watches.get(key)
-        if watch is None:
-            watch = _watches[key] = MasterWatch(target)
-        return watch
-
-
 def following(connection_class: type, watch: MasterWatch) -> type:
     """A subclass of a sentinel connection class that fails, rather than
-    hangs, once ``watch`` says the master it reached is no longer the master."""
-    key = (connection_class, id(watch))
-    cls = _classes.get(key)
-    if cls is not None:
-        return cls
+    hangs, once ``watch`` says the master it reached is no longer the master.
+    One class per connection class and watch, however many clients use it."""
+    with watch._changed:
+        cls = watch._classes.get(connection_class)
+        if cls is None:
+            cls = watch._classes[connection_class] = _following(connection_class, watch)
+    return cls
 
+
+def _following(connection_class: type, watch: MasterWatch) -> type:
     def stale(self) -> bool:
         # host and port are the master's this connection reached (SentinelManagedConnection sets them).
         return getattr(self, "_sock", None) is not None and watch.moved_from((self.host, self.port))
@@ -178,9 +170,8 @@ def following(connection_class: type, watch: MasterWatch) -> type:
             raise redis.ConnectionError(f"the sentinels moved the master away from {reached}")
         return connection_class.can_read(self, *args, **kwargs)
 
-    cls = _classes[key] = type(connection_class.__name__, (connection_class,), {
+    return type(connection_class.__name__, (connection_class,), {
         "send_packed_command": send_packed_command, "can_read": can_read})
-    return cls
 
 
 def _text(value) -> str:

@@ -32,7 +32,7 @@ import redis
 
 from daebus.bus import keys
 from daebus.bus.globs import glob_match
-from daebus.bus.transport import REDIS_ERRORS
+from daebus.bus.publisher import REDIS_ERRORS
 
 log = logging.getLogger("daebus.kept")
 

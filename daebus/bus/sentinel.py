@@ -7,15 +7,17 @@ subscription, the gateway) reaches the new master and resubscribes, with no
 restart. The password is the master's; ``?sentinel_password=...`` gives the
 sentinels' own when they require one. Port 26379 is assumed when omitted.
 
-Example::
+What a process keeps per sentinel URL (:class:`Sentinels`) lives in that
+URL's :class:`~daebus.bus.bus.Bus`, which a forked child does not inherit.
 
-    client = master("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/bus/0", decode_responses=True)
+Example (what :func:`daebus.bus.transport.connect` does with such a URL)::
+
+    sentinels = Bus.of("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/bus/0").sentinels
+    client = sentinels.master(decode_responses=True)
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import TYPE_CHECKING
 
 from daebus.ops.redis_url import SENTINEL_PORT as DEFAULT_PORT, SENTINEL_SCHEME as SCHEME  # noqa: F401
@@ -24,30 +26,42 @@ from daebus.ops.redis_url import sentinel_problem as problem  # noqa: F401
 
 if TYPE_CHECKING:
     import redis
-    from redis.sentinel import Sentinel
 
-_lock = threading.Lock()
-_sentinels: dict[tuple, "Sentinel"] = {}
+    from daebus.bus.failover import MasterWatch
+
+# Asking a sentinel where the master is: quick or hopeless, so never as long
+# as a command may wait (the next sentinel is asked instead).
+ASK_TIMEOUT = 2.0
 
 
-def master(url: str, **kwargs) -> redis.Redis:
-    """A client of the current master behind ``url``'s sentinels; ``kwargs``
-    are the connection options (timeouts, decoding, retries)."""
-    # Imported here: daebus.ops.config checks these URLs in processes (the
-    # gateway's gunicorn master) that never open a connection.
-    import redis
-    from redis.sentinel import Sentinel
+class Sentinels:
+    """One sentinel URL as one process uses it: the client that asks the
+    sentinels where the master is, and the watch of their promotions
+    (:class:`~daebus.bus.failover.MasterWatch`). ``ValueError`` says what is
+    wrong with a malformed URL."""
 
-    target = parse(url)
-    timeout = kwargs.get("socket_timeout") or 5.0
-    key = (target.sentinels, target.sentinel_password, os.getpid())
-    with _lock:
-        sentinel = _sentinels.get(key)
-        if sentinel is None:
-            sentinel = _sentinels[key] = Sentinel(
-                list(target.sentinels), socket_timeout=min(timeout, 2.0),
-                sentinel_kwargs={"socket_timeout": min(timeout, 2.0), "socket_connect_timeout": 1.0,
-                                 "password": target.sentinel_password})
-    # The URL's own user and password, unless the caller brings the configured ones.
-    kwargs = {"username": target.username, "password": target.password, **kwargs}
-    return sentinel.master_for(target.master, redis_class=redis.Redis, db=target.db, **kwargs)
+    def __init__(self, url: str):
+        # Imported here: daebus.ops.config checks these URLs in processes (the
+        # gateway's gunicorn master) that never open a connection.
+        from redis.sentinel import Sentinel
+
+        from daebus.bus.failover import MasterWatch
+
+        self.target = target = parse(url)
+        self._sentinel = Sentinel(
+            list(target.sentinels), socket_timeout=ASK_TIMEOUT,
+            sentinel_kwargs={"socket_timeout": ASK_TIMEOUT, "socket_connect_timeout": 1.0,
+                             "password": target.sentinel_password})
+        # Its thread starts now, with the first client: it must know the
+        # master before a promotion, to tell a move from the first news.
+        self.watch: MasterWatch = MasterWatch(target)
+
+    def master(self, **kwargs) -> redis.Redis:
+        """A client of the current master; ``kwargs`` are the connection
+        options (timeouts, decoding, retries)."""
+        import redis
+
+        # The URL's own user and password, unless the caller brings the configured ones.
+        kwargs = {"username": self.target.username, "password": self.target.password, **kwargs}
+        return self._sentinel.master_for(self.target.master, redis_class=redis.Redis, db=self.target.db,
+                                         **kwargs)

@@ -24,7 +24,7 @@ from daebus.bus.bus import Bus
 from daebus.errors import AccessDenied, ConnectionLost, MalformedReply, RequestTimeout
 from daebus.ops.logs import StateLog
 from daebus.ops.ratelog import RateLimitedLog, kind_of
-from daebus.bus.transport import REDIS_ERRORS, Liveness, redact, subscriber_client
+from daebus.bus.transport import REDIS_ERRORS, Liveness, redact
 
 log = logging.getLogger("daebus.caller")
 # A rogue peer flooding this channel gets a line per interval.
@@ -52,6 +52,7 @@ class ReplyHub:
 
     def __init__(self, bus: Bus, health_interval: float = 5.0):
         self.url = url = bus.url
+        self._bus = bus   # makes its subscription's clients
         # Named after the Redis user, whose ACL lets it subscribe to its own replies only.
         user = auth.username(url)
         self.channel = f"{protocol.REPLY_PREFIX}{user + ':' if user else ''}{uuid.uuid4()}"
@@ -193,7 +194,7 @@ class ReplyHub:
         # The call's own budget bounds the socket below the usual timeout:
         # running out of it is the call's timeout, not a sign of a dead Redis.
         short = remaining < _SOCKET_TIMEOUT
-        pubsub = self._pubsub = subscriber_client(self.url, min(remaining, _SOCKET_TIMEOUT)).pubsub()
+        pubsub = self._pubsub = self._bus.subscriber_client(min(remaining, _SOCKET_TIMEOUT)).pubsub()
         try:
             pubsub.subscribe(self.channel)
             while True:

@@ -19,15 +19,12 @@ from __future__ import annotations
 import redis
 
 from daebus.bus import registry
-from daebus.ops.config import SERVICE
 from daebus.bus.auth import refusal
 from daebus.errors import ConnectionLost, ServiceUnavailable
-from daebus.bus.keys import stream_key, text
+from daebus.bus.keys import stream_key
 from daebus.bus.bus import Bus
 from daebus.bus.transport import REDIS_ERRORS, Publisher, redact
 from daebus.call.exchange import Call
-
-_DEFAULT_MAX_LENGTH = SERVICE.keys["stream_max_length"].default
 
 
 class Sender:
@@ -47,9 +44,10 @@ class Sender:
         running, or a group with no live instance)."""
         known = self._modes.get(service)
         if known is None or refresh:
-            mode, max_length = self.publish.command(deadline, "HMGET", registry.key(service), registry.MODE,
-                                                    registry.STREAM_MAX_LENGTH)
-            known = self._modes[service] = (text(mode), int(max_length or _DEFAULT_MAX_LENGTH))
+            found = dict(zip(registry.ROUTING, self.publish.command(
+                deadline, "HMGET", registry.key(service), *registry.ROUTING)))
+            max_length = registry.ServiceRecord.parse(found).stream_max_length
+            known = self._modes[service] = (_mode(found[registry.MODE]), max_length)
         return known
 
     def send(self, service: str, message: str, deadline: float) -> None:
@@ -83,7 +81,7 @@ class Sender:
                 raise refusal(reply) or reply
         if entry is None:
             return False   # no stream: the service never ran as a group here
-        if text(mode) != registry.OWNER:
+        if _mode(mode) != registry.OWNER:
             return True
         # The name now belongs to a single owner, which reads no stream: take
         # the request back (no group member can have read it) and publish it.
@@ -93,6 +91,13 @@ class Sender:
         except redis.ResponseError:
             pass
         return False
+
+
+def _mode(value) -> str | None:
+    """A record's mode field as routing reads it: None when there is none to
+    read (no record, or one 0.0.x wrote: its owner answers a PUBLISH, and
+    with nobody subscribed a group's stream may still be there)."""
+    return None if value is None else registry.ServiceRecord.parse({registry.MODE: value}).mode
 
 
 def deliver(bus: Bus, call: Call, reply_to: str) -> None:

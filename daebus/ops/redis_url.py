@@ -1,4 +1,5 @@
-"""Where the bus is: the forms a Redis URL may take, and the default.
+"""Where the bus is: the forms a Redis URL may take, the default, and how a
+URL is shown without its password.
 
 ``redis://`` and ``rediss://`` (TCP, TLS), ``unix:///path?db=N`` (the
 appliance's socket), and ``redis+sentinel://host:port,host:port/master[/db]``
@@ -10,7 +11,7 @@ these URLs in processes that never talk to Redis.
 from __future__ import annotations
 
 from typing import NamedTuple
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 6379
@@ -18,6 +19,16 @@ DEFAULT_URL = f"redis://{DEFAULT_HOST}:{DEFAULT_PORT}/0"
 
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def from_host_port(host: str | None, port: int | None) -> str:

@@ -31,7 +31,7 @@ import uuid
 
 from daebus.errors import NameTaken
 from daebus.bus.keys import group_channel
-from daebus.bus.registry import GROUP, LIVENESS_PREFIX, MODE, OWNER, encode, key, member_key, parse
+from daebus.bus.registry import GROUP, LIVENESS_PREFIX, MODE, OWNER, ServiceRecord, encode, key, member_key
 
 
 # KEYS[1] the service record. ARGV: token, mode, ttl ms, liveness prefix,
@@ -116,7 +116,7 @@ class Membership:
             args += [field, value]
         holder = self._claim(keys=[key(self.service)], args=args)
         if holder:
-            raise self._taken(parse(_pairs(holder)))
+            raise self._taken(ServiceRecord.parse(_pairs(holder), self.service))
         if self.mode == GROUP:
             member = {**encode({**info, MODE: GROUP}), "token": self.token}
             pipe = self.client.pipeline(transaction=False)
@@ -131,20 +131,19 @@ class Membership:
         else:
             self._release(keys=[key(self.service)], args=[self.token])
 
-    def _taken(self, holder: dict) -> NameTaken:
-        if holder.get(MODE) == GROUP:
-            what = f"a group (mode=group, version {holder.get('version', '?')})"
+    def _taken(self, holder: ServiceRecord) -> NameTaken:
+        if holder.mode == GROUP:
+            what = f"a group (mode=group, version {holder.version or '?'})"
         else:
-            since = holder.get("started_at")
+            since = holder.started_at
             since_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)) if since else "?"
-            what = (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} "
-                    f"since {since_text}")
+            what = f"pid {holder.pid or '?'} on host {holder.host or '?'} since {since_text}"
         wanted = "join it as a group member" if self.mode == GROUP else "serve it alone"
         return NameTaken(f"service {self.service!r} is already served by {what}; "
-                         f"refusing to {wanted}", holder)
+                         f"refusing to {wanted}", holder.info())
 
 
 def _pairs(flat) -> dict:
-    items = [v.decode() if isinstance(v, bytes) else v for v in flat]
-    return dict(zip(items[::2], items[1::2]))
+    # HGETALL's reply as the script returns it: field, value, field, value...
+    return dict(zip(flat[::2], flat[1::2]))
 
