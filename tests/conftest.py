@@ -3,7 +3,7 @@ import os
 import pytest
 
 from leftovers import Leftovers
-from support import RedisServer, SentinelCluster, Service
+from support import ManagedProcess, RedisServer, SentinelCluster, Service
 
 # Before anything makes a folder or starts a process: see tests/leftovers.py.
 _leftovers = Leftovers()
@@ -24,6 +24,12 @@ def nothing_left_behind():
     problems = _leftovers.check()
     if problems:
         pytest.fail("the test run left things behind:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def finished_processes_released():
+    yield
+    ManagedProcess.release_finished()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -56,9 +56,13 @@ class ManagedProcess:
     (``preexec_fn``: :func:`inherited_signals` for the hostile case).
     """
 
+    #: Every one made, for :meth:`release_finished` after each test.
+    made: "list[ManagedProcess]" = []
+
     def __init__(self, argv: list[str], env: dict, *, name: str = "process", log_path: Path | None = None,
                  journal: bool = False, new_session: bool = False, preexec_fn=default_signals):
         self.name = name
+        ManagedProcess.made.append(self)
         self.notify = NotifySocket()
         # A folder of our own only when the caller gave none; removed by close().
         self._own_dir = None if log_path else Path(tempfile.mkdtemp(prefix="daebus-proc-"))
@@ -124,7 +128,18 @@ class ManagedProcess:
         self.kill()
         self._release()
 
+    @classmethod
+    def release_finished(cls) -> None:
+        """Release the socket and folder of each process that has exited: a
+        test that stopped one and read its log need not close it too. Those
+        still running (a module's fixture) are left to their owner."""
+        for process in list(cls.made):
+            if getattr(process, "process", None) is None or not process.running:
+                process._release()
+
     def _release(self) -> None:
+        if self in ManagedProcess.made:
+            ManagedProcess.made.remove(self)
         self._log.close()
         self.notify.close()
         if self._own_dir is not None:
