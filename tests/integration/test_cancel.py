@@ -19,7 +19,7 @@ from daebus import AsyncCaller, DaebusCaller, RequestTimeout
 from daebus.app.cancellation import Cancellation
 from daebus.bus import registry
 from daebus.errors import Cancelled
-from support import child_env, default_signals
+from support import HandlerReports, child_env, default_signals
 
 SERVICE = "cancellable"
 CANCELS = f"daebus:cancel:{SERVICE}"
@@ -27,41 +27,9 @@ CANCELS = f"daebus:cancel:{SERVICE}"
 PROMPT = 0.2
 
 
-class Events:
-    """The service's reports, read in order."""
-
-    def __init__(self, client):
-        self.client = client   # its pool holds the subscription's connection
-        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe("cancel.events")
-        assert self.pubsub.get_message(timeout=5) is None  # the confirmation, skipped
-        self.seen: list[dict] = []
-
-    def wait(self, event: str, tag: str, timeout: float = 10) -> dict:
-        """The next report of ``event`` for ``tag`` (others are kept in ``seen``)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"no {event!r} for {tag!r}; saw {self.seen}"
-            message = self.pubsub.get_message(timeout=remaining)
-            if message is None:
-                continue
-            report = json.loads(message["data"])
-            self.seen.append(report)
-            if report["event"] == event and report["tag"] == tag:
-                return report
-
-    def of(self, tag: str) -> list[str]:
-        return [r["event"] for r in self.seen if r["tag"] == tag]
-
-    def close(self) -> None:
-        self.pubsub.close()
-        self.client.close()
-
-
 @pytest.fixture
 def events(redis_server):
-    watched = Events(redis_server.client())
+    watched = HandlerReports(redis_server.client(), "cancel.events")
     yield watched
     watched.close()
 

@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import time
 
-from daebus import Daebus, broadcast, cache, request
+from daebus import Daebus, broadcast, cache, request, response
 
 parser = argparse.ArgumentParser()
 parser.add_argument("service", nargs="?", default="cancellable")
@@ -44,6 +44,13 @@ async def nap():
         raise
     report("finished")
     return "rested"
+
+
+@app.action("pulse")
+async def pulse():
+    """One progress reply, then a nap (what a page streaming progress waits on)."""
+    response.progress({"step": 1}, 10)
+    return await nap()
 
 
 @app.action("wait")
