@@ -184,7 +184,12 @@ class HandlerReports:
         self.seen: list[dict] = []
 
     def wait(self, event: str, tag: str, timeout: float = 10) -> dict:
-        """The next report of ``event`` for ``tag`` (others are kept in ``seen``)."""
+        """The first report of ``event`` for ``tag`` not returned yet (the
+        others read meanwhile are kept in ``seen``)."""
+        for report in self.seen:
+            if report["event"] == event and report["tag"] == tag and not report.get("_returned"):
+                report["_returned"] = True
+                return report
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -195,6 +200,7 @@ class HandlerReports:
             report = json.loads(message["data"])
             self.seen.append(report)
             if report["event"] == event and report["tag"] == tag:
+                report["_returned"] = True
                 return report
 
     def of(self, tag: str) -> list[str]:

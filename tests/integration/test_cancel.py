@@ -146,6 +146,16 @@ def test_a_cancellation_set_from_another_thread_stops_a_running_handler(service,
     assert report["reason"] == "cancelled" and report["at"] - at < PROMPT
 
 
+def test_a_call_made_in_a_handler_is_cancelled_with_the_handlers_request(service, redis_url, events):
+    service("cancellable.py")
+    with caller(redis_url) as sensors:
+        with pytest.raises(RequestTimeout):
+            sensors.send_request("relay", {"tag": "outer"}, timeout=1)
+    events.wait("cancelled", "outer")
+    inner = events.wait("cancelled", "outer-inner")
+    assert inner["reason"] == "timeout"   # the outer request's reason, passed on
+
+
 def test_an_async_callers_cancelled_task_cancels_the_handler(service, redis_url, redis_server, events):
     service("cancellable.py")
 

@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import time
 
-from daebus import Daebus, broadcast, cache, request, response
+from daebus import Daebus, DaebusCaller, broadcast, cache, request, response
 
 parser = argparse.ArgumentParser()
 parser.add_argument("service", nargs="?", default="cancellable")
@@ -62,6 +62,18 @@ def wait():
         return None
     report("finished")
     return "waited"
+
+
+@app.action("relay")
+def relay():
+    """Calls this service's ``wait`` (tag ``<tag>-inner``): a call made in a
+    handler is cancelled with the handler's request."""
+    report("started")
+    with DaebusCaller(options.service, timeout=30) as itself:
+        try:
+            return itself.send_request("wait", {"tag": f"{request.payload.get('tag')}-inner"})
+        finally:
+            report("cancelled" if request.cancelled else "finished")
 
 
 @app.action("block")
