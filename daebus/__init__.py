@@ -24,10 +24,10 @@ import importlib.util
 # service that never serves HTTP or asyncio) doesn't load the rest.
 _HOMES = {
     "Daebus": "app.application", "Blueprint": "app.blueprint", "DaebusCaller": "call.caller",
-    "AsyncCaller": "call.aiocaller",
+    "AsyncCaller": "call.aiocaller", "Cancellation": "app.cancellation",
     **dict.fromkeys(["OutsideContextError", "broadcast", "cache", "direct_logger", "get_daemon", "logger",
                      "request", "response"], "app.context"),
-    **dict.fromkeys(["ActionNotFound", "BadRequest", "ConfigError", "ConnectionLost", "DaebusError",
+    **dict.fromkeys(["ActionNotFound", "BadRequest", "Cancelled", "ConfigError", "ConnectionLost", "DaebusError",
                      "MalformedReply", "NameTaken", "RemoteError", "RequestTimeout", "ServiceBusy",
                      "ServiceStopped", "ServiceUnavailable"], "errors"),
     **dict.fromkeys(["Broadcaster", "PubSubRequest", "PubSubResponse"], "app.pubsub"),

@@ -137,6 +137,14 @@ class ConnectionLost(DaebusError, ConnectionError):
     """Redis could not be reached, or went away while a reply was awaited."""
 
 
+# 499: the status proxies log for a client that closed the request before
+# its answer; the one who gave up rarely reads it.
+@error_code("cancelled", 499, "the caller gave up on the call before its reply (it was cancelled on the service)")
+class Cancelled(DaebusError):
+    """The call was cancelled through its :class:`~daebus.Cancellation`
+    before its reply came; the service was told to cancel it too."""
+
+
 @error_code("malformed_reply", 502, "the reply could not be read (not strict JSON, nested too deeply)")
 class MalformedReply(DaebusError):
     """The reply arrived but could not be read (not strict JSON, nested too

@@ -27,7 +27,7 @@ from . import metrics, observe
 from .errors import api_error, from_daebus, json_response
 from .events import TooManyStreams, sse_body
 from .progress import start_call
-from .streamguard import guard
+from .streamguard import ClientWatch, guard
 
 bp = Blueprint("api", __name__)
 
@@ -114,13 +114,21 @@ def call_action(service: str, action: str):
         raise api_error("not_exposed", gateway.exposure.action_denied(service, action))
     payload = _read_payload(gateway.settings.max_body_bytes)
     timeout = _timeout(gateway.settings)
+    # A client that hangs up while the call runs cancels it, on the service too.
+    client = ClientWatch(request.environ.get("gunicorn.socket"))
+    call = functools.partial(gateway.call, service, action, payload, timeout, trace_id=observe.request_id(),
+                             cancel=client.cancellation)
     if _wants_events():
-        body = start_call(functools.partial(gateway.call, service, action, payload, timeout,
-                                            trace_id=observe.request_id()),
-                          timeout, gateway.settings.heartbeat)
-        return _event_stream(body, gateway.settings)
+        try:
+            body = start_call(call, timeout, gateway.settings.heartbeat, client.cancellation)
+        except BaseException:
+            client.unwatch()
+            raise
+        # From here the stream's guard watches the client, and stops watching at its end.
+        return _event_stream(body, gateway.settings, on_gone=client.gone)
     try:
-        result = gateway.call(service, action, payload, timeout, trace_id=observe.request_id())
+        with client:
+            result = call()
     except DaebusError as exc:
         raise from_daebus(exc) from exc
     return json_response({"result": result})

@@ -121,17 +121,19 @@ class Gateway:
             self._hub.close_streams()
 
     def call(self, service: str, action: str, payload: dict, timeout: float,
-             on_progress=None, trace_id: str | None = None) -> Any:
+             on_progress=None, trace_id: str | None = None, cancel=None) -> Any:
         """Send one request through daebus and return the reply's payload;
-        ``on_progress(payload)`` gets each progress reply. Counted by outcome
-        (``ok`` or the error code) once it goes to the bus."""
+        ``on_progress(payload)`` gets each progress reply; ``cancel`` (a
+        :class:`~daebus.Cancellation`) gives the call up, on the service
+        too. Counted by outcome (``ok`` or the error code) once it goes to
+        the bus."""
         # Checked here so that a payload breaking the action's schema never
         # reaches the bus; the service would refuse it the same way.
         problems = self.contracts.problems(service, action, payload)
         if problems:
             raise BadRequest(f"invalid payload for {service}/{action}: {describe(problems)}", details=problems)
         try:
-            result = self._call(service, action, payload, timeout, on_progress, trace_id)
+            result = self._call(service, action, payload, timeout, on_progress, trace_id, cancel)
         except DaebusError as exc:
             self.metrics.bus_call(service, exc.code)
             raise
@@ -139,7 +141,7 @@ class Gateway:
         return result
 
     def _call(self, service: str, action: str, payload: dict, timeout: float, on_progress,
-              trace_id: str | None) -> Any:
+              trace_id: str | None, cancel) -> Any:
         if self.hub.redis_down:
             # The caller would wait for its reply subscription until the
             # timeout; the event hub already knows Redis is gone.
@@ -153,7 +155,7 @@ class Gateway:
             caller = self._callers[service] = DaebusCaller(service, redis_url=self.settings.redis_url,
                                                            timeout=self.settings.default_timeout)
         return caller.send_request(action, payload, timeout=timeout, on_progress=on_progress,
-                                   trace_id=trace_id)
+                                   trace_id=trace_id, cancel=cancel)
 
     def client(self):
         """The command client of this process's bus (shared with its callers)."""

@@ -157,6 +157,8 @@ def _service_families(services: list[dict], report):
                                labels=["service", "action"])
     expired = CounterMetricFamily("daebus_action_expired", "Requests skipped: the caller had given up "
                                   "while they waited", labels=["service", "action"])
+    cancelled = CounterMetricFamily("daebus_action_cancelled", "Requests their caller cancelled before they "
+                                    "ended: skipped before they started, or cancelled while they ran", labels=["service", "action"])
     latency = HistogramMetricFamily("daebus_action_duration_seconds", "From receipt to the final reply",
                                     labels=["service", "action"])
     runs = {kind: (CounterMetricFamily(f"daebus_{kind}_runs", f"{kind.capitalize()} runs", labels=["service", kind]),
@@ -183,6 +185,7 @@ def _service_families(services: list[dict], report):
             calls.add_metric([name, action], stats["calls"])
             busy.add_metric([name, action], stats["busy"])
             expired.add_metric([name, action], stats["expired"])
+            cancelled.add_metric([name, action], stats["cancelled"])
             for code, count in sorted(stats["errors"].items()):
                 errors.add_metric([name, action, code], count)
             latency.add_metric([name, action], _cumulative(bounds, stats["buckets"]), stats["sum"])
@@ -192,7 +195,7 @@ def _service_families(services: list[dict], report):
                 total.add_metric([name, label], stats["runs"])
                 failures.add_metric([name, label], stats["failures"])
                 last.add_metric([name, label], stats["last_duration"])
-    yield from (up, valid, uptime, queued, in_flight, reconnects, calls, errors, busy, expired, latency)
+    yield from (up, valid, uptime, queued, in_flight, reconnects, calls, errors, busy, expired, cancelled, latency)
     for families in runs.values():
         yield from families
 

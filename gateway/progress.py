@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+from daebus.app.cancellation import Cancellation
 from daebus.bus import protocol
 from daebus.errors import DaebusError, RequestTimeout
 
@@ -94,12 +95,15 @@ def _progress_events(items: list) -> bytes:
     return b"".join(sse_event(protocol.dumps(item), event="progress") for item in items)
 
 
-def start_call(call: Callable[..., Any], timeout: float, heartbeat: float) -> Iterator[bytes]:
+def start_call(call: Callable[..., Any], timeout: float, heartbeat: float,
+               cancellation: Cancellation | None = None) -> Iterator[bytes]:
     """Run ``call(on_progress=...)`` in a thread and return the SSE body.
 
     Waits for the first reply first: an error that comes before any progress
     raises :class:`ApiError` here, so the client gets a JSON answer with a
-    status, as without ``Accept: text/event-stream``.
+    status, as without ``Accept: text/event-stream``. A body that ends
+    before the result (the browser went away) sets ``cancellation``, the
+    call's: the call is cancelled on the service too.
     """
     exchange = _Exchange()
     threading.Thread(target=_run, args=(call, exchange), name="gateway-call", daemon=True).start()
@@ -114,10 +118,11 @@ def start_call(call: Callable[..., Any], timeout: float, heartbeat: float) -> It
         items, final = exchange.take(remaining)
     if not items and final is not None and final[0] == "error":
         raise final[1]
-    return _body(exchange, items, final, heartbeat)
+    return _body(exchange, items, final, heartbeat, cancellation)
 
 
-def _body(exchange: _Exchange, items: list, final, heartbeat: float) -> Iterator[bytes]:
+def _body(exchange: _Exchange, items: list, final, heartbeat: float,
+          cancellation: Cancellation | None) -> Iterator[bytes]:
     try:
         yield PREAMBLE + _progress_events(items)
         while final is None:
@@ -129,3 +134,5 @@ def _body(exchange: _Exchange, items: list, final, heartbeat: float) -> Iterator
         yield _final_event(*final)
     finally:
         exchange.abandon()
+        if final is None and cancellation is not None:
+            cancellation.cancel("disconnected")

@@ -1,6 +1,7 @@
-"""Event streams that end as soon as their browser is gone or stops reading.
+"""Event streams and calls that end as soon as their browser is gone, and
+streams whose browser stops reading.
 
-Two things a streaming response can't see by itself:
+Three things a response can't see by itself:
 
 - A browser that closed the connection: nothing is written to an idle
   stream until the next event or heartbeat, so without a watch its slot
@@ -12,6 +13,10 @@ Two things a streaming response can't see by itself:
   worker's main thread, once per stalled stream. :func:`guard` waits for
   room before each write, at most ``send_timeout`` seconds, and otherwise
   aborts the connection itself (reset, nothing left to linger on).
+- A browser that closed the connection of a call still running (a page's
+  ``AbortController``, a closed tab): :class:`ClientWatch` puts the call's
+  socket in the same :class:`PeerWatch`, and its hang-up cancels the call,
+  on the bus too.
 
 Example::
 
@@ -30,6 +35,8 @@ import socket
 import struct
 import threading
 from typing import Callable, Iterable, Iterator
+
+from daebus.app.cancellation import Cancellation
 
 log = logging.getLogger("gateway.events")
 
@@ -96,6 +103,47 @@ class PeerWatch:
 
 
 PEERS = PeerWatch()
+
+
+class ClientWatch:
+    """A call's :class:`Cancellation`, set (reason ``disconnected``) when
+    its HTTP client hangs up before the answer; ``sock`` is the client's
+    socket (None off gunicorn: nothing is watched).
+
+    A client is seen to hang up when its socket reads as closed or reset: a
+    browser's ``fetch`` aborted or a tab closed, on a connection of its own
+    (a proxy in front passes that on only if it closes its upstream
+    connection when its client leaves, as nginx does by default). A client
+    that sends more bytes meanwhile (a pipelined request) is no longer
+    watched.
+
+    Example::
+
+        with ClientWatch(sock) as client:
+            gateway.call(service, action, payload, timeout, cancel=client.cancellation)
+    """
+
+    def __init__(self, sock: socket.socket | None):
+        self.sock = sock
+        self.cancellation = Cancellation()
+        if sock is not None:
+            PEERS.watch(sock, self.gone)
+
+    def gone(self) -> None:
+        # On the watch's thread, which serves every stream: telling the
+        # service is a Redis round trip, so it goes on a thread of its own.
+        threading.Thread(target=self.cancellation.cancel, args=("disconnected",), name="gateway-cancel",
+                         daemon=True).start()
+
+    def unwatch(self) -> None:
+        if self.sock is not None:
+            PEERS.unwatch(self.sock)
+
+    def __enter__(self) -> ClientWatch:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.unwatch()
 
 
 def writable(sock: socket.socket, timeout: float) -> bool:

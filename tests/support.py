@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import json
 import os
 import shutil
 import signal
@@ -190,6 +191,46 @@ def start_slow_call(caller, server: RedisServer, seconds: float, *, timeout: flo
     finally:
         pubsub.close()
     return thread, outcome
+
+
+class HandlerReports:
+    """What a test service's handlers broadcast on ``channel`` about
+    themselves (``{"event", "tag", ...}``, see tests/services/cancellable.py),
+    read in order."""
+
+    def __init__(self, client, channel: str):
+        self.client = client   # its pool holds the subscription's connection
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(channel)
+        assert self.pubsub.get_message(timeout=5) is None  # the confirmation, skipped
+        self.seen: list[dict] = []
+
+    def wait(self, event: str, tag: str, timeout: float = 10) -> dict:
+        """The first report of ``event`` for ``tag`` not returned yet (the
+        others read meanwhile are kept in ``seen``)."""
+        for report in self.seen:
+            if report["event"] == event and report["tag"] == tag and not report.get("_returned"):
+                report["_returned"] = True
+                return report
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {event!r} for {tag!r}; saw {self.seen}"
+            message = self.pubsub.get_message(timeout=remaining)
+            if message is None:
+                continue
+            report = json.loads(message["data"])
+            self.seen.append(report)
+            if report["event"] == event and report["tag"] == tag:
+                report["_returned"] = True
+                return report
+
+    def of(self, tag: str) -> list[str]:
+        return [r["event"] for r in self.seen if r["tag"] == tag]
+
+    def close(self) -> None:
+        self.pubsub.close()
+        self.client.close()
 
 
 class TcpProxy:

@@ -94,6 +94,13 @@ def current_trace_id() -> str | None:
     return records.bound_field("request_id")
 
 
+def current_cancellation():
+    """The cancellation of the request being handled (a call made now is
+    cancelled with it), or None outside a handler."""
+    bound = _handler.get()
+    return getattr(bound[0], "cancelled", None) if bound is not None else None
+
+
 def _current(index: int, name: str):
     bound = _handler.get()
     if bound is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from daebus.app.cancellation import Cancellation
 from daebus.bus import protocol
 from daebus.errors import ConnectionLost, DaebusError
 from daebus.bus.transport import REDIS_ERRORS
@@ -20,18 +21,22 @@ class PubSubRequest:
     ``raw`` is the whole decoded message. ``log_id`` is the id the service's
     log records carry: the trace id when the caller gave one (the HTTP
     request's ``X-Request-ID``), else the request id. ``delivery`` counts
-    deliveries (always 1 but for redeliveries in group mode).
+    deliveries (always 1 but for redeliveries in group mode). ``cancelled``
+    (a :class:`~daebus.app.cancellation.Cancellation`) turns true when the
+    caller gives up; the request's replies are dropped from then on.
     """
 
     # The envelope's fields, as protocol.Request names them. In group mode
     # ``delivery`` counts how many times the request was handed to an
     # instance: above 1, an earlier instance died holding it (and may have
     # done part of the work); ``request_id`` is the idempotency key.
-    __slots__ = protocol.Request._fields
+    __slots__ = (*protocol.Request._fields, "cancelled")
 
-    def __init__(self, message: protocol.Request):
-        for name in self.__slots__:
+    def __init__(self, message: protocol.Request, cancelled: Cancellation | None = None):
+        for name in protocol.Request._fields:
             setattr(self, name, getattr(message, name))
+        # One that is never set, for a request nobody can cancel (no reply_to).
+        self.cancelled = Cancellation() if cancelled is None else cancelled
 
     @property
     def log_id(self) -> str | None:
@@ -100,8 +105,8 @@ class PubSubResponse:
             self.finished = True
             if status == protocol.ERROR:
                 self.error_code = payload.get("code") if isinstance(payload, dict) else protocol.HANDLER_ERROR
-        if self._req is None or not self._req.reply_to:
-            return 0
+        if self._req is None or not self._req.reply_to or self._req.cancelled:
+            return 0   # nobody to answer, or the caller gave up: nobody waits for it
         envelope = protocol.reply_envelope(self._req.request_id, status, payload, final)
         try:
             text = protocol.dumps(envelope)

@@ -17,6 +17,10 @@ REPLY_PREFIX = "caller:"
 REGISTRY_PREFIX = "daebus:service:"
 MEMBER_PREFIX = "daebus:member:"
 
+# Cancels: a caller that gives up on a request says so here (every
+# instance of the service subscribes; see daebus.service.cancels).
+CANCEL_PREFIX = "daebus:cancel:"        # + service
+
 # Liveness: each instance's own subscription, and a group's shared one.
 LIVENESS_PREFIX = "daebus:instance:"   # + token
 GROUP_CHANNEL_PREFIX = "daebus:group:"  # + service
@@ -52,6 +56,10 @@ def liveness_channel(token: str) -> str:
 
 def group_channel(service: str) -> str:
     return GROUP_CHANNEL_PREFIX + service
+
+
+def cancel_channel(service: str) -> str:
+    return CANCEL_PREFIX + service
 
 
 def stream_key(service: str) -> str:

@@ -13,6 +13,15 @@ and answered on ``reply_to`` with::
 
     {"status": "success" | "error", "payload": ..., "request_id": "<uuid>", "final": true}
 
+A caller that gives up on a request it sent (its timeout, Ctrl-C, a
+cancelled task, a page gone) may publish on ``daebus:cancel:<service>``::
+
+    {"request_id": "<uuid>", "reply_to": "caller:<uuid>", "reason": "timeout",
+     "remaining_ms": 0}
+
+(optional: 0.0.x services subscribe to no such channel, and a service
+honours a cancel only when both ids name a request it holds)
+
 Broadcasts are the bare JSON payload on their channel. What JSON the bus
 carries (UTF-8, finite numbers, no lone surrogates, at most 64 levels deep)
 is decided in :mod:`daebus.bus.wirejson`.
@@ -214,6 +223,40 @@ def request_envelope(action: str, payload: Any, reply_to: str, request_id: str,
     if trace_id is not None:
         msg["trace_id"] = trace_id
     return msg
+
+
+# Why a caller gave up; another word from a newer peer reads as "cancelled".
+CANCEL_REASONS = frozenset({"timeout", "interrupted", "cancelled", "disconnected"})
+
+
+class Cancel(NamedTuple):
+    """A caller's word that it no longer waits for a request's reply.
+    ``remaining_ms``: how long the request still had (None if not said)."""
+
+    request_id: str | int
+    reply_to: str
+    reason: str
+    remaining_ms: int | None = None
+
+
+def cancel_envelope(request_id: str, reply_to: str, reason: str, remaining_ms: int) -> dict:
+    return {"request_id": request_id, "reply_to": reply_to, "reason": reason,
+            "remaining_ms": max(0, int(remaining_ms))}
+
+
+def parse_cancel(obj: dict) -> Cancel:
+    """Validate a decoded cancel; :class:`ProtocolError` names what is wrong."""
+    reply_to, request_id = obj.get("reply_to"), obj.get("request_id")
+    if not isinstance(reply_to, str) or not reply_to:
+        raise ProtocolError(f"a cancel needs its request's 'reply_to', got {reply_to!r:.60}")
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int) or request_id == "":
+        raise ProtocolError(f"a cancel needs its request's 'request_id', got {request_id!r:.60}")
+    reason = obj.get("reason")
+    remaining = obj.get("remaining_ms")
+    if isinstance(remaining, bool) or not isinstance(remaining, int | float) or not remaining >= 0:
+        remaining = None   # optional: an early cancel is then kept the service's default time
+    return Cancel(request_id, reply_to, reason if reason in CANCEL_REASONS else "cancelled",
+                  None if remaining is None else int(min(remaining, 2 ** 31)))
 
 
 def reply_envelope(request_id, status: str, payload: Any, final: bool = True) -> dict:

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from daebus.call.cancelling import reason_for, tell
 from daebus.call.exchange import Call
 from daebus.call.replies import ReplyHub
 from daebus.call.sending import deliver
@@ -72,6 +73,9 @@ class AsyncCaller(Target):
 
     The arguments, the Redis URL and the errors are those of
     :class:`DaebusCaller`; inside a running service it uses the service's Redis.
+    A call whose task is cancelled (``task.cancel()``, ``asyncio.timeout``,
+    an ``async def`` handler whose own request was cancelled) or whose
+    timeout runs out is cancelled on the service too.
     """
 
     async def call(self, action: str, payload: Any = None, timeout: float | None = None,
@@ -90,8 +94,9 @@ class AsyncCaller(Target):
             # Connecting or checking an idle socket may block: not on the loop.
             await _in_thread(loop, call.deadline, hub.prepare, call.deadline)
         inbox = hub.expect(call.request_id, _Inbox(loop))
+        sending = _io().submit(deliver, bus, call, hub.channel)
         try:
-            await _in_thread(loop, call.deadline, deliver, bus, call, hub.channel)
+            await _within(call.deadline, asyncio.wrap_future(sending))
             while True:
                 try:
                     reply = await _next_reply(loop, hub, inbox, call.deadline)
@@ -101,6 +106,12 @@ class AsyncCaller(Target):
                 if outcome.final:
                     return outcome.payload
                 await _progress(on_progress, outcome.payload, call)
+        except BaseException as exc:
+            # The task cancelled, the timeout: the service stops working on it too.
+            reason = reason_for(exc)
+            if reason is not None:
+                _tell_after(sending, bus, call, reason)
+            raise
         finally:
             hub.forget(call.request_id, inbox)
             inbox.put(_STOP)  # a thread still reading for this call stops
@@ -120,14 +131,34 @@ class AsyncCaller(Target):
 
 
 async def _in_thread(loop, deadline: float, fn, *args):
+    return await _within(deadline, loop.run_in_executor(_io(), fn, *args))
+
+
+async def _within(deadline: float, work):
     timer = asyncio.timeout(max(0.0, deadline - time.monotonic()))
     try:
         async with timer:
-            return await loop.run_in_executor(_io(), fn, *args)
+            return await work
     except TimeoutError:
         if timer.expired():
             raise ConnectionLost("Redis did not answer in time") from None
         raise
+
+
+def _tell_after(sending: concurrent.futures.Future, bus, call: Call, reason: str) -> None:
+    """Cancel ``call`` on the service once its request is out, without
+    waiting for it here; a request still waiting for a thread never goes."""
+    if sending.cancel():
+        return
+
+    def sent(done: concurrent.futures.Future) -> None:
+        if not done.cancelled() and done.exception() is None:
+            try:
+                _io().submit(tell, bus, call, reason)
+            except RuntimeError:
+                pass   # the interpreter is exiting: the request's own timeout_ms stands
+
+    sending.add_done_callback(sent)
 
 
 async def _next_reply(loop, hub: ReplyHub, inbox: _Inbox, deadline: float) -> dict:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from daebus.app.cancellation import Cancellation
+from daebus.app.context import current_cancellation
 from daebus.bus import protocol
+from daebus.call.cancelling import CallWatch, reason_for
 from daebus.call.exchange import Call
 from daebus.call.replies import ReplyHub
 from daebus.call.sending import deliver
 from daebus.call.target import Target
-from daebus.errors import RequestTimeout
+from daebus.errors import Cancelled, RequestTimeout
 
 log = logging.getLogger("daebus.caller")
 
@@ -34,7 +37,8 @@ class DaebusCaller(Target):
     """
 
     def send_request(self, action: str, payload: Any = None, timeout: float | None = None,
-                     on_progress: Callable[[Any], None] | None = None, trace_id: str | None = None) -> Any:
+                     on_progress: Callable[[Any], None] | None = None, trace_id: str | None = None,
+                     cancel: Cancellation | None = None) -> Any:
         """Call ``action`` and return the reply's payload.
 
         Ends within ``timeout`` seconds (plus at most
@@ -51,28 +55,54 @@ class DaebusCaller(Target):
         ``trace_id`` (letters, digits and ``._:@+=/-``, at most 128) travels
         with the request into the service's log records; by default a call
         made while handling a request carries that request's id on.
+
+        A call given up before its reply (the timeout, ``KeyboardInterrupt``)
+        is cancelled on the service (see :mod:`daebus.call.cancelling`).
+        ``cancel``, a :class:`~daebus.Cancellation`, lets any thread give it
+        up: the call then raises :class:`Cancelled`. By default a call made
+        while handling a request is cancelled with that request.
         """
         call = self.new_call(action, payload, timeout, trace_id)
         standing_in, result = self.stand_in(call)
         if standing_in:
             return result
+        cancel = current_cancellation() if cancel is None else cancel
         bus = self.bus()
         hub = bus.part(ReplyHub)
         hub.prepare(call.deadline)
         inbox = hub.expect(call.request_id)
+        watch = CallWatch(bus, hub, call, inbox)
+        undo = cancel.on_cancel(watch.cancelled) if cancel is not None else None
+        sending = True
         try:
+            if cancel:
+                raise Cancelled(f"{call.name} was cancelled before it was sent ({cancel.reason})")
             deliver(bus, call, hub.channel)
-            while True:
-                try:
-                    reply = hub.next_reply(inbox, call.deadline)
-                except RequestTimeout:
-                    raise call.no_answer() from None
-                outcome = call.receive(reply)
-                if outcome.final:
-                    return outcome.payload
-                _progress(on_progress, outcome.payload, call)
+            sending = False
+            watch.sent()
+            return self._replies(call, hub, inbox, on_progress)
+        except BaseException as exc:
+            reason = reason_for(exc)
+            if reason is not None:
+                # Ctrl-C while sending: the request may have gone out all the same.
+                watch.give_up(reason, maybe_sent=sending and isinstance(exc, KeyboardInterrupt))
+            raise
         finally:
+            if undo is not None:
+                undo()
             hub.forget(call.request_id, inbox)
+
+    @staticmethod
+    def _replies(call: Call, hub: ReplyHub, inbox, on_progress) -> Any:
+        while True:
+            try:
+                reply = hub.next_reply(inbox, call.deadline)
+            except RequestTimeout:
+                raise call.no_answer() from None
+            outcome = call.receive(reply)
+            if outcome.final:
+                return outcome.payload
+            _progress(on_progress, outcome.payload, call)
 
     def send_message(self, channel: str, payload: dict) -> int:
         """Broadcast ``payload`` on ``channel``; returns the receiver count."""

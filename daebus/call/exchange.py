@@ -14,6 +14,8 @@ Example (what both callers do around their own I/O)::
         if outcome.final:
             return outcome.payload
         on_progress(outcome.payload)
+    # given up before the final reply (timeout, Ctrl-C, cancelled):
+    publish(*call.cancel("timeout"))          # the service stops working on it
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, NamedTuple
 
 from daebus.app.context import current_trace_id, get_daemon
 from daebus.bus import protocol, wirejson
+from daebus.bus.keys import cancel_channel
 from daebus.errors import BadRequest, DaebusError, RequestTimeout, remote_error
 from daebus.ops import config
 
@@ -85,6 +88,7 @@ class Call:
         self.trace_id = resolve_trace_id(trace_id)
         self.request_id = uuid.uuid4().hex
         self.deadline = time.monotonic() + timeout
+        self.reply_to: str | None = None   # known once the envelope is made
 
     @property
     def name(self) -> str:
@@ -96,6 +100,7 @@ class Call:
         carries, see :mod:`daebus.bus.wirejson`, or too large: a request over
         Redis's pub/sub buffers is lost, not refused), :class:`RequestTimeout`
         when the deadline passed before it could go."""
+        self.reply_to = reply_to
         envelope = protocol.request_envelope(
             self.action, self.payload, reply_to, self.request_id, self.service, int(self.timeout * 1000),
             time.time(), self.trace_id)
@@ -119,6 +124,15 @@ class Call:
         if reply.get("status") == protocol.ERROR:
             raise remote_error(reply.get("payload"), self.service)
         return Outcome(True, reply.get("payload"))
+
+    def cancel(self, reason: str) -> tuple[str, str]:
+        """The channel and text of the cancel a caller that gives up
+        publishes (``reason``: one of :data:`protocol.CANCEL_REASONS`). It
+        names the request by its id and reply channel, which only this
+        caller and the service know, so nobody else can cancel it."""
+        remaining_ms = (self.deadline - time.monotonic()) * 1000
+        text = protocol.dumps(protocol.cancel_envelope(self.request_id, self.reply_to or "", reason, remaining_ms))
+        return cancel_channel(self.service), text
 
     def no_answer(self) -> RequestTimeout:
         """The error of a call whose deadline passed without its reply."""

@@ -264,8 +264,8 @@ class ReplyHub:
             self._dispatch(message)
 
     def _dispatch(self, message: dict) -> None:
-        if _kind(message) != "message":
-            return
+        if _kind(message) != "message" or not message["data"]:
+            return   # an empty message only wakes the reader (see daebus.call.cancelling)
         try:
             reply = protocol.decode_object(message["data"], _MAX_REPLY_BYTES)
         except protocol.ProtocolError as exc:

@@ -1,8 +1,10 @@
 """Counters a service keeps about itself, cheap enough to be always on.
 
 The runtime counts, per action, the calls, the error replies by code, the
-``busy`` refusals, the requests skipped because their caller had given up and
-a latency histogram; per listener channel and background task the runs,
+``busy`` refusals, the requests skipped because their caller had given up
+(``expired``), those their caller cancelled before they ended
+(``cancelled``: skipped before they started, or cancelled while their
+handler ran, which also counts as a call) and a latency histogram; per listener channel and background task the runs,
 failures and last duration; and the queue depth, reconnections and uptime.
 
 Nothing is sent when a count changes: :meth:`ServiceMetrics.snapshot` is
@@ -37,17 +39,18 @@ VERSION = 1
 
 
 class _Action:
-    __slots__ = ("calls", "errors", "busy", "expired", "buckets", "sum")
+    __slots__ = ("calls", "errors", "busy", "expired", "cancelled", "buckets", "sum")
 
     def __init__(self):
-        self.calls = self.busy = self.expired = 0
+        self.calls = self.busy = self.expired = self.cancelled = 0
         self.errors: dict[str, int] = {}
         self.buckets = [0] * (len(BUCKETS) + 1)
         self.sum = 0.0
 
     def as_dict(self) -> dict:
         return {"calls": self.calls, "errors": dict(self.errors), "busy": self.busy,
-                "expired": self.expired, "sum": self.sum, "buckets": list(self.buckets)}
+                "expired": self.expired, "cancelled": self.cancelled, "sum": self.sum,
+                "buckets": list(self.buckets)}
 
 
 class _Runs:
@@ -102,6 +105,12 @@ class ServiceMetrics:
         with self._lock:
             stats.expired += 1
 
+    def cancelled(self, action: str) -> None:
+        """A request its caller cancelled: before it started, or while it ran."""
+        stats = self._action(action)
+        with self._lock:
+            stats.cancelled += 1
+
     def listener(self, channel: str, seconds: float, failed: bool) -> None:
         self._run(self.listeners, channel, seconds, failed)
 
@@ -123,7 +132,8 @@ class ServiceMetrics:
         """The figures as the JSON text stored in the registry entry."""
         with self._lock:
             actions = {name: stats.as_dict() for name, stats in self.actions.items()
-                       if name != UNKNOWN_ACTION or stats.calls or stats.busy or stats.expired}
+                       if name != UNKNOWN_ACTION or stats.calls or stats.busy or stats.expired
+                       or stats.cancelled}
             listeners = {name: stats.as_dict() for name, stats in self.listeners.items()}
             tasks = {name: stats.as_dict() for name, stats in self.tasks.items()}
             reconnects = self.reconnects
@@ -145,6 +155,9 @@ class NullMetrics(ServiceMetrics):
         pass
 
     def expired(self, action):
+        pass
+
+    def cancelled(self, action):
         pass
 
     def _run(self, table, name, seconds, failed):
@@ -204,7 +217,9 @@ def parse_snapshot(text: str | bytes) -> dict:
             raise ValueError(f"{where}: expected {len(bounds) + 1} bucket counts")
         result["actions"][name] = {
             "calls": _count(stats.get("calls"), where), "busy": _count(stats.get("busy"), where),
-            "expired": _count(stats.get("expired"), where), "sum": _number(stats.get("sum"), where),
+            "expired": _count(stats.get("expired"), where),
+            # Absent from the snapshots of versions that did not count it.
+            "cancelled": _count(stats.get("cancelled", 0), where), "sum": _number(stats.get("sum"), where),
             "buckets": [_count(c, where) for c in counts],
             "errors": {str(code): _count(n, where) for code, n in _table(stats.get("errors"), where).items()}}
         if sum(counts) != result["actions"][name]["calls"]:
@@ -255,9 +270,10 @@ def merge(snapshots: list[dict]) -> dict | None:
         for key in ("queued", "in_flight", "reconnects"):
             total[key] += snap[key]
         for name, stats in snap["actions"].items():
-            into = total["actions"].setdefault(name, {"calls": 0, "busy": 0, "expired": 0, "sum": 0.0,
-                                                      "buckets": [0] * len(stats["buckets"]), "errors": {}})
-            for key in ("calls", "busy", "expired", "sum"):
+            into = total["actions"].setdefault(name, {"calls": 0, "busy": 0, "expired": 0, "cancelled": 0,
+                                                      "sum": 0.0, "buckets": [0] * len(stats["buckets"]),
+                                                      "errors": {}})
+            for key in ("calls", "busy", "expired", "cancelled", "sum"):
                 into[key] += stats[key]
             into["buckets"] = [a + b for a, b in zip(into["buckets"], stats["buckets"])]
             for code, count in stats["errors"].items():

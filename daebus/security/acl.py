@@ -18,7 +18,8 @@ Roles and what each may do (Redis 7 ACL syntax, selectors in parentheses):
     declarations, kept events (it broadcasts through them and reads the
     outbox from them) and its own ``daebus:bridge:*`` keys.
 ``worker:<name>`` (one per worker instance, serving ``service``)
-    subscribe only to its service channel, its own reply channels
+    subscribe only to its service channel and its cancel channel
+    (``daebus:cancel:<service>``), its own reply channels
     (``caller:worker:<name>:*``), liveness and group channels, and the
     broadcast patterns its worker file lists under ``listen``; publish
     anywhere (requests, replies, broadcasts); read the registry; write its
@@ -44,7 +45,7 @@ import hashlib
 import re
 from typing import Iterable, Mapping
 
-from daebus.bus.keys import (BRIDGE_PREFIX, DEAD_PREFIX, GROUP_CHANNEL_PREFIX, KEEP_CLOCK as CLOCK,
+from daebus.bus.keys import (BRIDGE_PREFIX, CANCEL_PREFIX, DEAD_PREFIX, GROUP_CHANNEL_PREFIX, KEEP_CLOCK as CLOCK,
                              KEEP_DECLARATIONS as DECLARATIONS, KEEP_SEQ as SEQ, KEEP_TRIMMED as TRIMMED,
                              KEPT_NOTICE as NOTICE, KEPT_PREFIX, LIVENESS_PREFIX, MEMBER_PREFIX, REGISTRY_PREFIX,
                              REPLY_PREFIX, STREAM_PREFIX, WAKE_PREFIX)
@@ -125,14 +126,16 @@ def worker_rules(worker: Worker) -> list[str]:
            f"~{STREAM_PREFIX}{service}", f"~{DEAD_PREFIX}{service}", f"~{BRIDGE_PREFIX}{service}"]
     shared = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*", f"%R~{DECLARATIONS}",
               f"~{CLOCK}", f"~{TRIMMED}", f"~{SEQ}", f"~{KEPT_PREFIX}*"]
-    channels = [f"&{service}", "&" + reply_channels(worker_user(worker.name)), f"&{LIVENESS_PREFIX}*",
+    # Callers cancel by PUBLISH, which every role may: only the worker hears it.
+    channels = [f"&{service}", f"&{CANCEL_PREFIX}{service}", "&" + reply_channels(worker_user(worker.name)),
+                f"&{LIVENESS_PREFIX}*",
                 f"&{GROUP_CHANNEL_PREFIX}{service}", f"&{WAKE}", *(f"&{p}" for p in worker.listen)]
     return [*own, *shared, *channels, *_BASE, *_requests()]
 
 
 def _requests() -> list[str]:
-    # Selectors: PUBLISH to any channel (requests to any service, replies
-    # to any caller, broadcasts, kept-event notices) and XADD to any group's
+    # Selectors: PUBLISH to any channel (requests and cancels to any service,
+    # replies to any caller, broadcasts, kept-event notices) and XADD to any group's
     # stream, without the right to subscribe there or read those streams.
     return ["(&* +publish)", f"(~{STREAM_PREFIX}* +xadd)"]
 

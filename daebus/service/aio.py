@@ -34,18 +34,23 @@ log = logging.getLogger("daebus.aio")
 # stalls every other async handler: worth a warning that says how to fix it.
 
 
-async def run_action_async(app, message: protocol.Request, publish: Publish) -> str | None:
+async def run_action_async(app, message: protocol.Request, publish: Publish, cancelled=None) -> str | None:
     """:func:`run_action` for an ``async def`` handler, on the event loop.
 
-    Cancelled at shutdown, the request is answered ``shutting_down``.
+    Cancelled by its caller (``cancelled`` set), the handler gets
+    ``CancelledError`` at its ``await`` and nothing is answered; cancelled at
+    shutdown, the request is answered ``shutting_down``.
     """
-    handler, req, resp = begin_action(app, message, publish)
+    handler, req, resp = begin_action(app, message, publish, cancelled)
     if handler is None:
         return resp.error_code
     with handler_context(app, req, resp):
+        watch = _TaskCancel(req.cancelled)
         try:
             result = await handler()
         except asyncio.CancelledError:
+            if watch.absorbed():
+                return None   # the caller's cancel, and nobody else's: the request just ends
             if not resp.finished:
                 resp.error(ServiceStopped(f"service {app.service!r} stopped before {message.action!r} finished"))
             raise
@@ -53,7 +58,40 @@ async def run_action_async(app, message: protocol.Request, publish: Publish) -> 
             fail_action(resp, message.action, exc)
         else:
             finish_action(resp, result)
+        finally:
+            watch.close()
     return resp.error_code
+
+
+class _TaskCancel:
+    """Cancels the running task when the request's cancellation is set
+    (from whichever thread read the cancel), while the handler runs."""
+
+    def __init__(self, cancellation):
+        self.loop, self.task = asyncio.get_running_loop(), asyncio.current_task()
+        self.running, self.cancelled = True, False
+        self._undo = cancellation.on_cancel(self._on_cancel)
+
+    def _on_cancel(self, reason: str) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._cancel)
+        except RuntimeError:
+            pass   # the loop is closed: nothing runs any more
+
+    def _cancel(self) -> None:
+        # On the loop: after the handler ended, a late cancel must hit nothing.
+        if self.running and not self.cancelled:
+            self.cancelled = True
+            self.task.cancel()
+
+    def absorbed(self) -> bool:
+        """The CancelledError being handled is this cancel's alone (then
+        taken back, so that the task goes on as uncancelled)."""
+        return self.cancelled and self.task.uncancel() == 0
+
+    def close(self) -> None:
+        self.running = False
+        self._undo()
 
 
 async def run_listener_async(app, handler, channel: str, payload: dict) -> bool:

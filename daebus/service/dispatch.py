@@ -22,14 +22,16 @@ _drops = DropLog(log)
 _unknown = RateLimitedLog(log)
 
 
-def run_action(app, message: protocol.Request, publish: Publish) -> str | None:
+def run_action(app, message: protocol.Request, publish: Publish, cancelled=None) -> str | None:
     """Call the action's handler and make sure the request gets a final reply.
 
     A returned value without a reply is sent as success (None as null); an
     exception becomes an error reply (the traceback goes to the log only).
-    Returns the code of the error reply, None after a success.
+    Returns the code of the error reply, None after a success. ``cancelled``
+    is the request's :class:`~daebus.app.cancellation.Cancellation` (a
+    handler's replies after it is set are dropped).
     """
-    handler, req, resp = begin_action(app, message, publish)
+    handler, req, resp = begin_action(app, message, publish, cancelled)
     if handler is None:
         return resp.error_code  # refused before the handler: counted as an error
     with handler_context(app, req, resp):
@@ -43,10 +45,10 @@ def run_action(app, message: protocol.Request, publish: Publish) -> str | None:
 
 
 # The pieces below are shared with the async versions in daebus.service.aio.
-def begin_action(app, message: protocol.Request, publish: Publish):
+def begin_action(app, message: protocol.Request, publish: Publish, cancelled=None):
     """The handler, request and response of one call; the handler is None
     when the request was answered already (no such action, invalid payload)."""
-    req = PubSubRequest(message)
+    req = PubSubRequest(message, cancelled)
     resp = PubSubResponse(req, publish, app.logger)
     handler = app.actions.get(message.action)
     if handler is None:

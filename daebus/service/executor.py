@@ -3,10 +3,11 @@
 The owner intake (requests published on the service channel) and the group
 intake (requests read from the service's stream) hand each request here, as
 the bus reader hands each broadcast: one place decides whether a request is
-still wanted, which handler kind runs it (a thread, or the event loop for
-``async def``), counts it, and remembers the ones accepted but not yet
-answered, so that a stop that cannot wait for them still answers their
-callers.
+still wanted (its caller may have given up: its ``timeout_ms`` passed, or
+it sent a cancel, see :mod:`daebus.service.cancels`), which handler kind
+runs it (a thread, or the event loop for ``async def``), counts it, and
+remembers the ones accepted but not yet answered, so that a stop that cannot
+wait for them still answers their callers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import logging
 import time
 
 from daebus.app.blueprint import is_async
+from daebus.app.cancellation import Cancellation
 from daebus.bus import protocol
+from daebus.service.cancels import Cancels
 from daebus.service.dispatch import run_action, run_listener
 
 log = logging.getLogger("daebus.runtime")
@@ -23,25 +26,32 @@ log = logging.getLogger("daebus.runtime")
 
 class Executor:
     """Runs the app's handlers; ``aio`` is the event loop of an app with
-    ``async def`` handlers (None otherwise), ``metrics`` its counters."""
+    ``async def`` handlers (None otherwise), ``metrics`` its counters,
+    ``cancels`` the requests their callers may still cancel."""
 
-    def __init__(self, app, metrics, aio=None):
+    def __init__(self, app, metrics, aio=None, cancels: Cancels | None = None):
         self.app = app
         self.metrics = metrics
         self.aio = aio
+        self.cancels = Cancels(app.service, keep_early=False) if cancels is None else cancels
         self.async_actions = frozenset(name for name, fn in app.actions.items() if is_async(fn))
         # Requests accepted and not yet answered, by identity: the ones still
         # here when shutdown_timeout runs out get an error reply.
         self._inflight: dict[int, protocol.Request] = {}
 
     # -- requests ------------------------------------------------------------
-    def accept(self, message: protocol.Request) -> None:
-        """``message`` is the intake's to answer from now on."""
-        self._inflight[id(message)] = message
+    def accept(self, message: protocol.Request, answer_on_stop: bool = True) -> None:
+        """``message`` is the intake's to answer from now on, and its caller
+        may cancel it; ``answer_on_stop``: a stop that cannot wait for it
+        answers ``shutting_down`` (a group leaves it to another member instead)."""
+        self.cancels.watch(message)
+        if answer_on_stop:
+            self._inflight[id(message)] = message
 
     def drop(self, message: protocol.Request) -> None:
-        """``message`` will not be run (refused as busy, say)."""
+        """``message`` ended, or will not be run (refused as busy, say)."""
         self._inflight.pop(id(message), None)
+        self.cancels.forget(message)
 
     def expired(self, message: protocol.Request, sent: float) -> bool:
         """True, counted and logged, when ``message``'s caller gave up
@@ -55,21 +65,37 @@ class Executor:
             return True
         return False
 
+    def cancelled(self, message: protocol.Request, cancelled: Cancellation | None) -> bool:
+        """True, counted and logged, when ``message``'s caller cancelled it
+        before it started."""
+        if not cancelled:
+            return False
+        self.metrics.cancelled(message.action)
+        log.debug("skipped %r request %s: its caller cancelled it (%s)", message.action,
+                  message.request_id, cancelled.reason,
+                  extra={"daebus_action": message.action,
+                         "daebus_request_id": message.trace_id or message.request_id})
+        return True
+
     def run(self, message: protocol.Request, publish, sent: float | None = None) -> None:
         """Run one request on this thread and reply through ``publish``. An
         ``async def`` action runs on the event loop while this thread waits.
-        With ``sent``, a request whose caller gave up is skipped."""
+        With ``sent``, a request whose caller gave up is skipped, as one
+        cancelled is."""
         started = time.monotonic() if sent is None else sent
         try:
             if sent is not None and self.expired(message, sent):
                 return
+            cancelled = self.cancels.of(message)
+            if self.cancelled(message, cancelled):
+                return
             if message.action in self.async_actions:
                 from daebus.service.aio import run_action_async
-                code = self.aio.submit(run_action_async, self.app, message, publish,
+                code = self.aio.submit(run_action_async, self.app, message, publish, cancelled,
                                        name=message.action).result()
             else:
-                code = run_action(self.app, message, publish)
-            self.metrics.call(message.action, time.monotonic() - started, code)
+                code = run_action(self.app, message, publish, cancelled)
+            self._count(message, cancelled, time.monotonic() - started, code)
         finally:
             self.drop(message)
 
@@ -77,11 +103,20 @@ class Executor:
         """Run one ``async def`` action's request on the event loop."""
         from daebus.service.aio import run_action_async
         try:
-            if not self.expired(message, sent):
-                code = await run_action_async(self.app, message, publish)
-                self.metrics.call(message.action, time.monotonic() - sent, code)
+            cancelled = self.cancels.of(message)
+            if not self.expired(message, sent) and not self.cancelled(message, cancelled):
+                code = await run_action_async(self.app, message, publish, cancelled)
+                self._count(message, cancelled, time.monotonic() - sent, code)
         finally:
             self.drop(message)
+
+    def _count(self, message: protocol.Request, cancelled: Cancellation | None, seconds: float,
+               code: str | None) -> None:
+        # Its handler ran, cancelled or not: a call. Cancelled meanwhile, its
+        # final reply was dropped, so no error code is counted.
+        self.metrics.call(message.action, seconds, None if cancelled else code)
+        if cancelled:
+            self.metrics.cancelled(message.action)
 
     def abandon(self, reply_error) -> None:
         """Answer every accepted request still unanswered with an error

@@ -126,6 +126,7 @@ class GroupServer:
         on_master_move(url, self._end_blocked_read)
         self.slots = _Slots(host.app.max_workers)
         self._submit, self._run = pool.submit, host.executor.run
+        self._accept, self._drop = host.executor.accept, host.executor.drop
         self._publish, self._on_bridge = host.publish, host.bridge
         self._borrow, self._give_back = pool.borrow, pool.give_back
         self._turns = Turns()
@@ -340,6 +341,8 @@ class GroupServer:
                      message.action, message.request_id, message.timeout_ms, self.expired)
             self._done(entry_id)
             return
+        # Cancellable from now on; left to another member, not answered, at a stop.
+        self._accept(message, answer_on_stop=False)
         with self._lock:
             self._held[entry_id] = time.monotonic()
         if inline and self._borrow():
@@ -350,6 +353,7 @@ class GroupServer:
             finally:
                 self._give_back()
         elif not self._submit(self._handle, entry_id, message, delivery):
+            self._drop(message)
             with self._lock:
                 self._held.pop(entry_id, None)
             self.slots.give()  # left pending: claimed again after claim_idle
@@ -378,7 +382,7 @@ class GroupServer:
         finally:
             if acknowledged:
                 self._release(entry_id)
-            else:   # no reply_to, or the reply went another way (an error reply)
+            else:   # no reply_to, cancelled, or the reply went another way (an error reply)
                 self._done(entry_id)
 
     def _done(self, entry_id: str) -> None:

@@ -24,6 +24,7 @@ class Host(Protocol):
     membership: object          # daebus.service.membership.Membership
     executor: object            # daebus.service.executor.Executor
     handlers: object            # daebus.service.handlers.Handlers
+    cancel_channel: str         # where the service's callers publish their cancels
 
     @property
     def subscriber(self): ...              # the bus reader's Subscriber, once made

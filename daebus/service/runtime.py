@@ -14,10 +14,12 @@ import time
 
 from daebus import __version__
 from daebus.bus import auth, protocol, registry
+from daebus.bus.keys import cancel_channel
 from daebus.ops import config, logs
 from daebus.app import schemas
 from daebus.app.blueprint import is_async, uses_async
 from daebus.app.context import app_context, set_running_app
+from daebus.service.cancels import Cancels
 from daebus.service.executor import Executor
 from daebus.service.handlers import Handlers
 from daebus.service.intake import Broadcasts, OwnerIntake
@@ -78,13 +80,15 @@ class Runtime:
             self.aio = aio.EventLoop(self.service, app.max_workers)
         self.metrics = (ServiceMetrics if self.settings.metrics else NullMetrics)(
             app.actions, app.listeners, app.tasks)
-        self.executor = Executor(app, self.metrics, self.aio)
+        # A group member may hear a cancel before it reads the request: it keeps those.
+        self.executor = Executor(app, self.metrics, self.aio, Cancels(self.service, keep_early=self.grouped))
         self.handlers = Handlers(self.pool, self.aio, lambda: self.executor.abandon(self.reply_error))
         self.requests = None  # the intake of requests: OwnerIntake, or the GroupServer
         self.broadcasts = Broadcasts(self)
         self.scheduler = TaskScheduler(app, list(app.tasks.values()), aio=self.aio, metrics=self.metrics)
         self.threads = AppThreads(app)
         self.lifecycle = Lifecycle([])
+        self.cancel_channel = cancel_channel(self.service)
         self.started_at = time.time()
         self._binding = contextlib.ExitStack()
         self._signals = _SignalWatcher(self.stop)
@@ -188,9 +192,11 @@ class Runtime:
 
     # -- messages ------------------------------------------------------------
     def on_message(self, channel: str, data: bytes) -> None:
-        """What the bus reader read: a request, a group's notice, or a broadcast."""
+        """What the bus reader read: a request, a cancel, a group's notice, or a broadcast."""
         if channel == self.service:
             self.requests.on_published(data, time.monotonic())
+        elif channel == self.cancel_channel:
+            self.executor.cancels.on_published(data)
         elif channel in self.membership.channels:
             if self.group is not None and self.group.heard(data):
                 self.heartbeat.wake()

@@ -93,7 +93,9 @@ class _Intake:
     def start(self, app) -> bool:
         host = self.reader.host
         # A group's requests come from its stream; one member bridges the channel.
-        channels = [*([] if host.grouped else [host.service]), *app.listeners]
+        # Every instance with actions hears their callers' cancels.
+        channels = [*([] if host.grouped else [host.service]), *([host.cancel_channel] if app.actions else []),
+                    *app.listeners]
         while channels and not self.reader.subscriber.add(*channels, timeout=0.5):
             if host.stopping.is_set():
                 return False

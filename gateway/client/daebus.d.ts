@@ -25,6 +25,7 @@ export interface CallOptions {
   timeout?: number;
   /** Each progress reply of the action, in order, before the result. */
   onProgress?: (progress: any) => void;
+  /** Aborting it rejects the call with code "aborted" and cancels it on the service. */
   signal?: AbortSignal;
 }
 

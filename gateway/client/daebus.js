@@ -10,7 +10,9 @@
 //
 // call() resolves to the action's result or rejects with a DaebusError whose
 // `code` is the gateway's error code (or one of CLIENT_CODES) and `status`
-// the HTTP status (0 when no answer came). subscribe() keeps an event stream
+// the HTTP status (0 when no answer came). A call whose `signal` aborts is
+// cancelled on the service too: the aborted fetch closes its connection,
+// which the gateway watches. subscribe() keeps an event stream
 // open, reconnects with backoff, resumes after the last event it received
 // (the gateway replays what was missed) and reports "live", "reconnecting"
 // or "offline". A page served by another host passes the gateway's address

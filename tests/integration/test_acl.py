@@ -190,3 +190,23 @@ def test_a_command_refused_in_a_pipeline_leaves_no_reply_behind_for_the_next_one
         pipe.execute()
     # The same pooled connection serves the next command: it must get its own reply.
     assert client.get("marker") == "value"
+
+
+def test_any_role_may_send_a_cancel_and_only_the_worker_hears_it(acl_bus):
+    basic = Service("basic.py", acl_bus.url, "basic", env=acl_bus.env("worker:basic"))
+    try:
+        cancel = '{"request_id": "0123456789abcdef", "reply_to": "caller:gateway:x", "reason": "timeout"}'
+        for role in ("gateway", "worker:other"):
+            client = acl_bus.client(role)
+            assert client.publish("daebus:cancel:basic", cancel) == 1   # the worker subscribed to it
+            client.close()
+        other = acl_bus.client("worker:other")
+        pubsub = other.pubsub()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            pubsub.subscribe("daebus:cancel:basic")                # another service's cancels
+            pubsub.get_message(timeout=2)
+        pubsub.close()
+        other.close()
+    finally:
+        assert basic.stop() == 0
+        basic.close()

@@ -27,6 +27,7 @@ def test_the_gateway_serves_under_its_own_identity(acl_bus, start_gateway):
         assert "NOPERM" not in gw.log, gw.log
     finally:
         basic.stop()
+        basic.close()
 
 
 def test_a_gateway_refused_by_redis_says_so_once(acl_bus, start_gateway, tmp_path):

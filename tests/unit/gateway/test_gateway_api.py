@@ -31,7 +31,7 @@ def calls(app_and_gateway, monkeypatch):
 
     recorded = Calls()
 
-    def call(service, action, payload, timeout, trace_id=None):
+    def call(service, action, payload, timeout, trace_id=None, cancel=None):
         recorded.append((service, action, payload, timeout))
         if isinstance(recorded.answer, Exception):
             raise recorded.answer

@@ -30,7 +30,8 @@ def fake_registry(make_app, monkeypatch):
 
 
 def stub_bus(monkeypatch, gateway, answer):
-    """``gateway._call`` answers with ``answer(*args)``; no contracts to check."""
+    """``gateway._call`` answers with ``answer(*args)`` (service, action, payload, timeout,
+    on_progress, trace_id, cancel); no contracts to check."""
     monkeypatch.setattr(gateway.contracts, "problems", lambda *args: [])
     monkeypatch.setattr(gateway, "_call", answer)
 
@@ -44,7 +45,7 @@ def publish(client, name, snapshot):
 def test_a_sane_request_id_is_kept_and_returned(make_app, monkeypatch):
     app, gateway = make_app()
     seen = []
-    stub_bus(monkeypatch, gateway, lambda *args: seen.append(args[-1]) or {"ok": 1})
+    stub_bus(monkeypatch, gateway, lambda *args: seen.append(args[5]) or {"ok": 1})
     response = app.test_client().post("/api/services/echo/x", json={}, headers={"X-Request-ID": "kiosk:42/a-b_c.d"})
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "kiosk:42/a-b_c.d"
@@ -56,7 +57,7 @@ def test_a_sane_request_id_is_kept_and_returned(make_app, monkeypatch):
 def test_a_garbage_request_id_is_replaced(make_app, monkeypatch, garbage):
     app, gateway = make_app()
     seen = []
-    stub_bus(monkeypatch, gateway, lambda *args: seen.append(args[-1]) or {"ok": 1})
+    stub_bus(monkeypatch, gateway, lambda *args: seen.append(args[5]) or {"ok": 1})
     response = app.test_client().post("/api/services/echo/x", json={}, headers={"X-Request-ID": garbage})
     assert response.status_code == 200
     assert GENERATED.fullmatch(response.headers["X-Request-ID"])
