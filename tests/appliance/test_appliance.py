@@ -614,6 +614,8 @@ HOST_ONLY = {
         "starts redis-sentinel processes, a package the appliance doesn't depend on",
     "tests/integration/gateway/test_gateway_sentinel.py":
         "starts redis-sentinel processes, a package the appliance doesn't depend on",
+    "tests/integration/test_compat_release.py":
+        "runs Daebus 0.0.31 from PyPI, which ./dev test installs beside the venv; the box has Debian's packages only",
     "tests/integration/cli/test_services.py::test_completion_offers_running_services_and_their_actions":
         "sources the completion script from the checkout's debian/ folder, which the box doesn't have",
 }
