@@ -24,6 +24,8 @@ class Host(Protocol):
     membership: object          # daebus.service.membership.Membership
     executor: object            # daebus.service.executor.Executor
     handlers: object            # daebus.service.handlers.Handlers
+    gates: object               # daebus.service.gates.Gates: concurrency limits
+    retries: object             # daebus.service.retries.Retries: retries kept in the process
 
     @property
     def subscriber(self): ...              # the bus reader's Subscriber, once made
@@ -43,4 +45,5 @@ class Host(Protocol):
     def taken(self, exc) -> None: ...
     def health(self) -> list[str]: ...     # what is wrong with a component, if anything
     def group_beat(self) -> float | None: ...
+    def beat_soon(self) -> None: ...       # the group has news: beat now
     def bridge(self, on: bool) -> None: ...
