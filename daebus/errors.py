@@ -117,7 +117,8 @@ class ActionNotFound(RemoteError):
     """The service has no handler for the requested action."""
 
 
-@error_code("busy", 503, "the service's work queue is full; try again later", retry_after=1)
+@error_code("busy", 503, "the service's work queue, or the action's own queue, is full; try again later",
+            retry_after=1)
 class ServiceBusy(RemoteError):
     """The service's work queue was full; try again later."""
 
@@ -201,6 +202,14 @@ class DeadLetter(RemoteError):
     """The request reached ``max_deliveries`` instances of a group, none of
     which answered (each crashed or was killed); it is in the service's
     dead-letter stream, ``daebus:dead:<service>``."""
+
+
+@error_code("retry_exhausted", 503, "the handler asked to be run again later, and no attempt or no time "
+            "before the caller's deadline was left for it", retry_after=1)
+class RetryExhausted(RemoteError):
+    """The handler raised :class:`~daebus.Retry` and no retry was left: its
+    policy's attempts were used up, or the wait would have passed the
+    caller's deadline."""
 
 
 # Codes only HTTP answers carry (DaebusHttp's HttpError).

@@ -21,6 +21,10 @@ that service, and a service without one answers ``service_unavailable``::
     client.stand_in("sensors", TestClient(sensors_app))   # the real handlers
     client.call("dim", {})
     assert client.calls == [("display", "set_brightness", {"level": 10})]
+
+A handler that raises :class:`~daebus.Retry` is run again at once, within
+its policy's attempts, and the waits it asked for are kept in
+``client.retries``, ``(action or channel, seconds)``, for the test to check.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from daebus.bus import protocol
 from daebus.call import standins
 from daebus.app.blueprint import is_async
 from daebus.app.context import app_context
+from daebus.app.retry import next_wait
 from daebus.ops.metrics import NullMetrics
 from daebus.service.executor import Executor
 from daebus.errors import remote_error
@@ -74,6 +79,8 @@ class TestClient:
                 cache = fakeredis.FakeRedis(decode_responses=True)
         self.cache = cache
         self.broadcasts: list[tuple[str, Any]] = []
+        self.retries: list[tuple[str, float]] = []
+        self._again = None   # the next attempt a Retry asked for
         self._replies: dict[str, list[dict]] = {}
         self._loop = None
         # The executor services run requests with: the same rules under test.
@@ -119,10 +126,29 @@ class TestClient:
         return self._reply_of(action, sent)
 
     def _run_action(self, action: str, message: protocol.Request) -> None:
-        if action in self._executor.async_actions:
-            self._await(self._executor.run_async(message, self._publish, time.monotonic()))
-        else:
-            self._executor.run(message, self._publish)
+        while message is not None:
+            if action in self._executor.async_actions:
+                self._await(self._executor.run_async(message, self._publish, time.monotonic(), self._retry))
+            else:
+                self._executor.run(message, self._publish, None, self._retry)
+            message, self._again = self._again, None
+
+    def _retry(self, message: protocol.Request, sent, exc) -> bool:
+        # At once, without the wait: a test should not sleep.
+        wait = next_wait(exc, self.app.retries.get(message.action), message.delivery)
+        if wait is None:
+            return False
+        self.retries.append((message.action, wait))
+        self._again = message._replace(delivery=message.delivery + 1)
+        return True
+
+    def _retry_listener(self, handler, channel: str, payload, attempt: int, exc) -> bool:
+        wait = next_wait(exc, self.app.listen_retries.get((channel, handler)), attempt)
+        if wait is None:
+            return False
+        self.retries.append((channel, wait))
+        self._again = attempt + 1
+        return True
 
     def _reply_of(self, action: str, sent: list[dict]) -> Reply:
         finals = [r for r in sent if r.get("final", True)]
@@ -151,10 +177,14 @@ class TestClient:
         handlers = self.app.listeners.get(channel, [])
         with standins.serving(self):
             for handler in handlers:
-                if is_async(handler):
-                    self._await(self._executor.listen_async(handler, channel, payload))
-                else:
-                    self._executor.listen(handler, channel, payload)
+                attempt = 1
+                while attempt is not None:
+                    if is_async(handler):
+                        self._await(self._executor.listen_async(handler, channel, payload,
+                                                                self._retry_listener, attempt))
+                    else:
+                        self._executor.listen(handler, channel, payload, self._retry_listener, attempt)
+                    attempt, self._again = self._again, None
         return len(handlers)
 
     def run_task(self, name: str) -> None:

@@ -10,6 +10,8 @@ import dataclasses
 import inspect
 from typing import Any, Callable
 
+from daebus.app.limits import Limit, limit_of
+from daebus.app.retry import RetryPolicy
 from daebus.app.schemas import Contract
 
 F = Callable
@@ -60,6 +62,12 @@ def _not_async(fn, what: str, hint: str) -> None:
         raise TypeError(f"{what} needs a plain function, not an async def: {hint}")
 
 
+def _policy(what: str, retry: Any) -> RetryPolicy | None:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"{what}: retry= takes a RetryPolicy, got {retry!r}")
+    return retry
+
+
 def _contract(what: str, schema: Any, reply_schema: Any) -> Contract | None:
     if schema is None and reply_schema is None:
         return None
@@ -76,6 +84,11 @@ class Scaffold:
         # Payload contracts: by action name, and by (channel, handler).
         self.contracts: dict[str, Contract] = {}
         self.listen_contracts: dict[tuple[str, Callable], Contract] = {}
+        # Concurrency limits and retry policies: by action, and by (channel, handler).
+        self.limits: dict[str, Limit] = {}
+        self.listen_limits: dict[tuple[str, Callable], Limit] = {}
+        self.retries: dict[str, RetryPolicy] = {}
+        self.listen_retries: dict[tuple[str, Callable], RetryPolicy] = {}
         self.tasks: dict[str, BackgroundTask] = {}
         self.threads: dict[str, ThreadSpec] = {}
         self.start_hooks: list[Callable] = []
@@ -97,8 +110,9 @@ class Scaffold:
     def _check_setup_finished(self, kind: str) -> None:
         """Raise if something declared now could no longer take effect."""
 
-    def action(self, name: str, schema: dict | None = None, reply_schema: dict | None = None,
-               ) -> Callable[[F], F]:
+    def action(self, name: str, schema: dict | None = None, reply_schema: dict | None = None, *,
+               concurrency: int | None = None, queue: int | None = None,
+               retry: RetryPolicy | None = None) -> Callable[[F], F]:
         """Handle requests for ``name`` on the service channel.
 
         With ``schema`` (a JSON Schema), a payload that does not match is
@@ -106,7 +120,11 @@ class Scaffold:
         not called. ``reply_schema`` documents the success reply (registry,
         OpenAPI) and is checked by :class:`daebus.testing.TestClient`.
         The handler may be ``async def``: it then runs on the service's
-        event loop.
+        event loop. With ``concurrency``, at most that many of its calls run
+        at once and up to ``queue`` more wait (holding no worker); beyond
+        them a request is answered ``busy`` (:mod:`daebus.app.limits`).
+        ``retry`` is a :class:`~daebus.RetryPolicy`: how a ``raise Retry()``
+        (or an exception of its ``retry_on``) is run again (:mod:`daebus.app.retry`).
 
         Example::
 
@@ -114,24 +132,34 @@ class Scaffold:
                         "properties": {"detail_level": {"enum": ["brief", "full"]}}})
             def get_status():
                 return {"uptime": 3600}          # sent as the success reply
+
+            @app.action("print", concurrency=1, queue=20)
+            def print_label():
+                printer.print(request.payload["text"])    # one at a time
         """
         _check_name("action", name)
         contract = _contract(f"action {name!r}", schema, reply_schema)
+        limit = limit_of(f"action {name!r}", concurrency, queue)
+        policy = _policy(f"action {name!r}", retry)
 
         def register(target: Scaffold, prefix: str, fn: F) -> None:
             existing = target.actions.get(name)
             if existing is not None and existing is not fn:
                 raise ValueError(f"action {name!r} is already handled by {existing.__qualname__}")
             target.actions[name] = fn
-            if contract is not None:
-                target.contracts[name] = contract
+            for table, value in ((target.contracts, contract), (target.limits, limit), (target.retries, policy)):
+                if value is not None:
+                    table[name] = value
         return self._decorator("action", register)
 
-    def listen(self, channel: str, schema: dict | None = None) -> Callable[[F], F]:
+    def listen(self, channel: str, schema: dict | None = None, *, concurrency: int | None = None,
+               queue: int | None = None, retry: RetryPolicy | None = None) -> Callable[[F], F]:
         """Call the function with each JSON object broadcast on ``channel``.
 
         With ``schema``, a payload that does not match is logged and dropped
-        before the function sees it.
+        before the function sees it. ``concurrency``, ``queue`` and
+        ``retry`` work as for :meth:`action`; a broadcast beyond a full
+        queue is dropped and logged.
 
         Example::
 
@@ -140,14 +168,18 @@ class Scaffold:
                 logger.info("got %s", payload)
         """
         _check_name("channel", channel)
-        contract = _contract(f"listener on {channel!r}", schema, None)
+        what = f"listener on {channel!r}"
+        contract = _contract(what, schema, None)
+        limit, policy = limit_of(what, concurrency, queue), _policy(what, retry)
 
         def register(target: Scaffold, prefix: str, fn: F) -> None:
             handlers = target.listeners.setdefault(channel, [])
             if fn not in handlers:
                 handlers.append(fn)
-            if contract is not None:
-                target.listen_contracts[(channel, fn)] = contract
+            for table, value in ((target.listen_contracts, contract), (target.listen_limits, limit),
+                                 (target.listen_retries, policy)):
+                if value is not None:
+                    table[(channel, fn)] = value
         return self._decorator("listen", register)
 
     def background(self, name: str, interval: float | None = None, *, cron: str | None = None,

@@ -25,10 +25,12 @@ CANCEL_PREFIX = "daebus:cancel:"        # + service
 LIVENESS_PREFIX = "daebus:instance:"   # + token
 GROUP_CHANNEL_PREFIX = "daebus:group:"  # + service
 
-# Group mode's streams: requests, dead letters, and the 0.0.x bridge role.
+# Group mode's streams: requests, dead letters, and the 0.0.x bridge role;
+# and the requests waiting for a retry (a sorted set by when each is due).
 STREAM_PREFIX = "daebus:stream:"
 DEAD_PREFIX = "daebus:dead:"
 BRIDGE_PREFIX = "daebus:bridge:"
+RETRY_PREFIX = "daebus:retry:"
 
 # A subscriber's private wake-up channel (daebus.bus.subscriber).
 WAKE_PREFIX = "daebus:wake:"
@@ -72,6 +74,10 @@ def dead_key(service: str) -> str:
 
 def bridge_key(service: str) -> str:
     return BRIDGE_PREFIX + service
+
+
+def retry_key(service: str) -> str:
+    return RETRY_PREFIX + service
 
 
 def wake_channel() -> str:

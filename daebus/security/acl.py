@@ -23,8 +23,8 @@ Roles and what each may do (Redis 7 ACL syntax, selectors in parentheses):
     (``caller:worker:<name>:*``), liveness and group channels, and the
     broadcast patterns its worker file lists under ``listen``; publish
     anywhere (requests, replies, broadcasts); read the registry; write its
-    own registry entry, member records, group stream, dead-letter stream and
-    bridge key, kept events, and its **cache** keys: ``<service>:*``.
+    own registry entry, member records, group stream, dead-letter stream,
+    retry set and bridge key, kept events, and its **cache** keys: ``<service>:*``.
 
 No role may run FLUSHALL, FLUSHDB, CONFIG, KEYS, DEBUG, SHUTDOWN, MODULE,
 MONITOR or any other command of Redis's ``@dangerous`` category, nor change
@@ -48,7 +48,7 @@ from typing import Iterable, Mapping
 from daebus.bus.keys import (BRIDGE_PREFIX, CANCEL_PREFIX, DEAD_PREFIX, GROUP_CHANNEL_PREFIX, KEEP_CLOCK as CLOCK,
                              KEEP_DECLARATIONS as DECLARATIONS, KEEP_SEQ as SEQ, KEEP_TRIMMED as TRIMMED,
                              KEPT_NOTICE as NOTICE, KEPT_PREFIX, LIVENESS_PREFIX, MEMBER_PREFIX, REGISTRY_PREFIX,
-                             REPLY_PREFIX, STREAM_PREFIX, WAKE_PREFIX)
+                             REPLY_PREFIX, RETRY_PREFIX, STREAM_PREFIX, WAKE_PREFIX)
 
 ADMIN = "admin"
 GATEWAY = "gateway"
@@ -123,7 +123,8 @@ def bridge_rules() -> list[str]:
 def worker_rules(worker: Worker) -> list[str]:
     service = literal(worker.service)
     own = [f"~{service}:*", f"~{REGISTRY_PREFIX}{service}", f"~{MEMBER_PREFIX}{service}:*",
-           f"~{STREAM_PREFIX}{service}", f"~{DEAD_PREFIX}{service}", f"~{BRIDGE_PREFIX}{service}"]
+           f"~{STREAM_PREFIX}{service}", f"~{DEAD_PREFIX}{service}", f"~{BRIDGE_PREFIX}{service}",
+           f"~{RETRY_PREFIX}{service}"]
     shared = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*", f"%R~{DECLARATIONS}",
               f"~{CLOCK}", f"~{TRIMMED}", f"~{SEQ}", f"~{KEPT_PREFIX}*"]
     # Callers cancel by PUBLISH, which every role may: only the worker hears it.

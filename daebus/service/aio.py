@@ -24,7 +24,7 @@ from typing import Any, Callable
 from daebus.bus import protocol
 from daebus.service.blocking import BLOCKED_WARNING, timed  # noqa: F401 - BLOCKED_WARNING is documented here
 from daebus.app.context import app_context, handler_context
-from daebus.service.dispatch import begin_action, fail_action, finish_action, handler_name, listener_accepts, log as dispatch_log
+from daebus.service.dispatch import begin_action, fail_action, fail_listener, finish_action, listener_accepts
 from daebus.errors import ServiceStopped
 from daebus.app.pubsub import Publish
 
@@ -55,7 +55,7 @@ async def run_action_async(app, message: protocol.Request, publish: Publish, can
                 resp.error(ServiceStopped(f"service {app.service!r} stopped before {message.action!r} finished"))
             raise
         except Exception as exc:  # noqa: BLE001 - every request must end with a reply
-            fail_action(resp, message.action, exc)
+            fail_action(resp, message.action, exc, app.retries.get(message.action))
         else:
             finish_action(resp, result)
         finally:
@@ -100,8 +100,8 @@ async def run_listener_async(app, handler, channel: str, payload: dict) -> bool:
     with app_context(app):
         try:
             await handler(payload)
-        except Exception:  # noqa: BLE001 - a listener bug must not stop the others
-            dispatch_log.exception("listener %s for %r failed", handler_name(handler), channel)
+        except Exception as exc:  # noqa: BLE001 - a listener bug must not stop the others
+            fail_listener(app, handler, channel, exc)
             return False
     return True
 

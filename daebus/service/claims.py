@@ -8,11 +8,14 @@ JUSTID`` resets their idle time), so a long handler keeps its requests.
 After ``max_deliveries`` an entry goes to ``daebus:dead:<service>`` and its
 caller gets a ``dead_letter`` error reply. Consumers of instances that are
 gone and hold nothing are removed, so the group doesn't grow with restarts.
+An entry that a retry put back in the stream (:mod:`daebus.service.groupretry`)
+carries the deliveries it had before, which count too.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from daebus.bus import protocol
@@ -38,6 +41,30 @@ for i = 3, #ARGV do
 end
 return kept
 """
+
+
+_ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def _field(fields: dict | None, name: str):
+    if not fields:
+        return None
+    return fields.get(name.encode(), fields.get(name))
+
+
+def delivered_before(fields: dict | None) -> int:
+    """Deliveries a re-added entry had before (0 for a caller's own entry,
+    or a field that is not a sane count)."""
+    value = text(_field(fields, "delivered"))
+    if isinstance(value, str) and value.isdigit() and len(value) <= 6:
+        return int(value)
+    return 0
+
+
+def first_id(fields: dict | None, entry_id: str) -> str:
+    """The id of the entry its caller added, which a re-added entry names."""
+    value = text(_field(fields, "first"))
+    return value if isinstance(value, str) and _ENTRY_ID.fullmatch(value) else entry_id
 
 
 class Claims:
@@ -79,9 +106,10 @@ class Claims:
                 continue
             entry_id, fields = text(entries[0][0]), entries[0][1]
             pending = self.client.xpending_range(self.stream, GROUP_NAME, entry_id, entry_id, 1)
-            delivery = pending[0]["times_delivered"] if pending else self.max_deliveries + 1
+            delivery = (pending[0]["times_delivered"] + delivered_before(fields) if pending
+                        else self.max_deliveries + 1)
             if delivery > self.max_deliveries:
-                self._dead_letter(entry_id, fields, delivery)
+                self.dead_letter(entry_id, fields, delivery)
                 server.slots.give()
                 continue
             log.warning("%s: claimed request %s from an instance that stopped (delivery %d of %d)",
@@ -111,8 +139,10 @@ class Claims:
         candidates = [t for t in (soonest, keep) if t is not None]
         return max(0.05, min(candidates)) if candidates else None
 
-    def _dead_letter(self, entry_id: str, fields: dict, delivery: int) -> None:
-        data = fields.get(b"request", fields.get("request")) if fields else None
+    def dead_letter(self, entry_id: str, fields: dict, delivery: int, why: str | None = None) -> None:
+        """Move the entry to the dead-letter stream, its ``delivery - 1``
+        deliveries done, and tell its caller (``why``, else that no instance answered)."""
+        data = _field(fields, "request")
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.dead, {"request": data or b"", "entry": entry_id, "deliveries": delivery - 1,
                               "service": self.service, "time": f"{time.time():.3f}"},
@@ -125,9 +155,12 @@ class Claims:
             message = protocol.parse_request(protocol.decode_object(data, self.server.max_bytes))
         except (protocol.ProtocolError, TypeError):
             message = None
-        log.error("%s: request %s (%s) was delivered %d times without an answer; moved to %s",
-                  self.service, entry_id, message.action if message else "unreadable", delivery - 1, self.dead)
+        if why is None:
+            log.error("%s: request %s (%s) was delivered %d times without an answer; moved to %s",
+                      self.service, entry_id, message.action if message else "unreadable", delivery - 1, self.dead)
+        else:
+            log.error("%s: request %s: %s", self.service, entry_id, why)
         if message is not None and message.reply_to:
             self.server.reply_error(message.reply_to, message.request_id,
-                                    f"{self.service}.{message.action} was delivered {delivery - 1} times "
+                                    why or f"{self.service}.{message.action} was delivered {delivery - 1} times "
                                     f"and no instance answered; moved to {self.dead}", DeadLetter.code)

@@ -11,7 +11,8 @@ import logging
 
 from daebus.bus import protocol
 from daebus.app.context import app_context, handler_context
-from daebus.errors import BadRequest, DaebusError
+from daebus.app.retry import Retry, wanted
+from daebus.errors import BadRequest, DaebusError, RetryExhausted
 from daebus.app.pubsub import Publish, PubSubRequest, PubSubResponse
 from daebus.ops.ratelog import RateLimitedLog
 from daebus.app.schemas import DropLog, describe
@@ -26,10 +27,12 @@ def run_action(app, message: protocol.Request, publish: Publish, cancelled=None)
     """Call the action's handler and make sure the request gets a final reply.
 
     A returned value without a reply is sent as success (None as null); an
-    exception becomes an error reply (the traceback goes to the log only).
-    Returns the code of the error reply, None after a success. ``cancelled``
-    is the request's :class:`~daebus.app.cancellation.Cancellation` (a
-    handler's replies after it is set are dropped).
+    exception becomes an error reply (the traceback goes to the log only),
+    unless it asks for a retry: then :class:`~daebus.Retry` is raised, the
+    request unanswered (see :func:`answer_failure`). Returns the code of the
+    error reply, None after a success. ``cancelled`` is the request's
+    :class:`~daebus.app.cancellation.Cancellation` (a handler's replies after
+    it is set are dropped).
     """
     handler, req, resp = begin_action(app, message, publish, cancelled)
     if handler is None:
@@ -38,7 +41,7 @@ def run_action(app, message: protocol.Request, publish: Publish, cancelled=None)
         try:
             result = handler()
         except Exception as exc:  # noqa: BLE001 - every request must end with a reply
-            fail_action(resp, message.action, exc)
+            fail_action(resp, message.action, exc, app.retries.get(message.action))
         else:
             finish_action(resp, result)
     return resp.error_code
@@ -66,7 +69,12 @@ def begin_action(app, message: protocol.Request, publish: Publish, cancelled=Non
     return handler, req, resp
 
 
-def fail_action(resp: PubSubResponse, action: str, exc: Exception) -> None:
+def fail_action(resp: PubSubResponse, action: str, exc: Exception, policy=None) -> None:
+    """Answer ``exc``; raise the :class:`~daebus.Retry` it asks for instead
+    (with ``policy``, the action's RetryPolicy), unless a reply went out."""
+    retry = None if resp.finished else wanted(exc, policy)
+    if retry is not None:
+        raise retry
     if isinstance(exc, DaebusError):
         log.info("action %r answered %s: %s", action, exc.code, exc)
         if not resp.finished:
@@ -82,18 +90,44 @@ def finish_action(resp: PubSubResponse, result) -> None:
         resp.success(result)
 
 
+def answer_failure(app, message: protocol.Request, publish: Publish, retry: Retry) -> str | None:
+    """The final reply to a request whose handler asked for a ``retry``
+    that will not come: what the exception behind it would have answered,
+    else ``retry_exhausted``. Called while ``retry`` is being handled."""
+    req = PubSubRequest(message)
+    resp = PubSubResponse(req, publish, app.logger)
+    cause = retry.__cause__
+    with handler_context(app, req, resp):
+        if isinstance(cause, Exception) and not isinstance(cause, Retry):
+            fail_action(resp, message.action, cause)
+        else:
+            log.info("action %r asked for a retry after attempt %d, and none is left", message.action,
+                     message.delivery)
+            resp.error(RetryExhausted(str(retry) or f"{message.action!r} asked to be retried "
+                                      f"after attempt {message.delivery}, and no retry was left"))
+    return resp.error_code
+
+
 def run_listener(app, handler, channel: str, payload: dict) -> bool:
     """Call one listener; False when it raised (logged, never propagated)
-    or the payload broke its contract."""
+    or the payload broke its contract. A :class:`~daebus.Retry` it asks for
+    is raised."""
     if not listener_accepts(app, handler, channel, payload):
         return False
     with app_context(app):
         try:
             handler(payload)
-        except Exception:  # noqa: BLE001 - a listener bug must not stop the others
-            log.exception("listener %s for %r failed", handler_name(handler), channel)
+        except Exception as exc:  # noqa: BLE001 - a listener bug must not stop the others
+            fail_listener(app, handler, channel, exc)
             return False
     return True
+
+
+def fail_listener(app, handler, channel: str, exc: Exception) -> None:
+    retry = wanted(exc, app.listen_retries.get((channel, handler)))
+    if retry is not None:
+        raise retry
+    log.exception("listener %s for %r failed", handler_name(handler), channel)
 
 
 def listener_accepts(app, handler, channel: str, payload) -> bool:

@@ -17,9 +17,10 @@ import time
 
 from daebus.app.blueprint import is_async
 from daebus.app.cancellation import Cancellation
+from daebus.app.retry import Retry
 from daebus.bus import protocol
 from daebus.service.cancels import Cancels
-from daebus.service.dispatch import run_action, run_listener
+from daebus.service.dispatch import answer_failure, handler_name, run_action, run_listener
 
 log = logging.getLogger("daebus.runtime")
 
@@ -77,11 +78,13 @@ class Executor:
                          "daebus_request_id": message.trace_id or message.request_id})
         return True
 
-    def run(self, message: protocol.Request, publish, sent: float | None = None) -> None:
+    def run(self, message: protocol.Request, publish, sent: float | None = None, retry=None) -> None:
         """Run one request on this thread and reply through ``publish``. An
         ``async def`` action runs on the event loop while this thread waits.
         With ``sent``, a request whose caller gave up is skipped, as one
-        cancelled is."""
+        cancelled is. A :class:`~daebus.Retry` the handler raises goes to
+        ``retry(message, sent, exc)``, the intake's: True when it will run the
+        request again, else the caller gets the last error now."""
         started = time.monotonic() if sent is None else sent
         try:
             if sent is not None and self.expired(message, sent):
@@ -89,23 +92,33 @@ class Executor:
             cancelled = self.cancels.of(message)
             if self.cancelled(message, cancelled):
                 return
-            if message.action in self.async_actions:
-                from daebus.service.aio import run_action_async
-                code = self.aio.submit(run_action_async, self.app, message, publish, cancelled,
-                                       name=message.action).result()
-            else:
-                code = run_action(self.app, message, publish, cancelled)
+            try:
+                if message.action in self.async_actions:
+                    from daebus.service.aio import run_action_async
+                    code = self.aio.submit(run_action_async, self.app, message, publish, cancelled,
+                                           name=message.action).result()
+                else:
+                    code = run_action(self.app, message, publish, cancelled)
+            except Retry as exc:
+                if retry is not None and retry(message, sent, exc):
+                    return
+                code = answer_failure(self.app, message, publish, exc)
             self._count(message, cancelled, time.monotonic() - started, code)
         finally:
             self.drop(message)
 
-    async def run_async(self, message: protocol.Request, publish, sent: float) -> None:
+    async def run_async(self, message: protocol.Request, publish, sent: float, retry=None) -> None:
         """Run one ``async def`` action's request on the event loop."""
         from daebus.service.aio import run_action_async
         try:
             cancelled = self.cancels.of(message)
             if not self.expired(message, sent) and not self.cancelled(message, cancelled):
-                code = await run_action_async(self.app, message, publish, cancelled)
+                try:
+                    code = await run_action_async(self.app, message, publish, cancelled)
+                except Retry as exc:
+                    if retry is not None and retry(message, sent, exc):
+                        return
+                    code = answer_failure(self.app, message, publish, exc)
                 self._count(message, cancelled, time.monotonic() - sent, code)
         finally:
             self.drop(message)
@@ -129,13 +142,30 @@ class Executor:
         self._inflight.clear()
 
     # -- broadcasts ------------------------------------------------------------
-    def listen(self, handler, channel: str, payload: dict) -> None:
+    # ``retry(handler, channel, payload, attempt, exc)``: True when it will
+    # hand the broadcast to the listener again (attempt number ``attempt + 1``).
+    def listen(self, handler, channel: str, payload: dict, retry=None, attempt: int = 1) -> None:
         started = time.monotonic()
-        ok = run_listener(self.app, handler, channel, payload)
+        try:
+            ok = run_listener(self.app, handler, channel, payload)
+        except Retry as exc:
+            ok = self._retried(handler, channel, payload, attempt, exc, retry)
         self.metrics.listener(channel, time.monotonic() - started, not ok)
 
-    async def listen_async(self, handler, channel: str, payload: dict) -> None:
+    async def listen_async(self, handler, channel: str, payload: dict, retry=None, attempt: int = 1) -> None:
         from daebus.service.aio import run_listener_async
         started = time.monotonic()
-        ok = await run_listener_async(self.app, handler, channel, payload)
+        try:
+            ok = await run_listener_async(self.app, handler, channel, payload)
+        except Retry as exc:
+            ok = self._retried(handler, channel, payload, attempt, exc, retry)
         self.metrics.listener(channel, time.monotonic() - started, not ok)
+
+    @staticmethod
+    def _retried(handler, channel: str, payload: dict, attempt: int, exc: Retry, retry) -> bool:
+        # Counted as a failed run either way.
+        if retry is None or not retry(handler, channel, payload, attempt, exc):
+            log.warning("listener %s for %r asked for a retry after attempt %d, and none is left: "
+                        "dropped the message", handler_name(handler), channel, attempt,
+                        exc_info=exc.__cause__ or exc)
+        return False

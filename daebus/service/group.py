@@ -9,7 +9,11 @@ only as many entries as it has idle workers, replies on ``reply_to`` and then
 not yet answered (and ``MAXLEN ~`` bounds it anyway).
 
 An instance that dies holding requests leaves them pending; what happens
-to them is :mod:`daebus.service.claims`.
+to them is :mod:`daebus.service.claims`. A request whose handler asks for a
+retry waits in Redis until due (:mod:`daebus.service.groupretry`); one for a
+limited action waits for its turn in this instance's gate
+(:mod:`daebus.service.gates`), still pending with it and kept at each beat
+like any it holds, without holding a worker meanwhile.
 
 One instance at a time (the bridge) also subscribes to the service channel
 and adds what 0.0.x callers PUBLISH there to the stream.
@@ -25,7 +29,9 @@ import redis
 
 from daebus.bus import protocol
 from daebus.bus.keys import bridge_key, dead_key, stream_key, text
-from daebus.service.claims import GROUP_NAME, Claims
+from daebus.service.claims import GROUP_NAME, Claims, delivered_before, first_id
+from daebus.service.gates import FULL, REFUSED, Job
+from daebus.service.groupretry import GroupRetries
 from daebus.errors import AccessDenied
 from daebus.ops.logs import StateLog
 from daebus.service.membership import LIVENESS_PREFIX, group_channel
@@ -34,8 +40,10 @@ from daebus.bus.transport import REDIS_ERRORS, Backoff, connect, on_master_move,
 from daebus.bus.turns import Turns, wait_for_reader
 
 log = logging.getLogger("daebus.group")
-# A sender flooding the stream with garbage gets a line per interval.
+# A sender flooding the stream with garbage gets a line per interval, as
+# does a flood of requests for a limited action whose queue is full.
 _malformed = RateLimitedLog(log)
+_full = RateLimitedLog(log)
 
 
 
@@ -129,12 +137,14 @@ class GroupServer:
         self._accept, self._drop = host.executor.accept, host.executor.drop
         self._publish, self._on_bridge = host.publish, host.bridge
         self._borrow, self._give_back = pool.borrow, pool.give_back
+        self._gates, self._metrics, self._beat_soon = host.gates, host.metrics, host.beat_soon
         self._turns = Turns()
         self.reply_error = host.reply_error
         self._noticed = 0.0                      # when we last told the group we took work
         self._busy_until = 0.0                   # another member took work: watch it until then
         self._bridge = client.register_script(_BRIDGE)
         self.claims = Claims(self)
+        self.retries = GroupRetries(self, host.app.retries, self._kept_retry)
         self._held: dict[str, float] = {}       # entry id -> when taken
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -242,18 +252,19 @@ class GroupServer:
 
     def _start(self, entries: list) -> bool:
         """Start the entries read; False once another reader took the turn."""
-        (first_id, first_fields), *rest = entries
+        (first_entry, first_fields), *rest = entries
         for entry_id, fields in rest:
-            self.take(text(entry_id), fields, 1)
+            self.take(text(entry_id), fields, 1 + delivered_before(fields))
         self._notice()
         # Only a lone request runs here: with others in flight, the
         # pool's threads overlap their replies' round trips.
         alone = not rest and self.slots.free == self.slots.count - 1
+        delivery = 1 + delivered_before(first_fields)
         if not alone or not self._turns.lend():
-            self.take(text(first_id), first_fields, 1)
+            self.take(text(first_entry), first_fields, delivery)
             return True
         # Run here; should it take long, the other reader reads on meanwhile.
-        self.take(text(first_id), first_fields, 1, inline=True)
+        self.take(text(first_entry), first_fields, delivery, inline=True)
         return self._turns.reclaim()
 
     def _read(self, backoff: Backoff) -> list | None:
@@ -322,7 +333,8 @@ class GroupServer:
 
     def take(self, entry_id: str, fields: dict, delivery: int, inline: bool = False) -> None:
         """Start handling an entry that holds one of our slots: on the pool,
-        or ``inline`` on this thread."""
+        or ``inline`` on this thread (``delivery``: its number, counting the
+        deliveries before a retry put it back)."""
         data = fields.get(b"request", fields.get("request")) if fields else None
         try:
             if data is None:
@@ -335,34 +347,87 @@ class GroupServer:
                 self.reply_error(exc.reply_to, exc.request_id, str(exc), protocol.BAD_REQUEST)
             self._done(entry_id)
             return
-        if message.timeout_ms and self._age_ms(entry_id) > message.timeout_ms:
-            self.expired += 1
-            log.info("dropped %r request %s unanswered: its caller gave up after %d ms (%d so far)",
-                     message.action, message.request_id, message.timeout_ms, self.expired)
-            self._done(entry_id)
+        first = first_id(fields, entry_id)
+        if self._stale(entry_id, first, message):
             return
         # Cancellable from now on; left to another member, not answered, at a stop.
         self._accept(message, answer_on_stop=False)
         with self._lock:
             self._held[entry_id] = time.monotonic()
-        if inline and self._borrow():
+        gate = self._gates.action(message.action)
+        if gate is not None:
+            self._gated(gate, entry_id, message, delivery, first)
+        elif inline and self._borrow():
             try:
-                self._handle(entry_id, message, delivery)
+                self._handle(entry_id, message, delivery, first)
             except Exception:  # noqa: BLE001 - as the pool does: log it, keep reading
                 log.exception("unhandled error in %s's request %s", self.service, message.request_id)
             finally:
                 self._give_back()
-        elif not self._submit(self._handle, entry_id, message, delivery):
+        elif not self._submit(self._handle, entry_id, message, delivery, first):
+            self._let_go(entry_id, message)
+
+    def _leave_pending(self, entry_id: str) -> None:
+        with self._lock:
+            self._held.pop(entry_id, None)
+        self.slots.give()  # left pending: claimed again after claim_idle
+
+    def _stale(self, entry_id: str, first: str, message: protocol.Request) -> bool:
+        """True (dropped, acknowledged) when the caller gave up already."""
+        if message.timeout_ms and self.age_ms(first) > message.timeout_ms:
+            self.expired += 1
+            log.info("dropped %r request %s unanswered: its caller gave up after %d ms (%d so far)",
+                     message.action, message.request_id, message.timeout_ms, self.expired)
+            self._done(entry_id)
+            return True
+        return False
+
+    def _gated(self, gate, entry_id: str, message: protocol.Request, delivery: int, first: str) -> None:
+        # Waiting for its turn, the entry gives its slot back: reading goes on.
+        job = Job(message.action, self._handle_waited, (entry_id, message, delivery, first),
+                  parked=self.slots.give, resumed=lambda: self.slots.take(1),
+                  lost=lambda: self._let_go(entry_id, message))
+        outcome = self._gates.run(gate, job)
+        if outcome == FULL:
+            self._metrics.busy(message.action)
+            _full.warning(message.action, "%s has %d running and %d waiting (its limit): answering 'busy'",
+                          gate.what, gate.running, gate.waiting)
+            if message.reply_to:
+                self.reply_error(message.reply_to, message.request_id, f"service {self.service!r} is busy",
+                                 protocol.BUSY)
             self._drop(message)
-            with self._lock:
-                self._held.pop(entry_id, None)
-            self.slots.give()  # left pending: claimed again after claim_idle
+            self._done(entry_id)
+        elif outcome == REFUSED:
+            self._let_go(entry_id, message)
 
-    def _age_ms(self, entry_id: str) -> float:
-        added = int(entry_id.split("-", 1)[0])
-        return time.time() * 1000 + self._clock_offset_ms - added
+    def _handle_waited(self, entry_id: str, message: protocol.Request, delivery: int, first: str) -> None:
+        if self._stale(entry_id, first, message):
+            self._drop(message)
+        else:
+            self._handle(entry_id, message, delivery, first)
 
-    def _handle(self, entry_id: str, message: protocol.Request, delivery: int) -> None:
+    def _let_go(self, entry_id: str, message: protocol.Request) -> None:
+        """Not run here after all: no longer cancellable here, left pending."""
+        self._drop(message)
+        self._leave_pending(entry_id)
+
+    def age_ms(self, entry_id: str) -> float:
+        """Milliseconds since the entry was added, on Redis's clock."""
+        return self.now_ms() - int(entry_id.split("-", 1)[0])
+
+    def now_ms(self) -> float:
+        """Redis's clock, in milliseconds."""
+        return time.time() * 1000 + self._clock_offset_ms
+
+    def _kept_retry(self) -> None:
+        # Beat when it is due; and the other members too, should we stop before.
+        self._beat_soon()
+        try:
+            self._publish(group_channel(self.service), self.consumer)
+        except REDIS_ERRORS:
+            pass
+
+    def _handle(self, entry_id: str, message: protocol.Request, delivery: int, first: str | None = None) -> None:
         acknowledged = []
 
         def publish(channel: str, text: str, deadline: float | None = None) -> int:
@@ -377,8 +442,15 @@ class GroupServer:
                 raise sent
             return sent
 
+        def retry(request: protocol.Request, sent, exc) -> bool:
+            # Kept in Redis for later, or dead-lettered: settled either way.
+            if self.retries.keep(entry_id, first or entry_id, request, exc):
+                acknowledged.append(entry_id)
+                return True
+            return False
+
         try:
-            self._run(message._replace(delivery=delivery), publish)
+            self._run(message._replace(delivery=delivery), publish, None, retry)
         finally:
             if acknowledged:
                 self._release(entry_id)
@@ -414,12 +486,15 @@ class GroupServer:
         self.claims.keep(held)
         self.claims.claim()
         self.claims.forget_departed()
+        due = self.retries.move_due()
         bridging = bool(self._bridge(keys=[bridge_key(self.service)],
                                      args=[self.consumer, self._bridge_ttl_ms, LIVENESS_PREFIX]))
         if bridging != self.bridging:
             self.bridging = bridging
             self._on_bridge(bridging)
         soon = self.claims.next_claim(bool(held))
+        if due is not None:
+            soon = due if soon is None else min(soon, due)
         if time.monotonic() < self._busy_until:
             # Someone took work lately: look at least every second for what it holds.
             soon = min(soon or 1.0, 1.0)

@@ -22,14 +22,15 @@ class Handlers:
         self._abandon = abandon
         self.name = f"{pool.unfinished} handler(s)"
 
-    def submit(self, fn, *args) -> bool:
-        """Run ``fn(*args)`` on a worker thread; False when the queue is full."""
-        return self.pool.submit(fn, *args)
+    def submit(self, fn, *args, owed: bool = False) -> bool:
+        """Run ``fn(*args)`` on a worker thread; False when the queue is full
+        (never when ``owed``: see :meth:`~daebus.service.pool.WorkerPool.submit`)."""
+        return self.pool.submit(fn, *args, owed=owed)
 
-    def on_loop(self, name: str, fn, *args) -> bool:
+    def on_loop(self, name: str, fn, *args, owed: bool = False) -> bool:
         """Run ``fn(*args)`` on the event loop, counted by the pool like a
         thread's job (the busy bound and the shutdown drain)."""
-        if not self.pool.admit():
+        if not self.pool.admit(owed):
             return False
         try:
             future = self.aio.submit(fn, *args, name=name)

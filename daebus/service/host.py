@@ -25,6 +25,8 @@ class Host(Protocol):
     executor: object            # daebus.service.executor.Executor
     handlers: object            # daebus.service.handlers.Handlers
     cancel_channel: str         # where the service's callers publish their cancels
+    gates: object               # daebus.service.gates.Gates: concurrency limits
+    retries: object             # daebus.service.retries.Retries: retries kept in the process
 
     @property
     def subscriber(self): ...              # the bus reader's Subscriber, once made
@@ -44,4 +46,5 @@ class Host(Protocol):
     def taken(self, exc) -> None: ...
     def health(self) -> list[str]: ...     # what is wrong with a component, if anything
     def group_beat(self) -> float | None: ...
+    def beat_soon(self) -> None: ...       # the group has news: beat now
     def bridge(self, on: bool) -> None: ...

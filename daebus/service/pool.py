@@ -57,10 +57,14 @@ class WorkerPool:
         """Calls waiting for a free thread."""
         return len(self._backlog)
 
-    def submit(self, fn: Callable, *args) -> bool:
-        """Queue ``fn(*args)``; False when the pool is full or closed."""
+    def submit(self, fn: Callable, *args, owed: bool = False) -> bool:
+        """Queue ``fn(*args)``; False when the pool is full or closed.
+
+        ``owed``: a call accepted earlier and held elsewhere meanwhile (a
+        limited action's waiting request, a retry come due), which its own
+        bound counted: never refused, also while closing, so the drain runs it."""
         with self._lock:
-            if self._closed or self._unfinished >= self.max_workers + self.queue_size:
+            if not owed and (self._closed or self._unfinished >= self.max_workers + self.queue_size):
                 return False
             self._unfinished += 1
             if self._busy() < self.max_workers:
@@ -114,12 +118,13 @@ class WorkerPool:
         if self._unfinished == 0:
             self._done.notify_all()
 
-    def admit(self) -> bool:
+    def admit(self, owed: bool = False) -> bool:
         """Count one call that runs elsewhere (an async handler on the event
-        loop) against the same bound; False when full or closed. Each
-        admitted call must be followed by :meth:`release`."""
+        loop) against the same bound; False when full or closed (never when
+        ``owed``, as for :meth:`submit`). Each admitted call must be
+        followed by :meth:`release`."""
         with self._lock:
-            if self._closed or self._unfinished >= self.max_workers + self.queue_size:
+            if not owed and (self._closed or self._unfinished >= self.max_workers + self.queue_size):
                 return False
             self._unfinished += 1
         return True

@@ -21,16 +21,19 @@ from daebus.app.blueprint import is_async, uses_async
 from daebus.app.context import app_context, set_running_app
 from daebus.service.cancels import Cancels
 from daebus.service.executor import Executor
+from daebus.service.gates import Gates
 from daebus.service.handlers import Handlers
 from daebus.service.intake import Broadcasts, OwnerIntake
 from daebus.service.stopping import StopClock, bounded
 from daebus.errors import AccessDenied, NameTaken
 from daebus.service.group import GroupServer
 from daebus.bus.kept import KeepingPublisher
+from daebus.service.later import Later
 from daebus.service.lifecycle import Lifecycle, name_of
 from daebus.service.membership import Membership
 from daebus.ops.metrics import NullMetrics, ServiceMetrics
 from daebus.service.pool import WorkerPool
+from daebus.service.retries import Retries
 from daebus.app.pubsub import Broadcaster
 from daebus.service.scheduler import TaskScheduler
 from daebus.ops.signals import STOP_SIGNALS, unblock
@@ -83,6 +86,9 @@ class Runtime:
         # A group member may hear a cancel before it reads the request: it keeps those.
         self.executor = Executor(app, self.metrics, self.aio, Cancels(self.service, keep_early=self.grouped))
         self.handlers = Handlers(self.pool, self.aio, lambda: self.executor.abandon(self.reply_error))
+        self.gates = Gates(app, self.handlers)   # concurrency limits of actions and listeners
+        self.later = Later()                     # retries that wait in the process
+        self.retries = Retries(self, self.later)
         self.requests = None  # the intake of requests: OwnerIntake, or the GroupServer
         self.broadcasts = Broadcasts(self)
         self.scheduler = TaskScheduler(app, list(app.tasks.values()), aio=self.aio, metrics=self.metrics)
@@ -144,7 +150,7 @@ class Runtime:
         self.group = GroupServer(self, consumer=self.membership.token) if self.grouped else None
         self.requests = self.group or OwnerIntake(self)
         # Started in this order, stopped in the reverse; see daebus.service.lifecycle.
-        self.lifecycle = Lifecycle([self.handlers, self.heartbeat, self.reader, *self.app.components,
+        self.lifecycle = Lifecycle([self.handlers, self.later, self.heartbeat, self.reader, *self.app.components,
                                     self.reader.intake, *([self.group] if self.group else []),
                                     _StartHooks(self.aio), self.scheduler, self.threads])
         if not self.lifecycle.start(self.app, self.stopping):
@@ -158,6 +164,8 @@ class Runtime:
         status = (f"serving {len(self.app.actions)} action(s), "
                   f"{len(self.app.listeners)} channel(s)" + (" as a group member" if self.group else ""))
         self.ready.set()
+        if self.group is not None:
+            self.beat_soon()   # the group's first beat while serving: how soon a retry is due
         self.notifier.ready(status)
         log.info("service %r ready: %s", self.service, status)
         return True
@@ -199,7 +207,7 @@ class Runtime:
             self.executor.cancels.on_published(data)
         elif channel in self.membership.channels:
             if self.group is not None and self.group.heard(data):
-                self.heartbeat.wake()
+                self.beat_soon()
         else:
             self.broadcasts.on_published(channel, data)
 
@@ -252,6 +260,10 @@ class Runtime:
         else:
             self.subscriber.remove(self.service)
         log.info("%s the service channel into the group's stream", "bridging" if on else "no longer bridging")
+
+    def beat_soon(self) -> None:
+        """Beat now (the group has news: a retry was kept, a member took requests)."""
+        self.heartbeat.wake()
 
     def group_beat(self) -> float | None:
         """The group's part of a heartbeat; how soon the next is needed."""
