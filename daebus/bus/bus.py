@@ -113,9 +113,9 @@ class Bus:
                 sentinels = self._sentinels
         return sentinels
 
-    def connect(self, *, socket_timeout: float = 5.0, decode: bool = True) -> redis.Redis:
+    def connect(self, *, socket_timeout: float = 5.0, decode: bool = True, retry: bool = True) -> redis.Redis:
         """A new client for commands (see :func:`daebus.bus.clients.for_commands`)."""
-        return clients.for_commands(self, socket_timeout=socket_timeout, decode=decode)
+        return clients.for_commands(self, socket_timeout=socket_timeout, decode=decode, retry=retry)
 
     def subscriber_client(self, socket_timeout: float = 5.0) -> redis.Redis:
         """A new client for a subscription (see :func:`daebus.bus.clients.for_subscriptions`)."""

@@ -31,14 +31,16 @@ if TYPE_CHECKING:
     from daebus.bus.bus import Bus
 
 
-def for_commands(bus: Bus, *, socket_timeout: float = 5.0, decode: bool = True) -> redis.Redis:
-    """A client for commands, which retries a dropped pooled connection once;
-    strings decoded unless ``decode=False``."""
-    return _build(
-        bus, decode_responses=decode, health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        **_timeouts(bus.url, socket_timeout))
+def for_commands(bus: Bus, *, socket_timeout: float = 5.0, decode: bool = True, retry: bool = True) -> redis.Redis:
+    """A client for commands, which retries a dropped pooled connection once
+    (never with ``retry=False``: a blocked read that its owner ends by
+    closing the socket must end, not reconnect and block again); strings
+    decoded unless ``decode=False``."""
+    retries = dict(retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+                   retry_on_error=[redis.ConnectionError, redis.TimeoutError]) if retry else \
+        dict(retry=Retry(NoBackoff(), 0))
+    return _build(bus, decode_responses=decode, health_check_interval=30, **retries,
+                  **_timeouts(bus.url, socket_timeout))
 
 
 def for_subscriptions(bus: Bus, socket_timeout: float = 5.0) -> redis.Redis:

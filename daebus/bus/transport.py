@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     import redis
 
 
-def connect(url: str, *, socket_timeout: float = 5.0, decode: bool = True) -> redis.Redis:
-    """A Redis client for commands; strings decoded unless ``decode=False``."""
-    return Bus.of(url).connect(socket_timeout=socket_timeout, decode=decode)
+def connect(url: str, *, socket_timeout: float = 5.0, decode: bool = True, retry: bool = True) -> redis.Redis:
+    """A Redis client for commands; strings decoded unless ``decode=False``;
+    ``retry=False`` for a reader that must see a dropped connection itself."""
+    return Bus.of(url).connect(socket_timeout=socket_timeout, decode=decode, retry=retry)
 
 
 def subscriber_client(url: str, socket_timeout: float = 5.0) -> redis.Redis:

@@ -129,7 +129,8 @@ class GroupServer:
         self.block_ms = int(settings.health_check_interval * 1000)
         self._bridge_ttl_ms = max(1000, int(settings.registry_ttl * 1000))
         self._reader_client = connect(url, socket_timeout=settings.socket_timeout + settings.health_check_interval,
-                                      decode=False)
+                                      decode=False, retry=False)
+        self._dropped_once = False   # the read's own retry of a dropped connection: used
         # A read blocked on a master that froze would wait out its socket timeout.
         on_master_move(url, self._end_blocked_read)
         self.slots = _Slots(host.app.max_workers)
@@ -286,6 +287,7 @@ class GroupServer:
             reply = self._reader_client.xreadgroup(GROUP_NAME, self.consumer, {self.stream: ">"},
                                                    count=count, block=self.block_ms)
             backoff.reset()
+            self._dropped_once = False
             entries = reply[0][1] if reply else []
             self.slots.take(len(entries))
             return entries
@@ -295,6 +297,12 @@ class GroupServer:
         except Exception as exc:  # noqa: BLE001 - Redis gone, stream lost (NOGROUP), or stop()
             if self._stop.is_set():
                 return None
+            if isinstance(exc, REDIS_ERRORS) and not self._lost and not self._dropped_once:
+                # A dropped connection (a restart, a master that moved) is read
+                # again at once, once; only a second failure counts as lost.
+                self._dropped_once = True
+                log.debug("%s: reading its stream again after %s", self.service, exc)
+                return []
             self._lost = True
             self._state.set("lost", logging.ERROR, "%s: cannot read its stream at %s: %s",
                             self.service, redact(self.url), exc)

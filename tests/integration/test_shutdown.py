@@ -35,6 +35,18 @@ def test_a_service_started_with_its_stop_signals_blocked_still_stops_on_them(ser
     assert svc.notify.messages.index("STOPPING=1") > svc.notify.messages.index("READY=1")
 
 
+@pytest.mark.parametrize("mode", ["owner", "group"])
+def test_an_idle_service_stops_at_once(service, redis_url, mode):
+    # Nothing in flight: a stop waits for no read. A group member's blocked
+    # XREADGROUP once reconnected on its own and blocked again for its whole
+    # timeout (redis-py 4.3 for longer still) before the service could exit.
+    svc = service("basic.py", "basic", env={"DAEBUS_SERVICE_MODE": mode})
+    started = time.monotonic()
+    svc.signal(signal.SIGTERM)
+    assert svc.wait(15) == 0
+    assert time.monotonic() - started < 2.5, f"an idle {mode} service took {time.monotonic() - started:.1f} s to stop"
+
+
 def test_handler_that_ignores_shutdown_does_not_hold_exit(service, redis_server, redis_url):
     svc = service("basic.py", "basic", env={"DAEBUS_SHUTDOWN_TIMEOUT": "0.5"})
     caller = DaebusCaller("basic", redis_url=redis_url)
