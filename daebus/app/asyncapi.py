@@ -123,7 +123,8 @@ class _Builder:
         if not isinstance(name, str) or not name:
             self.problems.append(f"a registry record without a usable name ({name!r:.60}): left out")
             return
-        said: list[str] = []
+        # What the registry's reader left out of a malformed record, then what is left here.
+        said = [f"service {name!r}: {p}: left out" for p in info.get("problems") or () if isinstance(p, str)]
         actions = [a for a in self._names(info, "actions", name, said) if self.action_allowed(name, a)]
         channels = [c for c in self._names(info, "channels", name, said) if self.channel_allowed(c)]
         if not actions and not channels:

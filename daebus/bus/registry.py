@@ -63,6 +63,7 @@ class ServiceRecord:
     metrics: dict | None = None           # a validated snapshot (daebus.ops.metrics)
     metrics_error: str | None = None      # why the snapshot written was refused
     extra: Mapping[str, str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()        # what was malformed and left out, said for people
 
     @classmethod
     def parse(cls, raw: Mapping, name: str | None = None) -> ServiceRecord:
@@ -71,16 +72,18 @@ class ServiceRecord:
         gives, for a record that carries none."""
         fields = {_text(k): _text(v) for k, v in raw.items() if v is not None}
         snapshot, problem = _snapshot(fields.pop("metrics", None))
+        problems: list[str] = []
         return cls(
             name=fields.pop("name", None) or name or "",
             mode=_one_of(fields.pop(MODE, None), (OWNER, GROUP), OWNER),
             status=fields.pop("status", None) or None, version=fields.pop("version", None) or None,
             host=fields.pop("host", None) or None, token=fields.pop("token", None) or None,
             pid=_positive(fields.pop("pid", None)), started_at=_moment(fields.pop("started_at", None)),
-            actions=_names(fields.pop("actions", None)), channels=_names(fields.pop("channels", None)),
+            actions=_names(fields.pop("actions", None), "actions", problems),
+            channels=_names(fields.pop("channels", None), "channels", problems),
             schemas=_json(fields.pop(SCHEMAS, None), dict) or {},
             stream_max_length=_positive(fields.pop(STREAM_MAX_LENGTH, None)) or DEFAULT_STREAM_MAX_LENGTH,
-            metrics=snapshot, metrics_error=problem, extra=fields)
+            metrics=snapshot, metrics_error=problem, extra=fields, problems=tuple(problems))
 
     @property
     def action_schemas(self) -> dict:
@@ -103,6 +106,8 @@ class ServiceRecord:
             info[STREAM_MAX_LENGTH] = self.stream_max_length
         if self.metrics_error is not None:
             info["metrics_error"] = self.metrics_error
+        if self.problems:
+            info["problems"] = list(self.problems)
         return info
 
 
@@ -141,8 +146,23 @@ def _json(text: str | None, kind: type):
     return value if isinstance(value, kind) else None
 
 
-def _names(text: str | None) -> tuple[str, ...]:
-    return tuple(item for item in _json(text, list) or () if isinstance(item, str))
+def _names(text: str | None, what: str, problems: list[str]) -> tuple[str, ...]:
+    """The names a JSON list holds; what else it holds, or a value that is
+    not a list, is said in ``problems``."""
+    if not text:
+        return ()
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        problems.append(f"its {what} are not JSON")
+        return ()
+    if not isinstance(value, list):
+        problems.append(f"its {what} are not a list (got {type(value).__name__})")
+        return ()
+    names = tuple(item for item in value if isinstance(item, str) and item)
+    if len(names) < len(value):
+        problems.append(f"{len(value) - len(names)} of its {what} are not names")
+    return names
 
 
 def _snapshot(text: str | None) -> tuple[dict | None, str | None]:

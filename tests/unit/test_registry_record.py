@@ -150,3 +150,15 @@ def test_a_caller_routes_by_the_typed_mode_and_bound(redis_server):
     assert sender.mode("old", deadline) == (None, registry.DEFAULT_STREAM_MAX_LENGTH)
     assert sender.mode("absent", deadline) == (None, registry.DEFAULT_STREAM_MAX_LENGTH)
     assert sender.mode("odd", deadline) == (OWNER, 300)
+
+
+@pytest.mark.parametrize("actions, problem", [
+    ("{not json", "its actions are not JSON"),
+    ('{"a": 1}', "its actions are not a list (got dict)"),
+    ('["set", 3, ""]', "2 of its actions are not names"),
+])
+def test_what_a_record_leaves_out_is_said(actions, problem):
+    record = ServiceRecord.parse({"name": "odd", "actions": actions})
+    assert record.problems == (problem,)
+    assert record.info()["problems"] == [problem]
+    assert "problems" not in ServiceRecord.parse({"name": "fine", "actions": '["set"]'}).info()

@@ -89,6 +89,7 @@ def test_garbage_in_the_registry_still_gives_a_valid_document_and_says_so(daebus
     assert problems(doc) == []
     assert sorted(doc["operations"]) == ["lying.on.news", "lying.plain", "lying.set"]
     assert out.stderr.splitlines() == [
+        "daebus: asyncapi: service 'garbled': its actions are not JSON: left out",
         "daebus: asyncapi: service 'garbled': its channels are not a list (got dict): left out",
         "daebus: asyncapi: service 'lying': 1 of its actions are not names: left out",
         "daebus: asyncapi: service 'lying' action 'plain': only local references (\"#/...\") are supported, "
