@@ -147,6 +147,16 @@ class ManagedProcess:
             shutil.rmtree(self._own_dir, ignore_errors=True)
 
 
+def wait_until(condition, timeout: float = 15, what: str = "condition") -> None:
+    """Poll a state in Redis or a process until ``condition()`` holds: for
+    what no event announces (a stream entry acknowledged after its reply)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 def child_env(redis_url: str, env: dict | None = None) -> dict:
     """The environment of a daebus process under test: this checkout's code,
     the private Redis, and none of the machine's /etc/daebus."""

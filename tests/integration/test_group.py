@@ -11,6 +11,7 @@ import pytest
 
 from daebus import DaebusCaller, NameTaken, RemoteError, RequestTimeout, list_services
 from daebus.bus.registry import members
+from support import wait_until
 
 CLAIM_IDLE = 2.0
 
@@ -72,7 +73,8 @@ def test_group_of_three_answers_2000_requests_from_16_threads_each_exactly_once(
     # The work was shared, and the stream holds nothing once all is answered.
     assert len({r["pid"] for r in replies}) >= 2
     client = redis_server.client()
-    assert client.xlen("daebus:stream:shared") == 0
+    # Each entry is acknowledged and deleted just after its reply went out.
+    wait_until(lambda: client.xlen("daebus:stream:shared") == 0, 10, "the last entries acknowledged")
     [info] = [s for s in list_services(client) if s["name"] == "shared"]
     assert info["mode"] == "group"
     assert sorted(i["pid"] for i in info["instances"]) == sorted(s.process.pid for s in instances)
@@ -127,7 +129,7 @@ def test_handler_that_crashes_every_time_ends_in_the_dead_letter_stream(group, r
     request = json.loads(fields["request"])
     assert request["request_id"] == crashes[0][0] and request["action"] == "crash"
     assert fields["deliveries"] == "3"
-    assert redis_server.client().xlen("daebus:stream:doomed") == 0
+    wait_until(lambda: redis_server.client().xlen("daebus:stream:doomed") == 0, 10, "the entry deleted")
 
 
 def test_requests_sent_while_no_instance_runs_are_served_when_one_starts(group, redis_server, redis_url):
@@ -212,8 +214,10 @@ def test_garbage_in_the_stream_is_dropped_and_the_group_keeps_serving(group, red
     client.xadd("daebus:stream:sturdy", {"request": json.dumps({"action": 7, "reply_to": "caller:x"})})
     with DaebusCaller("sturdy", redis_url=redis_url) as caller:
         assert caller.send_request("whoami", {})["pid"] == member.process.pid
-    assert client.xlen("daebus:stream:sturdy") == 0
-    assert client.xpending("daebus:stream:sturdy", "daebus")["pending"] == 0
+    # The reply goes out before its entry is acknowledged and deleted.
+    wait_until(lambda: client.xlen("daebus:stream:sturdy") == 0, 10, "the entries deleted")
+    wait_until(lambda: client.xpending("daebus:stream:sturdy", "daebus")["pending"] == 0, 10,
+               "the entries acknowledged")
     assert member.log.count("dropped malformed request") == 3
     assert "Traceback" not in member.log
 

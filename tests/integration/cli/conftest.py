@@ -6,11 +6,11 @@ import os
 import pty
 import subprocess
 import sys
-import time
 
 import pytest
 
 from support import child_env, default_signals
+from support import wait_until as _wait_until
 
 
 def cli_argv(*args: str) -> list[str]:
@@ -72,14 +72,6 @@ def background(redis_url):
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
-
-
-def _wait_until(condition, timeout: float = 15, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
