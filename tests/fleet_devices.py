@@ -46,9 +46,13 @@ class Device:
             payload = json.loads(message.payload or b"{}")
         except ValueError:
             payload = None
-        props = mqtt.properties("PUBLISH", CorrelationData=mqtt.prop(message, "CorrelationData"))
+        # As a bridge's reply: the request's Correlation Data, and what is
+        # left of its deadline as the reply's expiry.
+        expiry = mqtt.prop(message, "MessageExpiryInterval")
+        props = mqtt.properties("PUBLISH", CorrelationData=mqtt.prop(message, "CorrelationData"),
+                                MessageExpiryInterval=expiry)
         body = {"result": {"echo": payload, "device": self.device}}
-        self.client.publish(reply_to, json.dumps(body), 1, properties=props)
+        self.client.publish(reply_to, json.dumps(body, separators=(",", ":")), 1, properties=props)
 
 
 def main(url: str, fleet: str, count: int, prefix: str = "sim") -> None:

@@ -134,10 +134,10 @@ class Bridge:
     def _publish_event(self, topic: str, text: str):
         return self._publish(topic, text) if self.sender.connected.is_set() else None
 
-    def _reply(self, topic: str, body: dict, correlation, left: float) -> None:
+    def _reply(self, topic: str, text: str, correlation, left: float) -> None:
         props = mqtt.properties("PUBLISH", CorrelationData=correlation,
                                 MessageExpiryInterval=max(1, math.ceil(left)))
-        self._publish(topic, json.dumps(body, separators=(",", ":"), default=str), props=props)
+        self._publish(topic, text, props=props)
 
     # -- broadcasts into the box -----------------------------------------------------
     def _take_broadcast(self, message, channel: str) -> None:

@@ -7,7 +7,7 @@ progress, then ``{"result": ...}`` or ``{"error": {"code", "message"}}``.
 The message expiry interval is the deadline. Only ``call_actions`` are run,
 at most ``max_calls`` at once (``busy`` beyond)::
 
-    calls = Calls(settings, redis_url, publish=bridge.reply)
+    calls = Calls(settings, redis_url, publish=bridge.reply)   # reply(topic, text, correlation, left)
     calls.handle(message, "display", "show")
 """
 
@@ -40,6 +40,15 @@ def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
+def encode(body: dict) -> str:
+    """A reply body as sent, encoded once: a final one that is not JSON
+    answers ``malformed_reply`` instead; progress is passed on as it can be."""
+    try:
+        return json.dumps(body, separators=(",", ":"), default=None if "progress" not in body else str)
+    except (TypeError, ValueError):
+        return json.dumps(error_body("malformed_reply", "the action's result is not JSON"), separators=(",", ":"))
+
+
 def progress_body(payload: Any) -> dict:
     """A daebus progress reply as the fleet sees it: the data and its percentage."""
     pct = None
@@ -56,11 +65,11 @@ def progress_body(payload: Any) -> dict:
 class Calls:
     """Runs the fleet's calls against the box's services."""
 
-    def __init__(self, allowed, redis_url: str, publish: Callable[[str, dict, bytes | None, float], None], *,
+    def __init__(self, allowed, redis_url: str, publish: Callable[[str, str, bytes | None, float], None], *,
                  max_calls: int, default_timeout: float, limit: int, complaints: Complaints):
         self.allowed = list(allowed)
         self.redis_url = redis_url
-        self.publish = publish   # (topic, body, correlation data, seconds left)
+        self.publish = publish   # (topic, encoded body, correlation data, seconds left)
         self.default_timeout, self.limit = default_timeout, limit
         self.complaints = complaints
         self.max_calls = max_calls
@@ -89,7 +98,8 @@ class Calls:
             self.counts["expired"] += 1
             return None
         deadline = time.monotonic() + timeout
-        answer = lambda body: self.publish(reply_to, body, correlation, deadline - time.monotonic())  # noqa: E731
+        answer = lambda body: self.publish(reply_to, encode(body), correlation,  # noqa: E731
+                                           deadline - time.monotonic())
         try:
             payload = json_object(message.payload, self.limit, empty_ok=True)
         except BadMessage as exc:
@@ -122,10 +132,6 @@ class Calls:
             except Exception:  # noqa: BLE001 - a bug must still answer the fleet
                 log.exception("fleet call %s/%s failed in the bridge", service, action)
                 body = error_body("internal_error", "the bridge failed; see its log")
-            try:
-                json.dumps(body)
-            except (TypeError, ValueError):
-                body = error_body("malformed_reply", "the action's result is not JSON")
             answer(body)
         finally:
             self._give()

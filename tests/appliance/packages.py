@@ -10,7 +10,7 @@ from pathlib import Path
 from appliance.nspawn import PATH, ensure_host_tools
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("python3-daebus", "daebus", "daebus-kiosk-demo")
+PACKAGES = ("python3-daebus", "daebus", "daebus-kiosk-demo", "daebus-bridge")
 # What docs/appliance.md tells an administrator to do to add the example worker.
 ADD_EXAMPLE_WORKER = """
 install -d /usr/local/lib/daebus-example
@@ -26,13 +26,14 @@ def version_of(source: Path) -> str:
     return re.search(r'__version__ = "([^"]+)"', (source / "daebus/__init__.py").read_text()).group(1)
 
 
-def make_debs(source: Path = ROOT) -> dict[str, Path]:
-    """``make deb`` in ``source``: the path of each package's .deb."""
+def make_debs(source: Path = ROOT, names: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
+    """``make deb`` in ``source``: the path of each package's .deb (``names``:
+    those an older tree built, e.g. before it had the bridge's)."""
     ensure_host_tools()
     result = subprocess.run(["make", "-C", str(source), "deb"], capture_output=True, text=True,
                             env={"PATH": PATH, "LC_ALL": "C.UTF-8"}, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    debs = {name: source / "dist" / f"{name}_{version_of(source)}_all.deb" for name in PACKAGES}
+    debs = {name: source / "dist" / f"{name}_{version_of(source)}_all.deb" for name in names}
     for path in debs.values():
         assert path.is_file(), f"make deb did not produce {path}"
     return debs

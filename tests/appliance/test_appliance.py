@@ -68,8 +68,9 @@ def box(debs, steps):
         for deb in debs.values():
             shutil.copy(deb, root / "srv" / deb.name)
         with open(log_dir / "image.log", "a") as log:
-            # redis-server too, downloaded only: an administrator installs it later.
-            add_dependencies(root, [f"/srv/{deb.name}" for deb in debs.values()] + ["redis-server"], log)
+            # redis-server and a broker too, downloaded only: installed by later steps.
+            add_dependencies(root, [f"/srv/{deb.name}" for deb in debs.values()] + ["redis-server", *BROKER],
+                             log)
     with booted(root, f"daebus-test-{os.getpid()}", log_dir,
                 steps("boot it: systemd-nspawn --register=no --keep-unit -b")) as container:
         yield container
@@ -190,6 +191,11 @@ def test_package_contents(debs, steps):
         assert "Architecture: all" in info[name] and f"Version: {VERSION}" in info[name], info[name]
         assert "__pycache__" not in files[name], name
     library, appliance, demo = files["python3-daebus"], files["daebus"], files["daebus-kiosk-demo"]
+    # The bridge: its unit, and paho only for what runs it.
+    assert "/lib/systemd/system/daebus-bridge.service" in files["daebus-bridge"]
+    assert "/lib/systemd/system/daebus-bridge.service" not in appliance
+    assert "python3-paho-mqtt" in info["daebus-bridge"] and f"daebus (= {VERSION})" in info["daebus-bridge"]
+    assert "paho" not in info["daebus"] and "paho" not in info["python3-daebus"]
     # The library alone: what a program that only calls services needs.
     assert "/usr/lib/python3/dist-packages/daebus/cli/__init__.py" in library
     assert "/usr/bin/" not in library and "/lib/systemd/" not in library and "/usr/share/daebus" not in library
@@ -537,6 +543,88 @@ def test_worker_survives_redis_restart(box, steps):
     lost = [m for m in messages if "lost" in m.lower()]
     # At most once: a connection that fails again while retrying is not logged again.
     assert len(lost) <= 1, messages
+
+
+# A fleet broker on the box's loopback (Debian's mosquitto: local only, anonymous,
+# persistent), and a subscriber whose MQTT 5 session the broker keeps while
+# it is offline, so the events sent while nobody listens wait for it.
+BROKER = ["mosquitto", "mosquitto-clients"]
+BRIDGE_CONF = "/etc/daebus/conf.d/70-bridge.toml"
+BRIDGE_SETTINGS = """[bridge]
+broker = "mqtt://127.0.0.1:1883"
+fleet = "appliance"
+device = "box-1"
+send_channels = ["fleetcheck.*"]
+"""
+EVENTS = "daebus/appliance/box-1/events/#"
+SUBSCRIBER = ["mosquitto_sub", "-V", "5", "-i", "fleet-check", "-c", "-x", "3600", "-q", "1", "-t", EVENTS]
+BROADCAST = """
+import sys
+from daebus import DaebusCaller
+caller = DaebusCaller("fleetcheck")
+for i in range(int(sys.argv[1]), int(sys.argv[2])):
+    caller.send_message("fleetcheck.tick", {"i": i})
+"""
+
+
+def broadcast(box: Container, start: int, end: int) -> None:
+    box.run("python3", "-c", BROADCAST, str(start), str(end))
+
+
+def bridge_online(box: Container, since: float = 0.0) -> bool:
+    """Whether the box's retained state says online, from a bridge started after ``since``."""
+    out = box.run("daebus", "fleet", "status", "--json", "--broker", "mqtt://127.0.0.1:1883", "--fleet",
+                  "appliance", "--timeout", "5", check=False, timeout=30).stdout
+    states = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return any(s.get("online") and (s.get("since") or 0) >= since for s in states)
+
+
+def test_bridge_keeps_a_backlog_across_restart_and_reboot(box, debs, steps):
+    bridge = "daebus-bridge.service"
+    try:
+        with steps("the bridge keeps a backlog: broker stopped, bridge restarted, box rebooted") as step:
+            apt_install(box, f"/srv/{debs['daebus-bridge'].name}", *BROKER, timeout=300)
+            (box.root / BRIDGE_CONF.lstrip("/")).write_text(BRIDGE_SETTINGS)
+            box.sh(f"install -m 0600 /dev/null {SECRETS}/mqtt")  # a broker without passwords
+            box.run("systemctl", "enable", "--now", bridge)
+            wait_until(lambda: bridge_online(box), 60, "the bridge's retained state online")
+            box.run(*SUBSCRIBER, "-E")  # the session, subscribed; kept by the broker from now on
+            mark = cursor(box)
+            box.run("systemctl", "disable", "--now", "mosquitto.service")  # down until started below
+            wait_until(lambda: any("lost the fleet broker" in m for m in messages_since(box, bridge, mark)), 60,
+                       "the bridge to notice the broker is gone")
+            broadcast(box, 0, 50)
+            box.run("systemctl", "restart", bridge)
+            broadcast(box, 50, 100)
+            box.stop()
+            started = time.time()
+            box.boot()
+            booted_in = time.time() - started
+            assert box.run("systemctl", "is-active", bridge, check=False).stdout.strip() == "active"
+            assert box.run("systemctl", "is-active", "mosquitto.service", check=False).stdout.strip() != "active"
+            box.run("systemctl", "start", "mosquitto.service")
+            # The state kept from before the reboot says online too: the one
+            # the bridge started at boot publishes once connected is newer.
+            wait_until(lambda: bridge_online(box, since=started), 60, "the bridge to reconnect after the reboot")
+            broadcast(box, 100, 110)  # live events, after the backlog
+            got = box.run(*SUBSCRIBER, "-C", "110", "-W", "60", check=False, timeout=90)
+            step["figures"] = f"reboot {booted_in:.1f} s"
+    finally:
+        # Nothing of it left for the steps after: the bridge off, no broker.
+        (box.root / BRIDGE_CONF.lstrip("/")).unlink(missing_ok=True)
+        (box.root / SECRETS.lstrip("/") / "mqtt").unlink(missing_ok=True)
+        if box.leader is not None:  # not if the reboot failed
+            box.run("systemctl", "disable", "--now", bridge, check=False)
+            box.run("apt-get", "purge", "-y", "-q", "-o", "Dpkg::Use-Pty=0", *BROKER, check=False, timeout=300)
+    events = [json.loads(line) for line in got.stdout.splitlines() if line.strip()]
+    assert got.returncode == 0, (got.returncode, got.stderr, len(events))
+    # All of them, in order, each once: the backlog from before the restart
+    # and the reboot, then the live ones; no gap message.
+    assert not [e for e in events if "gap" in e], events
+    assert [e["channel"] for e in events] == ["fleetcheck.tick"] * 110, events[:3]
+    assert [e["data"]["i"] for e in events] == list(range(110)), [e["data"] for e in events]
+    ids = [tuple(int(part) for part in e["id"].split("-")) for e in events]  # a stream id: ms-seq
+    assert ids == sorted(ids) and len(set(ids)) == 110, ids
 
 
 # What docs/security.md tells an administrator to set to serve the bus on TCP as well.

@@ -53,7 +53,7 @@ def packages(steps, tmp_path_factory) -> dict[str, dict[str, Path]]:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS], capture_output=True, check=True)
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             tar.extractall(old_source)
-        return {"old": make_debs(old_source),
+        return {"old": make_debs(old_source, ("python3-daebus", "daebus")),
                 "new": make_versioned_debs(ROOT, tmp_path_factory.mktemp("new"), NEW,
                                            "The bus's Redis in a unit of its own, for the upgrade test.")}
 
