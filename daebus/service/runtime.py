@@ -315,52 +315,66 @@ class _StartHooks:
 class _SignalWatcher:
     """SIGTERM/SIGINT stop the app; a second signal exits at once.
 
-    The handler only writes a byte to a pipe; a thread reads it and calls
-    ``stop()``, so no lock is ever taken inside a signal handler.
+    The signal's number reaches a pipe through :func:`signal.set_wakeup_fd`,
+    written by the C-level handler on whichever thread the kernel chose; a
+    thread reads it and calls ``stop()``. A Python-level handler would run
+    only on the main thread, and one blocked in a wait that the signal did
+    not interrupt (it went to another thread) would never run it.
     """
 
     def __init__(self, stop):
         self.stop = stop
         self.count = 0
         self._previous: dict = {}
+        self._previous_fd: int | None = None
         self._pipe: tuple[int, int] | None = None
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         self._pipe = os.pipe()
+        os.set_blocking(self._pipe[1], False)   # set_wakeup_fd wants it so; the watcher's end blocks
+        self._previous_fd = signal.set_wakeup_fd(self._pipe[1], warn_on_full_buffer=False)
         for sig in STOP_SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
+            self._previous[sig] = signal.signal(sig, _noted)
         unblock(STOP_SIGNALS)  # after the handlers: one already pending reaches them
-        threading.Thread(target=self._watch, name="daebus-signals", daemon=True).start()
+        threading.Thread(target=self._watch, args=(self._pipe[0],), name="daebus-signals", daemon=True).start()
 
-    def _handle(self, signum, frame) -> None:
-        self.count += 1
-        if self.count > 1:
-            os.write(2, b"daebus: second signal, exiting now\n")
-            os._exit(1)
-        os.write(self._pipe[1], bytes([signum]))
-
-    def _watch(self) -> None:
-        fd = self._pipe[0]
+    def _watch(self, fd: int) -> None:
         try:
-            data = os.read(fd, 1)
+            while data := os.read(fd, 64):
+                for number in data:
+                    if number == 0:   # uninstall(): the run is over
+                        return
+                    if number in STOP_SIGNALS:
+                        self._signalled(number)
         except OSError:
             return
         finally:
             os.close(fd)
-        if data and data != b"\0":
-            log.info("received %s, shutting down", signal.Signals(data[0]).name)
-            self.stop()
+
+    def _signalled(self, number: int) -> None:
+        self.count += 1
+        if self.count > 1:
+            os.write(2, b"daebus: second signal, exiting now\n")
+            os._exit(1)
+        log.info("received %s, shutting down", signal.Signals(number).name)
+        self.stop()
 
     def uninstall(self) -> None:
+        if self._pipe is None:
+            return
+        signal.set_wakeup_fd(self._previous_fd if self._previous_fd is not None else -1)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
-        if self._pipe is not None:
-            try:
-                os.write(self._pipe[1], b"\0")  # ends the watcher if no signal came
-            except OSError:
-                pass
-            os.close(self._pipe[1])
-            self._pipe = None
+        try:
+            os.write(self._pipe[1], b"\0")  # ends the watcher
+        except OSError:
+            pass
+        os.close(self._pipe[1])
+        self._pipe = None
+
+
+def _noted(signum, frame) -> None:
+    """The Python-level handler: nothing to do, the wakeup pipe told the watcher."""
