@@ -46,8 +46,10 @@ class Sender:
         if known is None or refresh:
             found = dict(zip(registry.ROUTING, self.publish.command(
                 deadline, "HMGET", registry.key(service), *registry.ROUTING)))
-            max_length = registry.ServiceRecord.parse(found).stream_max_length
-            known = self._modes[service] = (_mode(found[registry.MODE]), max_length)
+            record = registry.ServiceRecord.parse(found)
+            # No mode field: nothing to route by (see _mode).
+            mode = None if found[registry.MODE] is None else record.mode
+            known = self._modes[service] = (mode, record.stream_max_length)
         return known
 
     def send(self, service: str, message: str, deadline: float) -> None:

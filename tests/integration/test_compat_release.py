@@ -14,7 +14,7 @@ import pytest
 
 import compat
 from daebus import DaebusCaller, RequestTimeout
-from support import SERVICES, child_env
+from support import SERVICES, child_env, wait_until
 
 
 @pytest.fixture
@@ -24,13 +24,19 @@ def old_service(redis_server):
                                 str(redis_server.port)], env=compat.env(child_env(redis_server.url)),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     client = redis_server.client()
-    deadline = time.monotonic() + 20
-    # 0.0.31 sends no READY=1: its subscription to its channel is what shows it serves.
-    while client.pubsub_numsub("old-basic")[0][1] < 1:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
+
+    def serving() -> bool:
+        # 0.0.31 sends no READY=1: its subscription to its channel is what shows it serves.
+        if process.poll() is not None:
             raise AssertionError(f"the 0.0.31 service did not start:\n{process.communicate()[0]}")
-        time.sleep(0.05)
+        return client.pubsub_numsub("old-basic")[0][1] >= 1
+
+    try:
+        wait_until(serving, 20, "the 0.0.31 service's subscription")
+    except AssertionError:
+        process.kill()
+        process.communicate(timeout=10)
+        raise
     yield process
     process.kill()
     process.communicate(timeout=10)
