@@ -26,7 +26,7 @@ import redis
 
 from daebus.bus.globs import glob_match
 from daebus.bus.kept import (CLOCK, DECLARATIONS, STREAM_PREFIX, TRIMMED, format_id, live_rules,
-                             parse_id, redis_ms)
+                             mark_restart, parse_id, redis_ms)
 
 # What reading kept events may raise: Redis gone, or a key of another type.
 READ_ERRORS = (redis.RedisError, OSError)
@@ -83,15 +83,19 @@ class History:
             return
         now = redis_ms(self.client)
         current = dict(live_rules(self.client.hgetall(DECLARATIONS), now))
-        clock = self.client.get(CLOCK)
+        restart = None
         fresh = {}
         for pattern in self.patterns:
             rule = current.get(pattern)
             # Kept without a break since "since": renewing keeps it. A
-            # declaration that lapsed starts again after the newest kept id,
-            # so a page that saw that one still hears of the lapse; with no
-            # kept event ever, nothing can have been missed.
-            since = rule["since"] if rule else _after(clock)
+            # declaration that lapsed starts again at a mark past the newest
+            # kept id, so a page that saw that one still hears of the lapse,
+            # and a page told of it (its stream's first id is the mark or
+            # later) does not hear of it twice; with no kept event ever,
+            # nothing can have been missed.
+            if rule is None and restart is None:
+                restart = mark_restart(self.client)
+            since = rule["since"] if rule else restart
             count = max(self.count, int(rule["count"])) if rule else self.count
             age = max(self.age, float(rule["age"])) if rule else self.age
             fresh[pattern] = json.dumps({"count": count, "age": age, "since": since,
@@ -177,11 +181,6 @@ class History:
 
 def _upper(until) -> str:
     return format_id(until) if until is not None else "+"
-
-
-def _after(clock) -> str:
-    key = parse_id(clock)
-    return format_id((key[0], key[1] + 1)) if key else "0-0"
 
 
 def _text(value) -> str:

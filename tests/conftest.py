@@ -17,6 +17,10 @@ os.environ.pop("DAEBUS_REDIS_URL", None)
 os.environ["DAEBUS_JOURNAL_SOCKET"] = "/nonexistent/daebus-test/journal-socket"
 
 
+# How much of each child's log a failure report shows (its end).
+PROCESS_LOG_TAIL = 4000
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
     """After the run: no folder in the temp directory, no process of the run's."""
@@ -30,6 +34,20 @@ def nothing_left_behind():
 def finished_processes_released():
     yield
     ManagedProcess.release_finished()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # A failure that happened inside a child (a gateway, a worker) is told by
+    # its log: each one still held when the test failed is added to the report.
+    # (hookwrapper, not wrapper: Debian's pluggy is older.)
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for process in ManagedProcess.made:
+            tail = process.log[-PROCESS_LOG_TAIL:]
+            if tail:
+                report.sections.append((f"log of {process.name} (pid {process.process.pid})", tail))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -81,6 +81,30 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2])
 """.replace("{notice}", NOTICE)
 
 
+# KEYS: clock. Moves the clock one step past the newest kept id and returns
+# it (nothing, and no move, before the first kept event). A declaration that
+# starts again after a lapse begins there: a page told of the lapse resumes
+# from that id, and every event kept from then on has a later one.
+_MARK = """
+local last = redis.call('GET', KEYS[1])
+if not last then return false end
+local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+if not ms then return false end
+local id = string.format('%.0f-%.0f', tonumber(ms), tonumber(seq) + 1)
+redis.call('SET', KEYS[1], id)
+return id
+"""
+
+
+def mark_restart(client) -> str:
+    """The id a declaration that (re)starts now begins at: the clock moved
+    one past the newest kept id, "0-0" when nothing was ever kept."""
+    marked = client.eval(_MARK, 1, CLOCK)
+    if isinstance(marked, bytes):
+        marked = marked.decode("ascii")
+    return marked or "0-0"
+
+
 def parse_id(text) -> tuple[int, int] | None:
     """``"1700000000000-3"`` as ``(1700000000000, 3)``; None for anything else."""
     if isinstance(text, bytes):

@@ -107,7 +107,8 @@ def admin_rules() -> list[str]:
 def gateway_rules(channels: Iterable[str] = ()) -> list[str]:
     """``channels``: the exposed broadcast patterns (``[gateway] expose_channels``)."""
     registry = [f"%R~{REGISTRY_PREFIX}*", f"%R~{MEMBER_PREFIX}*"]
-    kept = [f"~{DECLARATIONS}", f"%R~{CLOCK}", f"%R~{TRIMMED}", f"%R~{SEQ}", f"%R~{KEPT_PREFIX}*"]
+    # The clock is written too: a declaration that starts again marks it (see daebus.bus.kept).
+    kept = [f"~{DECLARATIONS}", f"~{CLOCK}", f"%R~{TRIMMED}", f"%R~{SEQ}", f"%R~{KEPT_PREFIX}*"]
     subscriptions = ["&" + reply_channels(GATEWAY), f"&{literal(NOTICE)}", f"&{WAKE}",
                      *(f"&{pattern}" for pattern in channels)]
     return [*registry, *kept, *subscriptions, *_BASE, *_requests()]

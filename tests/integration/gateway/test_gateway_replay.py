@@ -126,11 +126,21 @@ def test_a_gateway_away_longer_than_the_kept_window_says_so(start_gateway, fresh
     gw = start_gateway({"keep_seconds": 1.0}, url=fresh_redis.url)
     events_up(gw)
     stream = gw.events("news.a", headers={"Last-Event-ID": last})
-    first_events(stream)
+    told = first_events(stream)["id"]
     event = stream.next_event(EVENT_WAIT)
     assert event["event"] == "gap" and json.loads(event["data"]) == {"channels": ["news.a"]}
+    stream.close()
+    # The page was told: coming back from the id it was given, before
+    # anything new, it hears of the lapse no more; an older id still does.
+    again = gw.events("news.a", headers={"Last-Event-ID": told})
+    assert first_events(again)["id"] == told
+    stale = gw.events("news.a", headers={"Last-Event-ID": last})
+    first_events(stale)
+    assert stale.next_event(EVENT_WAIT)["event"] == "gap"
     publish("news.a", {"n": 4})
-    assert stream.next_message(EVENT_WAIT)["data"] == {"n": 4}
+    got, gaps = messages_until(again, 1)
+    assert gaps == [] and got[0]["data"] == {"n": 4}
+    assert stale.next_message(EVENT_WAIT)["data"] == {"n": 4}
 
 
 def test_garbage_huge_and_future_ids_get_a_gap_and_a_fresh_start(start_gateway, fresh_redis, publish_to):
