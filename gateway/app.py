@@ -103,6 +103,8 @@ class Gateway:
             self._hub = EventHub(url, self.exposure, queue_size=self.settings.stream_queue,
                                  max_streams=self.settings.max_streams,
                                  max_message_bytes=self.settings.max_message_bytes,
+                                 socket_timeout=self.settings.socket_timeout,
+                                 health_interval=self.settings.health_check_interval,
                                  history=history.start()).start()
             # A short timeout: a health probe must answer fast when Redis hangs.
             self._health_client = connect(url, socket_timeout=1.0)

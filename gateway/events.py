@@ -118,7 +118,7 @@ class EventHub:
 
     def __init__(self, url: str, exposure: Exposure, *, queue_size: int = 64, max_streams: int = 24,
                  max_message_bytes: int = 1024 * 1024, subscriber_factory=Subscriber,
-                 history: History | None = None):
+                 history: History | None = None, socket_timeout: float = 5.0, health_interval: float = 5.0):
         self.url = url
         self.exposure = exposure
         self.queue_size = queue_size
@@ -126,6 +126,8 @@ class EventHub:
         self.max_message_bytes = max_message_bytes
         self.patterns = exposure.subscription_patterns()
         self._factory = subscriber_factory
+        # How soon a Redis that hangs is noticed: the [redis] keys a service's reader uses too.
+        self._timeouts = {"socket_timeout": socket_timeout, "health_interval": health_interval}
         self._subscriber = None
         self._lock = threading.Lock()
         self._by_channel: dict[str, set[Stream]] = collections.defaultdict(set)
@@ -150,7 +152,7 @@ class EventHub:
             self._subscriber = self._factory(
                 self.url, [kept.NOTICE] if self.history else [], self._on_message, name="gateway-events", patterns=self.patterns,
                 on_lost=self._on_lost, on_restored=self._on_restored, on_state=self._on_state,
-                on_ready=self._on_ready).start()
+                on_ready=self._on_ready, **self._timeouts).start()
         return self
 
     def _on_ready(self) -> None:

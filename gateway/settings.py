@@ -102,12 +102,14 @@ def _auto_streams(settings) -> None:
         object.__setattr__(settings, "max_streams", auto_max_streams(settings.threads))
 
 
-_CORE_KEYS = (daebus_config.REDIS.keys["url"], daebus_config.LOG.keys["level"],
+_CORE_KEYS = (daebus_config.REDIS.keys["url"], daebus_config.REDIS.keys["socket_timeout"],
+              daebus_config.REDIS.keys["health_check_interval"], daebus_config.LOG.keys["level"],
               daebus_config.SERVICE.keys["max_message_bytes"])
 
 Settings = GATEWAY.settings_class(
     "Settings", "Validated gateway settings (see ``docs/gateway.md`` for each key), with daebus's "
-    "``[redis] url``, ``[log] level`` and ``[service] max_message_bytes``.",
+    "``[redis] url``, ``socket_timeout`` and ``health_check_interval``, ``[log] level`` and "
+    "``[service] max_message_bytes``.",
     *((key.attr, Any, key.default) for key in _CORE_KEYS),
     # Where the operator changes things, for error and 403 messages.
     ("config_file", str, daebus_config.DEFAULT_CONFIG_PATH),

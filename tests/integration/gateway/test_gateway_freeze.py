@@ -1,10 +1,12 @@
 """A master that freezes rather than dies (SIGSTOP, DEBUG SLEEP): a caller
 loop and a gateway call loop serve again soon after Sentinel promotes the
-replica, and no request is handled or answered twice, also once the old
-master wakes up."""
+replica, a page is told the Redis was lost and is back, and no request is
+handled or answered twice, also once the old master wakes up."""
 
+import json
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -13,6 +15,7 @@ import redis
 import requests
 
 from daebus import DaebusCaller
+from support import wait_until
 
 # From the promotion until both loops are served again: the bound docs/failover.md gives.
 SERVED_AGAIN_WITHIN = 10.0
@@ -49,6 +52,21 @@ class Loops:
             self.outcomes["gateway"].append((time.monotonic(), result))
             self.stop.wait(0.1)
 
+    def _page(self):
+        # Blocked reads end at heartbeats (1 s) or at close(), which the test's end does.
+        try:
+            while (event := self.page.next_event(30)) is not None:
+                if event["event"] == "status":
+                    self.statuses.append((time.monotonic(), json.loads(event["data"])["redis"]))
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def watch(self, page) -> None:
+        """Record the status events ``page`` (an open stream) is sent."""
+        self.page, self.statuses = page, []
+        self.threads.append(threading.Thread(target=self._page, daemon=True))
+        self.threads[-1].start()
+
     def served_since(self, since: float) -> dict[str, float | None]:
         return {name: next((at for at, r in list(results) if at > since and isinstance(r, dict)), None)
                 for name, results in self.outcomes.items()}
@@ -64,6 +82,8 @@ class Loops:
 
     def close(self):
         self.stop.set()
+        if self.threads[2:]:
+            self.page.conn.sock.shutdown(socket.SHUT_RDWR)   # wakes the page's read at once
         for thread in self.threads:
             thread.join(10)
 
@@ -96,20 +116,34 @@ def test_calls_survive_a_master_that_freezes(sentinel_cluster, service, start_ga
     handled = tmp_path / "handled"
     svc = service("member.py", "frozen", url=sentinel_cluster.url,
                   env={"MEMBER_LOG": str(handled), "DAEBUS_SERVICE_MODE": mode})
-    gw = start_gateway({"expose_actions": ["frozen/*"], "default_timeout": 2.0}, url=sentinel_cluster.url)
+    gw = start_gateway({"expose_actions": ["frozen/*"], "expose_channels": ["frozen.*"], "default_timeout": 2.0,
+                        "heartbeat": 1.0}, url=sentinel_cluster.url)
     loops = Loops(sentinel_cluster.url, gw)
     try:
         started = loops.wait_served(0, 10)
         assert all(started.values()), "no call worked before the freeze"
+        page = gw.events("frozen.news")
+        page.wait_status("up")
+        loops.watch(page)
         frozen_at = time.monotonic()
         length, wake = freeze(sentinel_cluster)
         promoted = _wait_promotion(sentinel_cluster, 20)
         served = loops.wait_served(promoted, SERVED_AGAIN_WITHIN + 5)
         late = {name: None if at is None else round(at - promoted, 1) for name, at in served.items()}
-        print(f"promoted {promoted - frozen_at:.1f} s after the freeze; served again {late} s after it")
+        try:
+            wait_until(lambda: any(at > promoted and state == "up" for at, state in list(loops.statuses)),
+                       SERVED_AGAIN_WITHIN + 5)
+        except AssertionError:
+            pass   # the assertions below say what the page heard
+        statuses = [(round(at - promoted, 1), state) for at, state in list(loops.statuses)]
+        print(f"promoted {promoted - frozen_at:.1f} s after the freeze; served again {late} s after it; "
+              f"the page's status events at {statuses} s")
         assert all(at is not None and at - promoted <= SERVED_AGAIN_WITHIN for at in served.values()), \
             f"served again at {late} s after the promotion ({promoted - frozen_at:.1f} s after the freeze)\n" \
             f"{svc.log[-1500:]}\n{gw.log[-1500:]}"
+        # docs/failover.md: the page hears "down", then "up" once the gateway's hub follows the new master.
+        assert [state for _, state in statuses][-2:] == ["down", "up"], statuses
+        assert statuses[-1][0] <= SERVED_AGAIN_WITHIN, statuses
         # The old master wakes (and is made a replica): nothing it held comes back as a second answer.
         time.sleep(max(0.0, frozen_at + length - time.monotonic()))   # the freeze's own length
         wake()

@@ -15,7 +15,7 @@ class FakeSubscriber:
     """Stands in for daebus.bus.subscriber.Subscriber; the test calls its callbacks."""
 
     def __init__(self, url, channels, on_message, *, name, patterns, on_lost, on_restored, on_state,
-                 on_ready):
+                 on_ready, socket_timeout, health_interval):
         self.patterns = patterns
         self.on_message, self.on_lost, self.on_restored, self.on_state = on_message, on_lost, on_restored, on_state
         self.on_ready = on_ready

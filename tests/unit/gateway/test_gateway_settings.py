@@ -3,6 +3,8 @@
 import pytest
 
 from daebus.errors import ConfigError
+from gateway import app as gateway_app
+from gateway import create_app, get_gateway
 from gateway.settings import Settings, load
 
 
@@ -37,6 +39,25 @@ def test_values_come_from_the_file_and_conf_d_overrides(config_file, tmp_path):
     assert settings.expose_actions == ("clock/*",)
     assert settings.bind == ("127.0.0.1:9000",)  # a single string is a list of one
     assert settings.redis_url == "redis://10.1.1.1:6380/2"
+
+
+def test_the_event_hub_notices_a_hung_redis_as_the_redis_section_says(config_file, monkeypatch):
+    config_file('[redis]\nurl = "redis://127.0.0.1:1"\nsocket_timeout = 3.0\nhealth_check_interval = 2.0\n\n'
+                '[gateway]\nexpose_actions = ["clock/*"]\n')
+    settings = load()
+    assert (settings.socket_timeout, settings.health_check_interval) == (3.0, 2.0)
+    made = {}
+
+    class Hub:
+        def __init__(self, url, exposure, **kwargs):
+            made.update(kwargs)
+
+        def start(self):
+            return self
+
+    monkeypatch.setattr(gateway_app, "EventHub", Hub)
+    get_gateway(create_app(settings)).start()
+    assert (made["socket_timeout"], made["health_interval"]) == (3.0, 2.0)
 
 
 def test_expose_lists_add_up_across_files(config_file, tmp_path):
