@@ -156,6 +156,25 @@ def test_a_stand_in_can_be_another_apps_test_client_and_its_errors_arrive_as_rem
     assert client.calls == [("sensors", "read", {})] * 2
 
 
+def test_a_handlers_send_to_service_reaches_the_stand_in_not_the_bus(monkeypatch):
+    monkeypatch.setenv("DAEBUS_REDIS_URL", "redis://127.0.0.1:1/0")  # reached, it would fail at once
+    app = Daebus("notifier")
+    heard = []
+
+    @app.action("poke")
+    def poke():
+        return {"receivers": [DaebusCaller("display").send_to_service({"level": 3}, action="dim"),
+                              DaebusCaller("display").send_to_service({"action": "wake"}),
+                              DaebusCaller("nobody").send_to_service({}, action="x")]}
+
+    client = TestClient(app)
+    client.stand_in("display", {"dim": lambda p: heard.append(p), "wake": lambda p: heard.append(p)})
+    assert client.call("poke") == {"receivers": [1, 1, 0]}
+    assert heard == [{"level": 3}, {"action": "wake"}]
+    assert client.calls == [("display", "dim", {"level": 3}), ("display", "wake", {"action": "wake"}),
+                            ("nobody", "x", {})]
+
+
 def test_no_stand_in_outside_a_handler_run():
     client = TestClient(helper)
     client.stand_in("display", {"set_brightness": {"level": 1}})
