@@ -49,6 +49,41 @@ def cost_problem(schema: Any) -> tuple[list, str] | None:
     return found
 
 
+def bounded_unique_items(original):
+    """``uniqueItems`` as ``original`` checks it, within the rule above.
+
+    A validator checks every keyword, so ``maxItems`` or ``items`` refusing
+    an array does not stop ``uniqueItems`` comparing every pair of it first:
+    an array over its ``maxItems`` is left to ``maxItems``, and a long one
+    of mixed or structured items (one the declared ``items`` refuse) is
+    refused without the comparisons."""
+    def unique_items(validator, unique, instance, schema):
+        if not unique or not validator.is_type(instance, "array"):
+            return
+        limit = schema.get("maxItems")
+        if isinstance(limit, int) and not isinstance(limit, bool) and len(instance) > limit:
+            return
+        if len(instance) > MAX_UNIQUE_ITEMS and not _sortable(instance):
+            yield _error(f"more than {MAX_UNIQUE_ITEMS} items that are not all strings or all "
+                                    "numbers: too many to check for uniqueness")
+            return
+        yield from original(validator, unique, instance, schema)
+    return unique_items
+
+
+def _sortable(items: list) -> bool:
+    # What uniq() sorts, in n log n; anything else it compares pair by pair.
+    if all(isinstance(item, str) for item in items):
+        return True
+    return all(isinstance(item, int | float) and not isinstance(item, bool) for item in items)
+
+
+def _error(message: str):
+    from jsonschema.exceptions import ValidationError
+
+    return ValidationError(message)
+
+
 def _walk(root, node, path: list, active: set, done: set):
     if isinstance(node, list):
         for index, item in enumerate(node):
@@ -158,7 +193,8 @@ def _unique_is_cheap(node: dict) -> bool:
     items = node.get("items")
     kind = items.get("type") if isinstance(items, dict) else None
     kinds = set(kind) if isinstance(kind, list) else {kind}
-    return bool(kinds) and kinds <= _SCALAR_TYPES
+    # One kind that sorts (strings and booleans do not sort together).
+    return bool(kinds) and kinds <= _SCALAR_TYPES and (len(kinds) == 1 or kinds <= {"number", "integer"})
 
 
 def _backtracks(pattern: str) -> bool:
