@@ -8,7 +8,10 @@ holds one of the constructs whose cost grows without bound:
 - a reference cycle (``{"$ref": "#"}`` inside itself, ``a -> b -> a``) or a
   ``$dynamicRef``/``$recursiveRef``: recursion;
 - a ``pattern`` (or a ``patternProperties`` key) with a repeat nested in a
-  repeat, such as ``^(a+)+$``: catastrophic backtracking;
+  repeat, such as ``^(a+)+$``, an unbounded repeat of branches that can
+  start alike, such as ``^(a|aa)+$``, or two unbounded repeats in a row that
+  can match the same characters, such as ``^[a-z]+[a-z0-9]*$``: catastrophic
+  backtracking;
 - ``uniqueItems`` without ``maxItems`` of at most :data:`MAX_UNIQUE_ITEMS`,
   unless ``items`` are plain strings, numbers or booleans: comparing every
   pair of objects is quadratic.
@@ -30,6 +33,9 @@ except ImportError:  # pragma: no cover - Python before 3.11
 
 MAX_UNIQUE_ITEMS = 256
 
+# One text matched in many ways, which a failing match tries one by one.
+_BACKTRACKS = "can backtrack without end"
+
 _REFS = ("$ref",)
 _RECURSIVE_REFS = ("$dynamicRef", "$recursiveRef")
 _SCALAR_TYPES = {"string", "number", "integer", "boolean", "null"}
@@ -41,6 +47,41 @@ def cost_problem(schema: Any) -> tuple[list, str] | None:
     """``(path, why)`` of the first construct above, or None."""
     found = _walk(schema, schema, [], set(), set())
     return found
+
+
+def bounded_unique_items(original):
+    """``uniqueItems`` as ``original`` checks it, within the rule above.
+
+    A validator checks every keyword, so ``maxItems`` or ``items`` refusing
+    an array does not stop ``uniqueItems`` comparing every pair of it first:
+    an array over its ``maxItems`` is left to ``maxItems``, and a long one
+    of mixed or structured items (one the declared ``items`` refuse) is
+    refused without the comparisons."""
+    def unique_items(validator, unique, instance, schema):
+        if not unique or not validator.is_type(instance, "array"):
+            return
+        limit = schema.get("maxItems")
+        if isinstance(limit, int) and not isinstance(limit, bool) and len(instance) > limit:
+            return
+        if len(instance) > MAX_UNIQUE_ITEMS and not _sortable(instance):
+            yield _error(f"more than {MAX_UNIQUE_ITEMS} items that are not all strings or all "
+                                    "numbers: too many to check for uniqueness")
+            return
+        yield from original(validator, unique, instance, schema)
+    return unique_items
+
+
+def _sortable(items: list) -> bool:
+    # What uniq() sorts, in n log n; anything else it compares pair by pair.
+    if all(isinstance(item, str) for item in items):
+        return True
+    return all(isinstance(item, int | float) and not isinstance(item, bool) for item in items)
+
+
+def _error(message: str):
+    from jsonschema.exceptions import ValidationError
+
+    return ValidationError(message)
 
 
 def _walk(root, node, path: list, active: set, done: set):
@@ -132,13 +173,13 @@ def _local_problem(node: dict, path: list):
     pattern = node.get("pattern")
     if isinstance(pattern, str) and _backtracks(pattern):
         return [*path, "pattern"], \
-            f"the pattern {pattern[:80]!r} nests a repeat in a repeat (it can backtrack for ever)"
+            f"the pattern {pattern[:80]!r} {_BACKTRACKS}"
     props = node.get("patternProperties")
     if isinstance(props, dict):
         for key in props:
             if isinstance(key, str) and _backtracks(key):
                 return [*path, "patternProperties", key], \
-                    f"the pattern {key[:80]!r} nests a repeat in a repeat (it can backtrack for ever)"
+                    f"the pattern {key[:80]!r} {_BACKTRACKS}"
     if node.get("uniqueItems") is True and not _unique_is_cheap(node):
         return [*path, "uniqueItems"], (f"uniqueItems needs maxItems of at most {MAX_UNIQUE_ITEMS} "
                                         "(or items of a plain type: string, number, integer, boolean)")
@@ -152,7 +193,8 @@ def _unique_is_cheap(node: dict) -> bool:
     items = node.get("items")
     kind = items.get("type") if isinstance(items, dict) else None
     kinds = set(kind) if isinstance(kind, list) else {kind}
-    return bool(kinds) and kinds <= _SCALAR_TYPES
+    # One kind that sorts (strings and booleans do not sort together).
+    return bool(kinds) and kinds <= _SCALAR_TYPES and (len(kinds) == 1 or kinds <= {"number", "integer"})
 
 
 def _backtracks(pattern: str) -> bool:
@@ -166,6 +208,7 @@ def _backtracks(pattern: str) -> bool:
 # Characters are judged on a sample: ASCII and Latin, where the patterns of
 # payload schemas live; a class the sample cannot tell apart counts as "any".
 _SAMPLE = [chr(c) for c in range(0x250)]
+_CHAR_OPS = {_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN, _sre.ANY}
 _ALL = frozenset(_SAMPLE)
 _CATEGORIES = {
     "CATEGORY_DIGIT": str.isdigit, "CATEGORY_SPACE": str.isspace,
@@ -174,12 +217,19 @@ _CATEGORIES = {
 
 
 def _ambiguous(items: list) -> bool:
-    """A repeat whose iterations can split one run of text in several ways."""
+    """A repeat whose iterations can split one run of text in several ways,
+    or two unbounded repeats in a row that can share one run."""
+    if _adjacent_runs(items):
+        return True
     for op, av in items:
         if op in _REPEATS:
             _low, high, body = av
             body = list(body)
             if (high == _sre.MAXREPEAT or high > 1) and _splits(body):
+                return True
+            # (a|a)+ and (a|aa)+: each iteration may take either branch, and
+            # a failure tries every choice. A bounded count only multiplies.
+            if high == _sre.MAXREPEAT and _overlapping_branches(body):
                 return True
             if _ambiguous(body):
                 return True
@@ -192,10 +242,67 @@ def _ambiguous(items: list) -> bool:
     return False
 
 
+def _overlapping_branches(items: list) -> bool:
+    """An alternation in ``items`` with two branches that can start alike."""
+    for op, av in items:
+        if op == _sre.BRANCH:
+            firsts = [_first(list(branch)) for branch in av[1]]
+            if any(firsts[i] & firsts[j] for i in range(len(firsts)) for j in range(i)):
+                return True
+            if sum(_nullable(list(branch)) for branch in av[1]) > 1:  # a|a, parsed as a(?:|)
+                return True
+            if any(_overlapping_branches(list(branch)) for branch in av[1]):
+                return True
+        elif op == _sre.SUBPATTERN and _overlapping_branches(list(av[-1])):
+            return True
+        elif op in _REPEATS and _overlapping_branches(list(av[2])):
+            return True
+    return False
+
+
+def _adjacent_runs(items: list) -> bool:
+    # a*a*b and [a-z]+[a-z0-9]*!: every way to share a run between the two
+    # repeats is tried, a number of ways that grows with the run's square
+    # (its cube for three), seconds for a string of a megabyte.
+    # Only runs of one character class each, side by side: what a group
+    # between or around them needs can make a shared run impossible.
+    previous: frozenset = frozenset()
+    for op, av in items:
+        body = list(av[2]) if op in _REPEATS else None
+        if body is not None and av[1] == _sre.MAXREPEAT and len(body) == 1 and body[0][0] in _CHAR_OPS:
+            chars = _chars(*body[0])
+            if previous & chars:
+                return True
+            previous = chars
+        else:
+            previous = frozenset()
+    return False
+
+
 def _splits(body: list) -> bool:
     # (a*)* matches "" in every iteration; (a+)+ and (\w+\s?)+ end an
     # iteration with a run the next one can start with.
-    return _nullable(body) or bool(_tail_run(body) & _first(body))
+    # (aa?)+ and (a|aa)+ (parsed as a(?:|a)) end one with an optional part
+    # that the next can start with.
+    return _nullable(body) or bool(_tail_run(body) & _first(body)) or bool(_optional_tail(body) & _first(body))
+
+
+def _optional_tail(items: list) -> frozenset:
+    """What an optional part that can end ``items`` matches."""
+    out: set = set()
+    for op, av in reversed(items):
+        if op in _REPEATS and av[0] == 0:
+            out |= _all_chars(list(av[2]))
+        elif op == _sre.BRANCH and any(_nullable(list(b)) for b in av[1]):
+            out |= _all_chars([item for b in av[1] for item in b])
+        elif op == _sre.SUBPATTERN:
+            out |= _optional_tail(list(av[-1]))
+        elif op == _sre.BRANCH:
+            for branch in av[1]:
+                out |= _optional_tail(list(branch))
+        if not _item_nullable(op, av):
+            break
+    return frozenset(out)
 
 
 def _nullable(items: list) -> bool:

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from daebus.app.schemacost import cost_problem
+from daebus.app.schemacost import bounded_unique_items, cost_problem
 
 # A hostile payload can break a schema in thousands of places; the reply
 # names enough of them to fix the sender and says how many were left out.
@@ -122,7 +122,21 @@ def _validator(schema, what: str):
     except jsonschema.SchemaError as exc:
         where = json_path(exc.absolute_path) if exc.absolute_path else "its top level"
         raise SchemaDeclarationError(f"{what}: invalid JSON Schema at {where}: {_short(exc.message)}") from None
-    return cls(schema)
+    return _bounded(jsonschema, cls)(schema)
+
+
+_BOUNDED: dict = {}
+_bounded_lock = threading.Lock()
+
+
+def _bounded(jsonschema, cls):
+    """``cls`` with the keywords whose cost :mod:`daebus.app.schemacost` bounds."""
+    with _bounded_lock:
+        made = _BOUNDED.get(cls)
+        if made is None:
+            made = _BOUNDED[cls] = jsonschema.validators.extend(
+                cls, {"uniqueItems": bounded_unique_items(cls.VALIDATORS["uniqueItems"])})
+        return made
 
 
 def _remote_ref(node, path: list):

@@ -29,11 +29,14 @@ from __future__ import annotations
 import os
 import threading
 from typing import TYPE_CHECKING, Callable, TypeVar
+from urllib.parse import urlsplit
 
 from daebus.bus import clients
 from daebus.bus.kept import KeepingPublisher
 from daebus.bus.publisher import Publisher
 from daebus.bus.sentinel import Sentinels, is_sentinel
+from daebus.errors import ConfigError
+from daebus.ops.redis_url import redact
 
 if TYPE_CHECKING:
     import redis
@@ -48,6 +51,13 @@ class Bus:
     _directory_lock = threading.Lock()
 
     def __init__(self, url: str):
+        try:
+            # Every part splits the URL (for its user, its host); one that
+            # urllib cannot split is refused here, once, in the words of a
+            # bad setting rather than as a traceback from whichever part ran first.
+            urlsplit(url)
+        except ValueError as exc:
+            raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
         self.url = url
         # Reentrant: a part made under it may use the publisher.
         self._lock = threading.RLock()

@@ -76,6 +76,23 @@ class StandIns:
             # As the wire would deliver it: the caller sees a RemoteError.
             raise remote_error(protocol.error_payload(str(exc), exc.code, exc.details), service) from None
 
+    def notify(self, service: str, action: str | None, payload: Any) -> int:
+        """``send_to_service`` under a TestClient: the stand-in runs, as the
+        service would, and nobody hears its answer; the receiver count, 0
+        without a stand-in as with nobody subscribed."""
+        payload = _wire(payload)
+        if action is None and isinstance(payload, dict):  # the 0.0.x form names it inside
+            action = payload.get("action")
+        self.calls.append((service, action, payload))
+        fn = self._services.get(service)
+        if fn is None:
+            return 0
+        try:
+            fn(action, payload)
+        except DaebusError:
+            pass  # a reply nobody waits for, as over the bus
+        return 1
+
 
 def _by_action(service: str, actions: dict):
     def answer(action: str, payload: Any) -> Any:

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from daebus.app.context import handler_context
+from daebus.bus.protocol import HANDLER_ERROR
 from daebus.errors import DaebusError
 from daebus.web import answer
 from daebus.http.cors import CorsPolicy
-from daebus.http.messages import HttpRequest, HttpResponse, check_status
+from daebus.http.messages import BodyNotEncodable, HttpRequest, HttpResponse, check_status
 from daebus.http.routing import Router, allow_header
 from daebus.http.wire import Headers, HttpError
 
@@ -85,6 +86,12 @@ class Dispatcher:
                     return resp
                 raise HttpError(status, body["error"]["message"], code=exc.code, headers=headers,
                                 details=exc.details) from None
+            except BodyNotEncodable as exc:
+                # As an action's reply that cannot be encoded: one line, and
+                # the client is told why, since nothing it sent caused it.
+                log.error("%s %s: the answer of %s cannot be sent: %s", req.method, req.path,
+                          getattr(rule.fn, "__qualname__", rule.fn), exc)
+                raise HttpError(500, f"response not serialisable: {exc}", code=HANDLER_ERROR) from None
             except Exception:  # noqa: BLE001 - a handler bug answers 500, it never kills the server
                 log.exception("%s %s: handler %s failed", req.method, req.path,
                               getattr(rule.fn, "__qualname__", rule.fn))

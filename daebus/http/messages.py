@@ -137,15 +137,27 @@ class HttpResponse:
         return f"HttpResponse({self.status}, {len(self.body)} bytes)"
 
 
+class BodyNotEncodable(TypeError, ValueError):
+    """A handler's data that cannot be sent: not JSON the bus carries
+    (``NaN``, a lone surrogate, an object of no JSON type). Both a
+    ``TypeError`` and a ``ValueError``, as the encoder raised before."""
+
+
 def encode_body(data: Any) -> tuple[bytes, str | None]:
-    """Bytes and content type for a handler's data; None → empty body."""
+    """Bytes and content type for a handler's data; None → empty body;
+    :class:`BodyNotEncodable` for data no client could read."""
     if data is None:
         return b"", None
     if isinstance(data, bytes | bytearray | memoryview):
         return bytes(data), BINARY_TYPE
-    if isinstance(data, str):
-        return data.encode("utf-8"), HTML_TYPE
-    return protocol.dumps(data).encode("utf-8"), JSON_TYPE
+    try:
+        if isinstance(data, str):
+            return data.encode("utf-8"), HTML_TYPE
+        return protocol.dumps(data).encode("utf-8"), JSON_TYPE
+    except UnicodeEncodeError:
+        raise BodyNotEncodable("a string holds a lone UTF-16 surrogate, which UTF-8 cannot carry") from None
+    except (TypeError, ValueError) as exc:
+        raise BodyNotEncodable(str(exc)) from None
 
 
 def check_status(status: Any) -> int:

@@ -10,6 +10,7 @@ these URLs in processes that never talk to Redis.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
@@ -23,7 +24,12 @@ SENTINEL_PORT = 26379
 
 def redact(url: str) -> str:
     """``url`` without its password, for logs and error messages."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # Not a URL urllib can split (``redis://[::1``): it is still named in
+        # the error that refuses it, so hide what could be a password.
+        return re.sub(r"(//[^/@:]*):[^/]*@", r"\1:***@", url)
     if parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]

@@ -16,7 +16,7 @@ from http_harness import serve  # noqa: F401 - a fixture
 from stall_harness import Slowloris, p99
 from support import ROOT, free_port
 
-from daebus import Daebus, DaebusHttp
+from daebus import Daebus, DaebusHttp, response
 
 SLOW_CLIENTS = 100
 BOUND = 2.0  # the server's timeout in these tests: a whole request must arrive within it
@@ -191,6 +191,34 @@ def test_running_out_of_file_descriptors_pauses_accept_instead_of_spinning(tmp_p
             sock.close()
         proc.kill()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("value, hint", [(float("nan"), "NaN"), (float("inf"), "infinities"),
+                                         ({"x": "\ud800"}, "surrogate"), ("\udc00 as text", "surrogate"),
+                                         (object(), "not JSON serializable")],
+                         ids=["nan", "inf", "surrogate", "surrogate-text", "object"])
+def test_an_answer_no_client_could_read_is_a_500_naming_it_in_one_log_line(serve, caplog, value, hint):
+    app = Daebus("unsendable")
+    app.attach(DaebusHttp(port=free_port()))
+
+    @app.route("/answer")
+    def answer(req):
+        return value
+
+    @app.route("/sent")
+    def sent(req):
+        return response.send({"v": value}, 201)
+
+    s = serve(app)
+    for path in ("/answer", "/sent"):
+        with caplog.at_level(logging.DEBUG, logger="daebus"):
+            status, _, data = s.request("GET", path)
+        assert status == 500, data[:300]
+        error = json.loads(data)["error"]
+        assert error["code"] == "handler_error" and hint in error["message"], error
+        assert not any(r.exc_info for r in caplog.records), [r.getMessage() for r in caplog.records]
+        assert [r.levelname for r in caplog.records if hint in r.getMessage()] == ["ERROR"]
+        caplog.clear()
 
 
 @pytest.mark.parametrize("body, hint", [(b'{"x": "\\ud800"}', "surrogate"), (b'{"x": 1e400}', "too large"),

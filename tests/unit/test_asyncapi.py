@@ -162,8 +162,8 @@ def test_a_registry_of_garbage_still_gives_a_valid_document_that_says_what_it_le
         "service 'g2': its schemas are not an object: not used",
         "service 'g3' action 'bad': invalid JSON Schema at $.type: 'nope' is not valid under any of the given "
         "schemas; the document leaves it open",
-        "service 'g3' action 'costly': refused at $.pattern: the pattern '^(a+)+$' nests a repeat in a repeat "
-        "(it can backtrack for ever) (see the payload schema rules in the README); the document leaves it open",
+        "service 'g3' action 'costly': refused at $.pattern: the pattern '^(a+)+$' can backtrack without end "
+        "(see the payload schema rules in the README); the document leaves it open",
         "service 'g3' action 'notobj': its schemas are not an object; the document leaves them open",
         "service 'g3' action 'remote': only local references (\"#/...\") are supported, got "
         "'http://evil.example/x' at $[\"$ref\"]; the document leaves it open",

@@ -61,6 +61,14 @@ def test_rate_limited_log_reports_what_it_left_out(caplog, monkeypatch):
 @pytest.mark.parametrize("schema, where", [
     ({"type": "object", "properties": {"x": {"type": "string", "pattern": "^(a+)+$"}}}, "pattern"),
     ({"type": "object", "patternProperties": {"^(\\w+\\s?)+$": {}}}, "patternProperties"),
+    # Branches that start alike (the parser makes a|a into a(?:|), a|aa into a(?:|a)).
+    ({"type": "string", "pattern": "^(a|a)+$"}, "pattern"),
+    ({"type": "string", "pattern": "^(a|aa)+$"}, "pattern"),
+    ({"type": "string", "pattern": "^(a|b|ab)*c$"}, "pattern"),
+    ({"type": "string", "pattern": "^(aa?)+$"}, "pattern"),
+    # Runs in a row: the square of a megabyte's run is minutes.
+    ({"type": "string", "pattern": "^a*a*b$"}, "pattern"),
+    ({"type": "string", "pattern": "^[a-z]+[a-z0-9]*!$"}, "pattern"),
     ({"type": "object", "properties": {"child": {"$ref": "#"}}}, "recursive"),
     ({"$defs": {"a": {"properties": {"b": {"$ref": "#/$defs/b"}}},
                 "b": {"properties": {"a": {"$ref": "#/$defs/a"}}}}, "$ref": "#/$defs/a"}, "recursive"),
@@ -68,6 +76,7 @@ def test_rate_limited_log_reports_what_it_left_out(caplog, monkeypatch):
     ({"$ref": "#/$defs/missing"}, "points nowhere"),
     ({"type": "array", "uniqueItems": True}, "uniqueItems"),
     ({"type": "array", "uniqueItems": True, "maxItems": 100_000}, "uniqueItems"),
+    ({"type": "array", "uniqueItems": True, "items": {"type": ["string", "number"]}}, "uniqueItems"),
 ])
 def test_schemas_whose_check_can_run_away_are_refused_when_declared(schema, where):
     with pytest.raises(SchemaDeclarationError, match=where):
@@ -81,6 +90,12 @@ def test_schemas_whose_check_can_run_away_are_refused_when_declared(schema, wher
     {"type": "string", "pattern": "^[a-z]+(-[a-z]+)*$"},
     {"type": "string", "pattern": "^([a-z]+,)*$"},
     {"type": "string", "pattern": "^(\\d{1,3}\\.){3}\\d{1,3}$"},
+    {"type": "string", "pattern": "^(?:(?:25[0-5]|2[0-4]\\d|1?\\d?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1?\\d?\\d)$"},
+    {"type": "string", "pattern": "^[\\w.+-]+@([\\w-]+\\.)+[\\w-]{2,}$"},
+    {"type": "string", "pattern": "^(?:[a-z0-9-]+\\.)*[a-z0-9-]+$"},
+    {"type": "string", "pattern": "^(ab?)+$"},
+    {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+    {"type": "string", "pattern": "^#?([a-f0-9]{6}|[a-f0-9]{3})$"},
     {"type": "array", "uniqueItems": True, "maxItems": 50},
     {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
     {"$defs": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/$defs/n"}, "b": {"$ref": "#/$defs/n"}}},
@@ -96,6 +111,27 @@ def test_the_checks_a_kept_schema_allows_are_fast():
     started = time.perf_counter()
     contract.problems([{"i": i, "pad": "x" * 20} for i in range(256)])
     assert time.perf_counter() - started < 1.0
+    assert "non-unique" in contract.problems([{"i": 1}, {"i": 1}])[0]["message"]
+
+
+@pytest.mark.parametrize("schema, payload, hint", [
+    # Every keyword is checked: maxItems refusing 8,000 objects once let
+    # uniqueItems compare every pair of them first (about a minute).
+    ({"type": "array", "uniqueItems": True, "maxItems": 256}, [{"i": i} for i in range(8000)], "{'i': 0}"),
+    # Items the declared type refuses are compared pair by pair too.
+    ({"type": "array", "uniqueItems": True, "items": {"type": "string"}},
+     [str(i) if i % 2 else i for i in range(8000)], "too many to check"),
+    ({"type": "array", "uniqueItems": True, "items": {"type": "number"}},
+     [{"i": i} for i in range(8000)], "too many to check"),
+])
+def test_unique_items_over_what_the_schema_allows_are_refused_without_comparing_them(schema, payload, hint):
+    contract = Contract.compile(schema, "a")
+    started = time.perf_counter()
+    problems = contract.problems(payload)
+    assert time.perf_counter() - started < 1.0
+    assert any(hint in p["message"] for p in problems), problems
+    assert contract.problems(sorted({str(i) for i in range(50_000)}) if "items" in schema and
+                             schema["items"]["type"] == "string" else []) == []
 
 
 helper = Daebus("helper")
@@ -140,6 +176,25 @@ def test_a_stand_in_can_be_another_apps_test_client_and_its_errors_arrive_as_rem
     client.stand_in("sensors", {"read": {"t": 21.5}})
     assert client.call("ask_sensors") == {"read": {"t": 21.5}}
     assert client.calls == [("sensors", "read", {})] * 2
+
+
+def test_a_handlers_send_to_service_reaches_the_stand_in_not_the_bus(monkeypatch):
+    monkeypatch.setenv("DAEBUS_REDIS_URL", "redis://127.0.0.1:1/0")  # reached, it would fail at once
+    app = Daebus("notifier")
+    heard = []
+
+    @app.action("poke")
+    def poke():
+        return {"receivers": [DaebusCaller("display").send_to_service({"level": 3}, action="dim"),
+                              DaebusCaller("display").send_to_service({"action": "wake"}),
+                              DaebusCaller("nobody").send_to_service({}, action="x")]}
+
+    client = TestClient(app)
+    client.stand_in("display", {"dim": lambda p: heard.append(p), "wake": lambda p: heard.append(p)})
+    assert client.call("poke") == {"receivers": [1, 1, 0]}
+    assert heard == [{"level": 3}, {"action": "wake"}]
+    assert client.calls == [("display", "dim", {"level": 3}), ("display", "wake", {"action": "wake"}),
+                            ("nobody", "x", {})]
 
 
 def test_no_stand_in_outside_a_handler_run():

@@ -299,11 +299,13 @@ def test_call_refuses_stdin_that_is_not_utf8_and_oversized_payloads(redis_url, b
 @pytest.mark.parametrize("args, hint", [
     (("--timeout", "1e308"), "--timeout"),
     (("--redis-url", "bogus://x"), "invalid Redis URL"),
+    (("--redis-url", "redis://u:secret@[::1"), "invalid Redis URL"),  # urllib cannot split it
 ])
 def test_call_reports_impossible_options_in_one_line(daebus, args, hint):
     out = daebus("call", "cli-basic", "echo", *args)
     assert out.returncode == Exit.USAGE, out.stderr
     assert hint in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "secret" not in out.stderr, out.stderr
 
 
 def test_call_with_a_timeout_shorter_than_a_round_trip_is_a_timeout(daebus, basic):
