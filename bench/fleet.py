@@ -59,24 +59,13 @@ from daebus import DaebusCaller# noqa: E402
 from daebus.fleet import FleetCaller  # noqa: E402
 from fleet_harness import BridgeProcess, Listener, Mosquitto, wait_online  # noqa: E402
 from support import RedisServer, Service  # noqa: E402
+from bench.rpc import RAW_SERVER  # noqa: E402  (the box side of the hand-written relay)
 
 # As daebus-bridge.service runs it.
 UNIT_ENV = {"MALLOC_ARENA_MAX": "2"}
 
-# The box side of the hand-written relay: echoes a request to its reply channel.
-RAW_ECHO = """
-import json, sys, redis
-client = redis.Redis.from_url(sys.argv[1])
-pubsub = client.pubsub(ignore_subscribe_messages=True)
-pubsub.subscribe("raw_echo")
-print("READY", flush=True)
-for message in pubsub.listen():
-    request = json.loads(message["data"])
-    client.publish(request["reply_to"], json.dumps({"payload": request["payload"], "request_id": request["request_id"]}))
-"""
-
 # The relay: a simulated device (tests/fleet_devices.py) whose calls go over
-# Redis to RAW_ECHO and back, on paho's own thread, as the simplest relay would.
+# Redis to bench/rpc.py's raw echo and back, on paho's own thread, as the simplest relay would.
 RAW_RELAY = """
 import json, sys, uuid, redis
 sys.path[:0] = [sys.argv[4]]
@@ -96,7 +85,7 @@ class Relay(fleet_devices.Device):
         if not reply_to:
             return
         rid = uuid.uuid4().hex
-        client.publish("raw_echo", json.dumps({"payload": json.loads(message.payload or b"{}"),
+        client.publish("raw_echo", json.dumps({"action": "echo", "payload": json.loads(message.payload or b"{}"),
                                                "reply_to": channel, "request_id": rid}))
         while True:
             answer = replies.get_message(timeout=5)
@@ -122,13 +111,13 @@ def devices(broker: Mosquitto, count: int, prefix: str) -> subprocess.Popen:
 
 def relay(broker: Mosquitto, redis_url: str) -> list[subprocess.Popen]:
     """The hand-written relay (device ``relay-000``) and its raw echo."""
-    echo = ready([sys.executable, "-c", RAW_ECHO, redis_url])
+    echo = ready([sys.executable, "-c", RAW_SERVER, redis_url], "ready")
     return [echo, ready([sys.executable, "-c", RAW_RELAY, broker.url, "bench", redis_url, str(ROOT / "tests")])]
 
 
-def ready(argv: list[str]) -> subprocess.Popen:
+def ready(argv: list[str], word: str = "READY") -> subprocess.Popen:
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert process.stdout.readline().strip() == "READY", argv[:3]
+    assert process.stdout.readline().strip() == word, argv[:3]
     return process
 
 

@@ -15,6 +15,7 @@ Schemas without ``$schema`` follow draft 2020-12, the dialect of OpenAPI 3.1.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -125,18 +126,10 @@ def _validator(schema, what: str):
     return _bounded(jsonschema, cls)(schema)
 
 
-_BOUNDED: dict = {}
-_bounded_lock = threading.Lock()
-
-
+@functools.lru_cache(maxsize=None)
 def _bounded(jsonschema, cls):
     """``cls`` with the keywords whose cost :mod:`daebus.app.schemacost` bounds."""
-    with _bounded_lock:
-        made = _BOUNDED.get(cls)
-        if made is None:
-            made = _BOUNDED[cls] = jsonschema.validators.extend(
-                cls, {"uniqueItems": bounded_unique_items(cls.VALIDATORS["uniqueItems"])})
-        return made
+    return jsonschema.validators.extend(cls, {"uniqueItems": bounded_unique_items(cls.VALIDATORS["uniqueItems"])})
 
 
 def _remote_ref(node, path: list):
